@@ -1,0 +1,10 @@
+"""`python -m simkit`: the command line, see :mod:`simkit.cli`."""
+
+from __future__ import annotations
+
+import sys
+
+from simkit.cli import main
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,419 @@
+"""`engine`: the per-event engine, the Pod API's connection rules one call at a time.
+
+:class:`Engine` holds a population, the crossPod relation as it is now and the stored pair
+records, and answers ``connect``, ``accept``, ``reject``, ``remove``, ``get`` and ``list``
+as the API does (``connections.md`` §2–4). It looks every decision up in
+:mod:`simkit.rules`; it is plain Python (no pandas), the reference every other engine is
+tested against, and what a notebook or an HTTP face drives call by call.
+:func:`replay` runs a whole log through it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from simkit.events import Events, Policy, apply_order
+from simkit.population import Population
+from simkit.results import Connections, Outcomes, Replay
+from simkit.rules import (
+    ACTIONS,
+    IMPLICIT,
+    REASONS,
+    STATUSES,
+    TABLE,
+    Action,
+    Effect,
+    Kind,
+    Reason,
+    Status,
+    View,
+    message,
+)
+
+__all__ = ["Answer", "Engine", "UserConnection", "replay"]
+
+
+@dataclass(frozen=True, slots=True)
+class UserConnection:
+    """A connection as the caller sees it: the API's ``UserConnection``.
+
+    The times and counter are ``None`` for an implicit connection, which is never stored.
+    """
+
+    user_id: int
+    status: Status
+    first_requested_at: int | None = None
+    updated_at: int | None = None
+    request_counter: int | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        """The wire form (§7): implicit connections show only ``userId`` and ``status``."""
+        out: dict[str, Any] = {"userId": self.user_id, "status": self.status.value}
+        if self.request_counter is not None:
+            out["firstRequestedAt"] = self.first_requested_at
+            out["updatedAt"] = self.updated_at
+            out["requestCounter"] = self.request_counter
+        return out
+
+
+@dataclass(frozen=True, slots=True)
+class Answer:
+    """The API's answer to one call.
+
+    `connection` is the caller's view after the call (``None`` where the spec shows no
+    status, and where there is no record). `status` is that view's status, ``NONE`` when
+    there is no record.
+    """
+
+    code: int
+    reason: Reason | None
+    status: Status | None
+    connection: UserConnection | None
+
+    @property
+    def ok(self) -> bool:
+        """Whether the call succeeded (HTTP 200)."""
+        return self.code == 200
+
+    @property
+    def message(self) -> str:
+        """A human message for the answer."""
+        return message(self.reason)
+
+
+# Small-integer codes of the hot loop, derived once from the rules.
+_N_ACTIONS = len(ACTIONS)
+_REASON = {r: i for i, r in enumerate(REASONS)}
+_STATUS = {s: i for i, s in enumerate(STATUSES)}
+_FLAT = [
+    (cell.code, _REASON[cell.reason] if cell.reason else -1, int(cell.effect))
+    for cell in (TABLE[(View(v), ACTIONS[a])] for v in range(len(View)) for a in range(_N_ACTIONS))
+]
+_IMPLICIT = [(IMPLICIT[a][0], _REASON[IMPLICIT[a][1]] if IMPLICIT[a][1] else -1) for a in ACTIONS]
+# View of a record for the caller: index kind * 2 + (caller is the requester).
+_VIEW = [int(View.of(Kind(k), bool(own))) for k in range(len(Kind)) for own in (0, 1)]
+_VIEW_STATUS = [_STATUS[View(v).status] for v in range(len(View))]
+_NONE_STATUS = _STATUS[Status.NONE]
+_ACCEPTED_STATUS = _STATUS[Status.ACCEPTED]
+_R_UNKNOWN_CALLER = _REASON[Reason.UNKNOWN_CALLER]
+_R_SELF = _REASON[Reason.SELF]
+_R_UNKNOWN_USER = _REASON[Reason.UNKNOWN_USER]
+_R_ENTITLEMENT = _REASON[Reason.ENTITLEMENT]
+_R_CROSSPOD = _REASON[Reason.CROSSPOD_DISABLED]
+_R_NOT_FOUND = _REASON[Reason.NOT_FOUND]
+_E_CREATE, _E_ACCEPT, _E_DECLINE, _E_DELETE, _E_REREQUEST, _E_REOPEN = (
+    int(Effect.CREATE),
+    int(Effect.ACCEPT),
+    int(Effect.DECLINE),
+    int(Effect.DELETE),
+    int(Effect.REREQUEST),
+    int(Effect.REOPEN),
+)
+_PENDING, _ACCEPTED, _REJECTED = int(Kind.PENDING), int(Kind.ACCEPTED), int(Kind.REJECTED)
+
+# A stored record: [requester, kind, request_counter, first_requested_at, updated_at].
+_Record = list[int]
+
+
+class Engine:
+    """The connection rules of the Pod API, applied one call at a time.
+
+    Parameters
+    ----------
+    population : Population
+        Pods, users and the crossPod pairs enabled at the start.
+
+    Examples
+    --------
+    >>> from simkit import Engine, Pod, Population, User
+    >>> pop = Population.from_records(
+    ...     pods=[Pod(1, "bank"), Pod(2, "fund")],
+    ...     users=[User(10, 1), User(20, 2)],
+    ...     crosspod=[(1, 2)],
+    ... )
+    >>> api = Engine(pop)
+    >>> api.connect(10, 20, ts=1_000).status
+    <Status.PENDING_OUTGOING: 'PENDING_OUTGOING'>
+    >>> api.accept(20, 10, ts=2_000).connection.to_json()
+    {'userId': 10, 'status': 'ACCEPTED', 'firstRequestedAt': 1000, 'updatedAt': 2000, 'requestCounter': 1}
+    >>> api.reject(20, 10).reason
+    <Reason.ACCEPTED: 'accepted'>
+    """
+
+    def __init__(self, population: Population) -> None:
+        self.population = population
+        private = dict(zip(population.pod_id.tolist(), population.pod_private.tolist()))
+        # user id -> (pod id, external, pod is private)
+        self._users: dict[int, tuple[int, bool, bool]] = {
+            u: (p, e, private[p])
+            for u, p, e in zip(
+                population.user_id.tolist(),
+                population.user_pod.tolist(),
+                population.user_external.tolist(),
+            )
+        }
+        self._crosspod: set[tuple[int, int]] = {(a, b) for a, b in population.crosspod.tolist()}
+        self._records: dict[tuple[int, int], _Record] = {}
+        self.now = 0
+
+    # -- policy ------------------------------------------------------------------------
+
+    def set_crosspod(self, pod_a: int, pod_b: int, enabled: bool) -> None:
+        """Enable or disable crossPod between two pods from now on."""
+        pair = (pod_a, pod_b) if pod_a < pod_b else (pod_b, pod_a)
+        if enabled:
+            self._crosspod.add(pair)
+        else:
+            self._crosspod.discard(pair)
+
+    def crosspod_enabled(self, pod_a: int, pod_b: int) -> bool:
+        """Whether crossPod is enabled between two pods now."""
+        return ((pod_a, pod_b) if pod_a < pod_b else (pod_b, pod_a)) in self._crosspod
+
+    # -- actions -----------------------------------------------------------------------
+
+    def apply(self, actor: int, target: int, action: Action | str, ts: int | None = None) -> Answer:
+        """Answer one action call by `actor` about `target` at `ts` (ms since the epoch).
+
+        Without `ts` the call happens one millisecond after the previous one.
+        """
+        ts = self.now + 1 if ts is None else ts
+        self.now = ts
+        code, reason, status, _ = self._step(ts, actor, target, ACTIONS.index(Action(action)))
+        return self._answer(actor, target, code, reason, status)
+
+    def connect(self, actor: int, target: int, ts: int | None = None) -> Answer:
+        """``POST /v1/connection/create``: `actor` asks `target` to connect."""
+        return self.apply(actor, target, Action.CONNECT, ts)
+
+    def accept(self, actor: int, target: int, ts: int | None = None) -> Answer:
+        """``POST /v1/connection/accept``: `actor` accepts `target`'s request."""
+        return self.apply(actor, target, Action.ACCEPT, ts)
+
+    def reject(self, actor: int, target: int, ts: int | None = None) -> Answer:
+        """``POST /v1/connection/reject``: `actor` declines `target`'s request."""
+        return self.apply(actor, target, Action.REJECT, ts)
+
+    def remove(self, actor: int, target: int, ts: int | None = None) -> Answer:
+        """``POST /v1/connection/user/{target}/remove``."""
+        return self.apply(actor, target, Action.REMOVE, ts)
+
+    def _step(self, ts: int, a: int, b: int, act: int) -> tuple[int, int, int, int]:
+        """Apply one action; return (code, reason, status, request_counter) codes.
+
+        This is the hot loop of :func:`replay`: it works on small integers prepared from
+        :mod:`simkit.rules` and follows §3 check by check, then the §4 cell.
+        """
+        users = self._users
+        ua = users.get(a)
+        if ua is None:
+            return 401, _R_UNKNOWN_CALLER, -1, 0
+        if a == b:
+            return 400, _R_SELF, -1, 0
+        ub = users.get(b)
+        if ub is None:
+            return 404, _R_UNKNOWN_USER, -1, 0
+        pa = ua[0]
+        pb = ub[0]
+        if pa == pb and ua[2]:
+            code, reason = _IMPLICIT[act]
+            return code, reason, _ACCEPTED_STATUS, 0
+        key = (a, b) if a < b else (b, a)
+        rec = self._records.get(key)
+        if pa != pb:
+            refused = -1
+            if not ua[1]:
+                refused = _R_ENTITLEMENT
+            elif not ub[1]:
+                return 404, _R_UNKNOWN_USER, -1, 0
+            elif ((pa, pb) if pa < pb else (pb, pa)) not in self._crosspod:
+                refused = _R_CROSSPOD
+            if refused >= 0:
+                if rec is None:
+                    return 403, refused, _NONE_STATUS, 0
+                return 403, refused, _VIEW_STATUS[_VIEW[rec[1] * 2 + (rec[0] == a)]], rec[2]
+        if rec is None:
+            code, reason, effect = _FLAT[act]
+            if effect == _E_CREATE:
+                self._records[key] = [a, _PENDING, 1, ts, ts]
+                return code, reason, _VIEW_STATUS[_VIEW[_PENDING * 2 + 1]], 1
+            return code, reason, _NONE_STATUS, 0
+        code, reason, effect = _FLAT[_VIEW[rec[1] * 2 + (rec[0] == a)] * _N_ACTIONS + act]
+        if effect:
+            if effect == _E_DELETE:
+                del self._records[key]
+                return code, reason, _NONE_STATUS, 0
+            if effect == _E_ACCEPT:
+                rec[1] = _ACCEPTED
+            elif effect == _E_DECLINE:
+                rec[1] = _REJECTED
+            elif effect == _E_REREQUEST:
+                rec[0] = a
+                rec[1] = _PENDING
+                rec[2] += 1
+            elif effect == _E_REOPEN:
+                rec[1] = _PENDING
+            rec[4] = ts
+        return code, reason, _VIEW_STATUS[_VIEW[rec[1] * 2 + (rec[0] == a)]], rec[2]
+
+    def _answer(self, caller: int, other: int, code: int, reason: int, status: int) -> Answer:
+        reason_key = REASONS[reason] if reason >= 0 else None
+        if status < 0:
+            return Answer(code, reason_key, None, None)
+        view = self._view(caller, other)
+        return Answer(code, reason_key, STATUSES[status], view)
+
+    def _view(self, caller: int, other: int) -> UserConnection | None:
+        ua = self._users[caller]
+        ub = self._users.get(other)
+        if ub is not None and ua[0] == ub[0] and ua[2]:
+            return UserConnection(other, Status.ACCEPTED)
+        rec = self._records.get((caller, other) if caller < other else (other, caller))
+        if rec is None:
+            return None
+        status = STATUSES[_VIEW_STATUS[_VIEW[rec[1] * 2 + (rec[0] == caller)]]]
+        return UserConnection(other, status, rec[3], rec[4], rec[2])
+
+    # -- read-only calls ---------------------------------------------------------------
+
+    def get(self, caller: int, user_id: int) -> Answer:
+        """``GET /v1/connection/user/{user_id}/info``: the caller's view of one connection.
+
+        Applies checks 1–3 and 5–7 like the actions, then answers 404 ``not_found`` where
+        there is no record.
+        """
+        users = self._users
+        ua = users.get(caller)
+        if ua is None:
+            return Answer(401, Reason.UNKNOWN_CALLER, None, None)
+        if caller == user_id:
+            return Answer(400, Reason.SELF, None, None)
+        ub = users.get(user_id)
+        if ub is None:
+            return Answer(404, Reason.UNKNOWN_USER, None, None)
+        if ua[0] != ub[0]:
+            if not ua[1]:
+                return Answer(403, Reason.ENTITLEMENT, None, None)
+            if not ub[1]:
+                return Answer(404, Reason.UNKNOWN_USER, None, None)
+            if not self.crosspod_enabled(ua[0], ub[0]):
+                return Answer(403, Reason.CROSSPOD_DISABLED, None, None)
+        view = self._view(caller, user_id)
+        if view is None:
+            return Answer(404, Reason.NOT_FOUND, None, None)
+        return Answer(200, None, view.status, view)
+
+    def list(
+        self,
+        caller: int,
+        status: Status | str | None = None,
+        user_ids: Iterable[int] | None = None,
+    ) -> list[UserConnection]:
+        """``GET /v1/connection/list``: the caller's connections, ordered by user id.
+
+        `status` is one status, ``"ALL"``, or ``None`` for both pending statuses. Stored
+        records are listed whatever the crossPod relation is now; implicit connections
+        appear only when `user_ids` names them and `status` is ``ACCEPTED`` or ``ALL``.
+        ``KeyError`` if the caller is unknown.
+        """
+        ua = self._users[caller]
+        if status is None:
+            wanted = {Status.PENDING_INCOMING, Status.PENDING_OUTGOING}
+        elif str(status) == "ALL":
+            wanted = set(Status) - {Status.NONE}
+        else:
+            wanted = {Status(status)}
+        names = None if user_ids is None else set(user_ids)
+        found: list[UserConnection] = []
+        for (a, b), _ in self._records.items():
+            if caller not in (a, b):
+                continue
+            other = b if a == caller else a
+            if names is not None and other not in names:
+                continue
+            view = self._view(caller, other)
+            if view is not None and view.status in wanted:
+                found.append(view)
+        if names is not None and Status.ACCEPTED in wanted and ua[2]:
+            for other in names:
+                ub = self._users.get(other)
+                if other != caller and ub is not None and ub[0] == ua[0]:
+                    found.append(UserConnection(other, Status.ACCEPTED))
+        return sorted(found, key=lambda c: c.user_id)
+
+    # -- results -----------------------------------------------------------------------
+
+    def connections(self) -> Connections:
+        """The stored records now, sorted by ``(user_a, user_b)``."""
+        keys = sorted(self._records)
+        recs = [self._records[k] for k in keys]
+        return Connections(
+            user_a=np.array([k[0] for k in keys], dtype=np.int64),
+            user_b=np.array([k[1] for k in keys], dtype=np.int64),
+            requester=np.array([r[0] for r in recs], dtype=np.int64),
+            status=np.array([r[1] for r in recs], dtype=np.int8),
+            request_counter=np.array([r[2] for r in recs], dtype=np.int32),
+            first_requested_at=np.array([r[3] for r in recs], dtype=np.int64),
+            updated_at=np.array([r[4] for r in recs], dtype=np.int64),
+        )
+
+    def run(self, events: Events, policy: Policy | None = None) -> Outcomes:
+        """Apply a whole log in apply order (§5); return the outcomes in input order."""
+        n = len(events)
+        ts = events.ts.tolist()
+        actor = events.actor.tolist()
+        target = events.target.tolist()
+        action = events.action.tolist()
+        code = [0] * n
+        reason = [0] * n
+        status = [0] * n
+        counter = [0] * n
+        if policy is not None and len(policy):
+            pol = apply_order(policy.ts).tolist()
+            pts = [int(policy.ts[j]) for j in pol]
+            pol_rows = [
+                (int(policy.pod_a[j]), int(policy.pod_b[j]), bool(policy.crosspod[j])) for j in pol
+            ]
+        else:
+            pts, pol_rows = [], []
+        n_pol = len(pts)
+        pi = 0
+        step = self._step
+        for i in apply_order(events.ts).tolist():
+            t = ts[i]
+            # Policy events at a ts apply before the actions at that ts.
+            while pi < n_pol and pts[pi] <= t:
+                self.set_crosspod(*pol_rows[pi])
+                pi += 1
+            code[i], reason[i], status[i], counter[i] = step(t, actor[i], target[i], action[i])
+        while pi < n_pol:
+            self.set_crosspod(*pol_rows[pi])
+            pi += 1
+        if n:
+            self.now = max(self.now, int(events.ts.max()))
+        return Outcomes(
+            code=np.array(code, dtype=np.int16),
+            reason=np.array(reason, dtype=np.int8),
+            status=np.array(status, dtype=np.int8),
+            request_counter=np.array(counter, dtype=np.int32),
+        )
+
+
+def replay(population: Population, events: Events, policy: Policy | None = None) -> Replay:
+    """Replay a log through a fresh :class:`Engine`: outcomes and final connections.
+
+    Examples
+    --------
+    >>> from simkit import Events, Pod, Population, User, replay
+    >>> pop = Population.from_records([Pod(1, "a"), Pod(2, "b")], [User(1, 1), User(2, 2)], [(1, 2)])
+    >>> result = replay(pop, Events.from_records([(5, 1, 2, "connect"), (9, 2, 1, "reject")]))
+    >>> result.outcomes.statuses(), result.connections.statuses()
+    (['PENDING_OUTGOING', 'REJECTED'], ['REJECTED'])
+    """
+    engine = Engine(population)
+    outcomes = engine.run(events, policy)
+    return Replay(outcomes, engine.connections())

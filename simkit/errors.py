@@ -1,0 +1,60 @@
+"""`errors`: the exceptions simkit raises for problems a user can fix.
+
+The hierarchy::
+
+    SimkitError                 anything simkit refuses, with a one-line message
+    ├── InputError              a bad input table: names file, 1-based data row, column
+    ├── ScenarioError           a bad scenario file: names file and key
+    └── RunDirError             a run folder that cannot be read or written as asked
+
+The command line prints ``str(error)`` as one line on stderr and exits non-zero; Python
+callers can catch :class:`SimkitError` alone. Programming errors stay ordinary Python
+exceptions.
+"""
+
+from __future__ import annotations
+
+__all__ = ["InputError", "RunDirError", "ScenarioError", "SimkitError"]
+
+
+class SimkitError(Exception):
+    """Base of every error simkit reports to its user."""
+
+
+class InputError(SimkitError):
+    """An input table that breaks the rules of ``connections.md`` §5.
+
+    Examples
+    --------
+    >>> str(InputError("run/events.csv", 3, "action", "one of connect, accept, reject, remove"))
+    "run/events.csv: row 3, column 'action': expected one of connect, accept, reject, remove"
+    """
+
+    def __init__(self, file: str, row: int | None, column: str | None, expected: str) -> None:
+        self.file = file
+        self.row = row
+        self.column = column
+        self.expected = expected
+        where = [file]
+        if row is not None:
+            where.append(f" row {row},")
+        if column is not None:
+            where.append(f" column {column!r}:")
+        text = "".join(where)
+        if not text.endswith(":"):
+            text = text.rstrip(",") + ":"
+        super().__init__(f"{text} expected {expected}")
+
+
+class ScenarioError(SimkitError):
+    """A scenario file with an unknown key, a wrong type or an impossible value."""
+
+    def __init__(self, file: str, key: str, expected: str) -> None:
+        self.file = file
+        self.key = key
+        self.expected = expected
+        super().__init__(f"{file}: {key}: expected {expected}")
+
+
+class RunDirError(SimkitError):
+    """A run folder that is missing, not a folder, or not empty when it must be."""

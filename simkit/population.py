@@ -1,0 +1,235 @@
+"""`population`: the pods, users and starting crossPod relation of a simulated network.
+
+A :class:`Population` is columnar (one numpy array per field) so that a million users cost
+megabytes, not a million objects; :class:`Pod` and :class:`User` are the record forms a
+person types in a notebook. This module checks the population's own consistency
+(:func:`problems`) but knows nothing of files: naming the file a problem came from is the
+job of :mod:`simkit.runs`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+
+import numpy as np
+from numpy.typing import NDArray
+
+__all__ = ["Pod", "Population", "Problem", "User", "problems"]
+
+
+@dataclass(frozen=True, slots=True)
+class Pod:
+    """A company's pod. Users of the same private pod are connected implicitly."""
+
+    pod_id: int
+    name: str
+    private: bool = True
+
+
+@dataclass(frozen=True, slots=True)
+class User:
+    """A user; `external` users are entitled to communicate across pods."""
+
+    user_id: int
+    pod_id: int
+    external: bool = True
+
+
+@dataclass(frozen=True, slots=True)
+class Problem:
+    """One inconsistency in input tables: table, 0-based row (``None``: whole table), column."""
+
+    table: str
+    row: int | None
+    column: str | None
+    expected: str
+
+
+@dataclass(frozen=True, eq=False)
+class Population:
+    """Pods, users and the pairs of pods with crossPod enabled at the start.
+
+    Columns are numpy arrays in input order. `crosspod` holds each enabled pair once, as
+    ``(smaller, larger)`` rows sorted ascending, whatever way round it was given.
+
+    Examples
+    --------
+    >>> pop = Population.from_records(
+    ...     pods=[Pod(1, "bank"), Pod(2, "fund")],
+    ...     users=[User(10, 1), User(20, 2, external=False)],
+    ...     crosspod=[(2, 1)],
+    ... )
+    >>> pop.n_users, pop.crosspod.tolist()
+    (2, [[1, 2]])
+    >>> pop.user(20)
+    User(user_id=20, pod_id=2, external=False)
+    """
+
+    pod_id: NDArray[np.int64]
+    pod_name: tuple[str, ...]
+    pod_private: NDArray[np.bool_]
+    user_id: NDArray[np.int64]
+    user_pod: NDArray[np.int64]
+    user_external: NDArray[np.bool_]
+    crosspod: NDArray[np.int64]
+
+    @classmethod
+    def from_arrays(
+        cls,
+        *,
+        pod_id: Iterable[int] | NDArray[np.int64],
+        pod_name: Iterable[str],
+        pod_private: Iterable[bool] | NDArray[np.bool_],
+        user_id: Iterable[int] | NDArray[np.int64],
+        user_pod: Iterable[int] | NDArray[np.int64],
+        user_external: Iterable[bool] | NDArray[np.bool_],
+        crosspod: Iterable[tuple[int, int]] | NDArray[np.int64] = (),
+    ) -> Population:
+        """Build a population from columns; raise ``ValueError`` on the first problem."""
+        pairs = np.asarray(list(crosspod) if not isinstance(crosspod, np.ndarray) else crosspod)
+        pairs = pairs.astype(np.int64).reshape(-1, 2)
+        pop = cls(
+            pod_id=_int_array(pod_id),
+            pod_name=tuple(str(n) for n in pod_name),
+            pod_private=_bool_array(pod_private),
+            user_id=_int_array(user_id),
+            user_pod=_int_array(user_pod),
+            user_external=_bool_array(user_external),
+            crosspod=pairs,
+        )
+        first = next(problems(pop), None)
+        if first is not None:
+            where = f"row {first.row + 1}, " if first.row is not None else ""
+            raise ValueError(f"{first.table}: {where}column {first.column!r}: {first.expected}")
+        return pop._normalised()
+
+    @classmethod
+    def from_records(
+        cls,
+        pods: Iterable[Pod],
+        users: Iterable[User],
+        crosspod: Iterable[tuple[int, int]] = (),
+    ) -> Population:
+        """Build a population from :class:`Pod` and :class:`User` records."""
+        pods = list(pods)
+        users = list(users)
+        return cls.from_arrays(
+            pod_id=[p.pod_id for p in pods],
+            pod_name=[p.name for p in pods],
+            pod_private=[p.private for p in pods],
+            user_id=[u.user_id for u in users],
+            user_pod=[u.pod_id for u in users],
+            user_external=[u.external for u in users],
+            crosspod=list(crosspod),
+        )
+
+    def _normalised(self) -> Population:
+        pairs = np.sort(self.crosspod, axis=1)
+        pairs = np.unique(pairs, axis=0) if len(pairs) else pairs.reshape(0, 2)
+        return Population(
+            pod_id=self.pod_id,
+            pod_name=self.pod_name,
+            pod_private=self.pod_private,
+            user_id=self.user_id,
+            user_pod=self.user_pod,
+            user_external=self.user_external,
+            crosspod=np.ascontiguousarray(pairs, dtype=np.int64),
+        )
+
+    @property
+    def n_pods(self) -> int:
+        """Number of pods."""
+        return len(self.pod_id)
+
+    @property
+    def n_users(self) -> int:
+        """Number of users."""
+        return len(self.user_id)
+
+    def pods(self) -> list[Pod]:
+        """The pods as records, in input order."""
+        return [
+            Pod(int(i), n, bool(p))
+            for i, n, p in zip(self.pod_id.tolist(), self.pod_name, self.pod_private.tolist())
+        ]
+
+    def users(self) -> Iterator[User]:
+        """The users as records, in input order."""
+        for uid, pod, ext in zip(
+            self.user_id.tolist(), self.user_pod.tolist(), self.user_external.tolist()
+        ):
+            yield User(uid, pod, ext)
+
+    def user(self, user_id: int) -> User:
+        """The user with this id; ``KeyError`` if there is none."""
+        hits = np.flatnonzero(self.user_id == user_id)
+        if not len(hits):
+            raise KeyError(user_id)
+        i = int(hits[0])
+        return User(int(self.user_id[i]), int(self.user_pod[i]), bool(self.user_external[i]))
+
+
+def _int_array(values: Iterable[int] | NDArray[np.int64]) -> NDArray[np.int64]:
+    if isinstance(values, np.ndarray):
+        return np.ascontiguousarray(values, dtype=np.int64)
+    return np.fromiter(values, dtype=np.int64)
+
+
+def _bool_array(values: Iterable[bool] | NDArray[np.bool_]) -> NDArray[np.bool_]:
+    if isinstance(values, np.ndarray):
+        return np.ascontiguousarray(values, dtype=np.bool_)
+    return np.fromiter(values, dtype=np.bool_)
+
+
+def _first_duplicate(values: NDArray[np.int64]) -> int | None:
+    """0-based position of the first value that repeats an earlier one, or ``None``."""
+    if len(values) < 2:
+        return None
+    _, first_seen = np.unique(values, return_index=True)
+    if len(first_seen) == len(values):
+        return None
+    seen = np.zeros(len(values), dtype=bool)
+    seen[first_seen] = True
+    return int(np.flatnonzero(~seen)[0])
+
+
+def _first_unknown(values: NDArray[np.int64], known: NDArray[np.int64]) -> int | None:
+    """0-based position of the first value not in `known`, or ``None``."""
+    bad = np.flatnonzero(~np.isin(values, known))
+    return int(bad[0]) if len(bad) else None
+
+
+def problems(pop: Population, *, policy_pods: NDArray[np.int64] | None = None) -> Iterator[Problem]:
+    """Yield the population's inconsistencies, table by table, first row first.
+
+    `policy_pods`, if given, is an ``(n, 2)`` array of the pods named by policy events,
+    checked like crossPod pairs.
+    """
+    dup = _first_duplicate(pop.pod_id)
+    if dup is not None:
+        yield Problem("pods", dup, "pod_id", f"a unique pod_id ({pop.pod_id[dup]} repeats)")
+    dup = _first_duplicate(pop.user_id)
+    if dup is not None:
+        yield Problem("users", dup, "user_id", f"a unique user_id ({pop.user_id[dup]} repeats)")
+    bad = _first_unknown(pop.user_pod, pop.pod_id)
+    if bad is not None:
+        yield Problem("users", bad, "pod_id", f"a pod_id of pods ({pop.user_pod[bad]} is unknown)")
+    tables: list[tuple[str, NDArray[np.int64]]] = [("crosspod", pop.crosspod.reshape(-1, 2))]
+    if policy_pods is not None:
+        tables.append(("policy", policy_pods.reshape(-1, 2)))
+    for table, pairs in tables:
+        yield from _pair_problems(table, pairs, pop.pod_id)
+
+
+def _pair_problems(table: str, pairs: NDArray[np.int64], pod_ids: NDArray[np.int64]) -> Iterator[Problem]:
+    found: list[Problem] = []
+    for col, column in ((0, "pod_a"), (1, "pod_b")):
+        bad = _first_unknown(pairs[:, col], pod_ids)
+        if bad is not None:
+            found.append(Problem(table, bad, column, f"a pod_id of pods ({pairs[bad, col]} is unknown)"))
+    same = np.flatnonzero(pairs[:, 0] == pairs[:, 1])
+    if len(same):
+        i = int(same[0])
+        found.append(Problem(table, i, "pod_b", f"a pod other than pod_a ({pairs[i, 1]} is both)"))
+    yield from sorted(found, key=lambda p: p.row if p.row is not None else -1)
