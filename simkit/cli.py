@@ -82,6 +82,10 @@ def _parser() -> argparse.ArgumentParser:
     )
     p.add_argument("run_dir", type=Path, metavar="RUN_DIR", help="folder with the input tables")
     p.set_defaults(handler=_validate)
+
+    # -- `simkit run` (scenarios: simkit.generate) is added here.
+
+    # -- `simkit report` (analysis: simkit.report) is added here.
     return parser
 
 
