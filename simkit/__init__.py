@@ -1,8 +1,9 @@
 """simkit: simulate and analyse user connections across pods of an enterprise chat network.
 
 The core (rules, population, events, the per-event engine) is plain Python and numpy;
-tables, graphs and charts live in modules that import pandas, networkx or matplotlib only
-when used, so ``import simkit`` stays light.
+files, tables, graphs and charts live in edge modules (:mod:`simkit.runs`,
+:mod:`simkit.analysis`, ...) that are imported only when one of their names is first used,
+so ``import simkit`` loads no pyarrow, pandas, networkx or matplotlib.
 
 Examples
 --------
@@ -26,7 +27,13 @@ from simkit.events import Events, Policy
 from simkit.population import Pod, Population, User
 from simkit.results import Connections, Outcomes, Replay
 from simkit.rules import Action, Reason, Status
-from simkit.runs import Run, read_run, replay_run
+
+# Names of edge modules, loaded on first use (PEP 562): public name -> module.
+_LAZY = {
+    "Run": "simkit.runs",
+    "read_run": "simkit.runs",
+    "replay_run": "simkit.runs",
+}
 
 __all__ = [
     "Action",
@@ -53,3 +60,18 @@ __all__ = [
     "replay",
     "replay_run",
 ]
+
+
+def __getattr__(name: str) -> object:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'simkit' has no attribute {name!r}")
+    import importlib
+
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))

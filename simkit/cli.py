@@ -69,9 +69,24 @@ def _parser() -> argparse.ArgumentParser:
             "connections.parquet and manifest.json (into RUN_DIR unless --out is given)."
         ),
     )
-    p.add_argument("run_dir", type=Path, metavar="RUN_DIR", help="folder with pods, users, crosspod, [policy,] events tables")
-    p.add_argument("--out", type=Path, metavar="DIR", help="write outputs here (created if missing); RUN_DIR is left untouched")
-    p.add_argument("--engine", choices=["event", "columnar"], default="event", help="replay engine (default: %(default)s)")
+    p.add_argument(
+        "run_dir",
+        type=Path,
+        metavar="RUN_DIR",
+        help="folder with pods, users, crosspod, [policy,] events tables",
+    )
+    p.add_argument(
+        "--out",
+        type=Path,
+        metavar="DIR",
+        help="write outputs here (created if missing); RUN_DIR is left untouched",
+    )
+    p.add_argument(
+        "--engine",
+        choices=["event", "columnar"],
+        default="event",
+        help="replay engine (default: %(default)s)",
+    )
     p.add_argument("--csv", action="store_true", help="also write outcomes.csv and connections.csv")
     p.set_defaults(handler=_replay)
 

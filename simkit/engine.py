@@ -89,11 +89,17 @@ class Answer:
 _N_ACTIONS = len(ACTIONS)
 _REASON = {r: i for i, r in enumerate(REASONS)}
 _STATUS = {s: i for i, s in enumerate(STATUSES)}
+
+
+def _reason_code(reason: Reason | None) -> int:
+    return -1 if reason is None else _REASON[reason]
+
+
 _FLAT = [
-    (cell.code, _REASON[cell.reason] if cell.reason else -1, int(cell.effect))
+    (cell.code, _reason_code(cell.reason), int(cell.effect))
     for cell in (TABLE[(View(v), ACTIONS[a])] for v in range(len(View)) for a in range(_N_ACTIONS))
 ]
-_IMPLICIT = [(IMPLICIT[a][0], _REASON[IMPLICIT[a][1]] if IMPLICIT[a][1] else -1) for a in ACTIONS]
+_IMPLICIT = [(IMPLICIT[a][0], _reason_code(IMPLICIT[a][1])) for a in ACTIONS]
 # View of a record for the caller: index kind * 2 + (caller is the requester).
 _VIEW = [int(View.of(Kind(k), bool(own))) for k in range(len(Kind)) for own in (0, 1)]
 _VIEW_STATUS = [_STATUS[View(v).status] for v in range(len(View))]
@@ -375,9 +381,7 @@ class Engine:
         if policy is not None and len(policy):
             pol = apply_order(policy.ts).tolist()
             pts = [int(policy.ts[j]) for j in pol]
-            pol_rows = [
-                (int(policy.pod_a[j]), int(policy.pod_b[j]), bool(policy.crosspod[j])) for j in pol
-            ]
+            pol_rows = [(int(policy.pod_a[j]), int(policy.pod_b[j]), bool(policy.crosspod[j])) for j in pol]
         else:
             pts, pol_rows = [], []
         n_pol = len(pts)

@@ -35,14 +35,10 @@ class InputError(SimkitError):
         self.row = row
         self.column = column
         self.expected = expected
-        where = [file]
-        if row is not None:
-            where.append(f" row {row},")
+        where = [f"row {row}"] if row is not None else []
         if column is not None:
-            where.append(f" column {column!r}:")
-        text = "".join(where)
-        if not text.endswith(":"):
-            text = text.rstrip(",") + ":"
+            where.append(f"column {column!r}")
+        text = f"{file}: {', '.join(where)}:" if where else f"{file}:"
         super().__init__(f"{text} expected {expected}")
 
 

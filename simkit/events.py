@@ -44,7 +44,9 @@ class Events:
         try:
             codes = [_ACTION_INDEX[str(r[3])] for r in rows]
         except KeyError as exc:
-            raise ValueError(f"unknown action {exc.args[0]!r}; expected one of {list(_ACTION_INDEX)}") from None
+            raise ValueError(
+                f"unknown action {exc.args[0]!r}; expected one of {list(_ACTION_INDEX)}"
+            ) from None
         return cls(
             ts=np.array([r[0] for r in rows], dtype=np.int64),
             actor=np.array([r[1] for r in rows], dtype=np.int64),

@@ -156,9 +156,7 @@ class Population:
 
     def users(self) -> Iterator[User]:
         """The users as records, in input order."""
-        for uid, pod, ext in zip(
-            self.user_id.tolist(), self.user_pod.tolist(), self.user_external.tolist()
-        ):
+        for uid, pod, ext in zip(self.user_id.tolist(), self.user_pod.tolist(), self.user_external.tolist()):
             yield User(uid, pod, ext)
 
     def user(self, user_id: int) -> User:

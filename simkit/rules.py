@@ -173,37 +173,30 @@ _E = Effect
 
 # §4, row by row: (view, action) -> (code, reason, effect). Read across like the spec.
 _ROWS: tuple[tuple[View, Action, int, Reason | None, Effect], ...] = (
-    # fmt: off
     (View.NONE, Action.CONNECT, _OK, None, _E.CREATE),
     (View.NONE, Action.ACCEPT, 404, Reason.NOT_FOUND, _E.KEEP),  # [C]
     (View.NONE, Action.REJECT, 404, Reason.NOT_FOUND, _E.KEEP),  # [C]
     (View.NONE, Action.REMOVE, 400, Reason.NOT_CONNECTED, _E.KEEP),
-
     (View.PENDING_OUTGOING, Action.CONNECT, 400, Reason.ALREADY_PENDING, _E.KEEP),
     (View.PENDING_OUTGOING, Action.ACCEPT, 400, Reason.OWN_REQUEST, _E.KEEP),  # [C]
     (View.PENDING_OUTGOING, Action.REJECT, 400, Reason.OWN_REQUEST, _E.KEEP),  # [C]
     (View.PENDING_OUTGOING, Action.REMOVE, 400, Reason.NOT_CONNECTED, _E.KEEP),
-
     (View.PENDING_INCOMING, Action.CONNECT, 400, Reason.ALREADY_PENDING, _E.KEEP),  # [C]
     (View.PENDING_INCOMING, Action.ACCEPT, _OK, None, _E.ACCEPT),
     (View.PENDING_INCOMING, Action.REJECT, _OK, None, _E.DECLINE),
     (View.PENDING_INCOMING, Action.REMOVE, _OK, None, _E.DECLINE),
-
     (View.ACCEPTED, Action.CONNECT, _OK, None, _E.KEEP),  # [C]
     (View.ACCEPTED, Action.ACCEPT, _OK, None, _E.KEEP),  # [C]
     (View.ACCEPTED, Action.REJECT, 400, Reason.ACCEPTED, _E.KEEP),  # [C]
     (View.ACCEPTED, Action.REMOVE, _OK, None, _E.DELETE),
-
     (View.REJECTED_OWN, Action.CONNECT, _OK, None, _E.REREQUEST),
     (View.REJECTED_OWN, Action.ACCEPT, 400, Reason.NOT_PENDING, _E.KEEP),  # [C]
     (View.REJECTED_OWN, Action.REJECT, 400, Reason.NOT_PENDING, _E.KEEP),  # [C]
     (View.REJECTED_OWN, Action.REMOVE, 400, Reason.NOT_CONNECTED, _E.KEEP),  # [C]
-
     (View.REJECTED_DECLINED, Action.CONNECT, _OK, None, _E.REREQUEST),  # [C] either side
     (View.REJECTED_DECLINED, Action.ACCEPT, 400, Reason.NOT_PENDING, _E.KEEP),  # [C]
     (View.REJECTED_DECLINED, Action.REJECT, 400, Reason.NOT_PENDING, _E.KEEP),  # [C]
     (View.REJECTED_DECLINED, Action.REMOVE, _OK, None, _E.REOPEN),
-    # fmt: on
 )
 
 # Check 4: two users of the same private pod are connected implicitly.

@@ -58,8 +58,18 @@ _COLUMNS: dict[str, list[tuple[str, _ColumnKind, bool | None]]] = {
     "pods": [("pod_id", "int", None), ("name", "str", None), ("private", "bool", True)],
     "users": [("user_id", "int", None), ("pod_id", "int", None), ("external", "bool", True)],
     "crosspod": [("pod_a", "int", None), ("pod_b", "int", None)],
-    "policy": [("ts", "ts", None), ("pod_a", "int", None), ("pod_b", "int", None), ("crosspod", "bool", None)],
-    "events": [("ts", "ts", None), ("actor", "int", None), ("target", "int", None), ("action", "action", None)],
+    "policy": [
+        ("ts", "ts", None),
+        ("pod_a", "int", None),
+        ("pod_b", "int", None),
+        ("crosspod", "bool", None),
+    ],
+    "events": [
+        ("ts", "ts", None),
+        ("actor", "int", None),
+        ("target", "int", None),
+        ("action", "action", None),
+    ],
 }
 _ACTION_NAMES = pa.array([a.value for a in ACTIONS])
 _INT_PATTERN = r"^\s*[+-]?[0-9]+\s*$"
@@ -94,11 +104,18 @@ def _find_tables(path: Path) -> dict[str, Path]:
     for name in INPUT_TABLES:
         csv, parquet = path / f"{name}.csv", path / f"{name}.parquet"
         if csv.is_file() and parquet.is_file():
-            raise InputError(str(parquet), None, None, f"one file for table {name!r}, found both {csv.name} and {parquet.name}")
+            raise InputError(
+                str(parquet),
+                None,
+                None,
+                f"one file for table {name!r}, found both {csv.name} and {parquet.name}",
+            )
         if csv.is_file() or parquet.is_file():
             found[name] = csv if csv.is_file() else parquet
         elif name not in _OPTIONAL_TABLES:
-            raise InputError(str(csv), None, None, f"table {name!r} as {csv.name} or {parquet.name} (missing)")
+            raise InputError(
+                str(csv), None, None, f"table {name!r} as {csv.name} or {parquet.name} (missing)"
+            )
     return found
 
 
@@ -270,8 +287,12 @@ def _write_parquet(table: pa.Table, target: Path) -> None:
 
 
 def _write_csv(table: pa.Table, target: Path) -> None:
-    with _atomic(target) as tmp:
-        pacsv.write_csv(table, tmp, write_options=pacsv.WriteOptions(quoting_style="needed"))
+    # Arrow quotes every string; the outputs hold only ids, numbers and status keys (no commas
+    # or quotes), so they are written bare, as spreadsheet users and the vectors expect.
+    options = pacsv.WriteOptions(include_header=False, quoting_style="none")
+    with _atomic(target) as tmp, tmp.open("wb") as fh:
+        fh.write((",".join(table.column_names) + "\n").encode())
+        pacsv.write_csv(table, fh, write_options=options)
 
 
 def _write_text(text: str, target: Path) -> None:
@@ -355,7 +376,9 @@ def input_tables(population: Population, events: Events, policy: Policy) -> dict
     }
 
 
-def write_inputs(path: str | os.PathLike[str], population: Population, events: Events, policy: Policy) -> dict[str, Path]:
+def write_inputs(
+    path: str | os.PathLike[str], population: Population, events: Events, policy: Policy
+) -> dict[str, Path]:
     """Write a run's input tables as Parquet into `path` (created if missing)."""
     root = Path(path)
     root.mkdir(parents=True, exist_ok=True)
@@ -391,7 +414,10 @@ def write_outputs(
     """
     root = Path(out)
     root.mkdir(parents=True, exist_ok=True)
-    tables = {"outcomes": outcomes_table(result.outcomes), "connections": connections_table(result.connections)}
+    tables = {
+        "outcomes": outcomes_table(result.outcomes),
+        "connections": connections_table(result.connections),
+    }
     written: dict[str, Path] = {}
     for name, table in tables.items():
         written[name] = root / f"{name}.parquet"
@@ -406,7 +432,11 @@ def write_outputs(
             for name, file in sorted(run.files.items())
         },
         "outputs": {
-            name: {"file": written[name].name, "rows": tables[name].num_rows, "sha256": _sha256(written[name])}
+            name: {
+                "file": written[name].name,
+                "rows": tables[name].num_rows,
+                "sha256": _sha256(written[name]),
+            }
             for name in tables
         },
         "seed": None,
