@@ -11,6 +11,7 @@ rules.
 
 from __future__ import annotations
 
+import csv
 import hashlib
 import json
 import os
@@ -126,8 +127,8 @@ def _read_raw(file: Path) -> pa.Table:
         if file.suffix == ".parquet":
             return pq.read_table(file)
         with file.open("r", encoding="utf-8", newline="") as fh:
-            header = fh.readline().rstrip("\r\n").split(",")
-        names = [h.strip().strip('"') for h in header]
+            header = next(csv.reader(fh), [])
+        names = [h.strip() for h in header]
         return pacsv.read_csv(
             file,
             read_options=pacsv.ReadOptions(column_names=names, skip_rows=1),
@@ -138,9 +139,21 @@ def _read_raw(file: Path) -> pa.Table:
             ),
         )
     except (pa.ArrowInvalid, UnicodeDecodeError, OSError) as exc:
+        if file.suffix == ".csv" and isinstance(exc, pa.ArrowInvalid):
+            _raise_ragged_row(file)
         detail = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         kind = "Parquet" if file.suffix == ".parquet" else "CSV with a header row"
         raise InputError(str(file), None, None, f"a readable {kind} file ({detail})") from None
+
+
+def _raise_ragged_row(file: Path) -> None:
+    """Name the first CSV row whose cell count differs from the header's, if there is one."""
+    with file.open("r", encoding="utf-8", newline="") as fh:
+        rows = csv.reader(fh)
+        width = len(next(rows, []))
+        for number, row in enumerate((r for r in rows if r), start=1):
+            if len(row) != width:
+                raise InputError(str(file), number, None, f"{width} cells as in the header, found {len(row)}")
 
 
 def _first_true(mask: pa.ChunkedArray | pa.Array) -> int | None:

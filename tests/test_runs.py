@@ -81,6 +81,7 @@ REFUSED: list[tuple[str, Mutation, str, int | None, str | None]] = [
     ("policy unknown pod", lambda r: _edit(r, "policy", 1, "pod_a", "55"), "policy.csv", 1, "pod_a"),
     ("crosspod pod with itself", lambda r: _append(r, "crosspod", "30,30"), "crosspod.csv", 2, "pod_b"),
     ("policy pod with itself", lambda r: _edit(r, "policy", 2, "pod_b", "10"), "policy.csv", 2, "pod_b"),
+    ("ragged row", lambda r: _append(r, "events", "1700002760000,101"), "events.csv", 47, None),
     (
         "table as CSV and Parquet",
         lambda r: _to_parquet(r, "users", keep_csv=True),
