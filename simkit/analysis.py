@@ -1,0 +1,1049 @@
+"""`analysis`: the tables an analyst asks of a run, as pandas frames.
+
+:func:`load` reads a run folder (its input tables and the outputs of a replay) into a
+:class:`RunFrames`; :func:`from_run` does the same from objects already in memory. Every
+other function is pure: frames in, a new frame (or a number) out, with the definitions
+written in its docstring. This module is an adapter at the edge: it imports the core and
+pandas, never the other way round; it draws nothing (that is :mod:`simkit.plots`) and
+builds no graph (that is :mod:`simkit.graph`).
+
+Conventions
+-----------
+- Input tables keep their columns and types: ids and ``ts`` are int64, ``ts`` in
+  milliseconds since the epoch. Derived frames give times as naive ``datetime64`` in UTC
+  and durations as ``Timedelta``.
+- Record statuses are the stored kinds ``PENDING``, ``ACCEPTED``, ``REJECTED``
+  (:data:`STATUS_COLUMNS`); the caller's views (``PENDING_OUTGOING``...) appear only in
+  the per-event ``status`` column.
+- Implicit connections (two users of the same private pod) are never stored; where a table
+  counts them it does so in a column of their own, never mixed into ``ACCEPTED``.
+- A pod pair is unordered and written ``(pod_a, pod_b)`` with ``pod_a <= pod_b``.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal
+
+import numpy as np
+import pandas as pd
+import pyarrow.parquet as pq
+from numpy.typing import NDArray
+
+if TYPE_CHECKING:
+    from pandas._libs.tslibs.nattype import NaTType
+
+from simkit.errors import RunDirError
+from simkit.events import apply_order
+from simkit.results import Replay
+from simkit.rules import ACTIONS, CHECKS, TABLE, Effect, Kind
+from simkit.runs import Run, connections_table, outcomes_table, read_run
+
+__all__ = [
+    "CODES",
+    "STATUS_COLUMNS",
+    "RunFrames",
+    "acceptance_by_pod_pair",
+    "acceptance_rate",
+    "cross_pod_share",
+    "crosspod_at_end",
+    "crosspod_changes",
+    "crosspod_matrix",
+    "error_counts",
+    "from_run",
+    "load",
+    "median_time_to_accept",
+    "pod_matrix",
+    "request_counter_counts",
+    "requests",
+    "rerequest_rate",
+    "status_counts",
+    "status_timeline",
+    "summary",
+    "transitions",
+]
+
+STATUS_COLUMNS: tuple[str, ...] = tuple(k.name for k in (Kind.PENDING, Kind.ACCEPTED, Kind.REJECTED))
+"""The statuses of a stored record, in the order every table lists them."""
+
+CODES: tuple[int, ...] = tuple(
+    sorted({200} | {c.code for c in CHECKS} | {cell.code for cell in TABLE.values()})
+)
+"""Every HTTP code an action can be answered with (200, 400, 401, 403, 404)."""
+
+_OUTCOME_COLUMNS = ("code", "reason", "status", "request_counter")
+_CONNECTION_COLUMNS = (
+    "user_a",
+    "user_b",
+    "requester",
+    "status",
+    "request_counter",
+    "first_requested_at",
+    "updated_at",
+)
+# The kind of record behind each view a caller can be shown.
+_KIND_OF_VIEW = {
+    "NONE": int(Kind.NONE),
+    "PENDING_OUTGOING": int(Kind.PENDING),
+    "PENDING_INCOMING": int(Kind.PENDING),
+    "ACCEPTED": int(Kind.ACCEPTED),
+    "REJECTED": int(Kind.REJECTED),
+}
+_KIND_NAMES = np.array([k.name for k in Kind], dtype=object)
+_EFFECT_NAMES = np.array([e.name.lower() for e in Effect], dtype=object)
+# Bin widths tried, smallest first, when a caller gives none: the first that cuts the run
+# into at most _MAX_BINS bins wins.
+_BIN_WIDTHS = tuple(
+    pd.Timedelta(s) for s in ("1s", "10s", "1min", "10min", "1h", "6h", "1D", "7D", "30D", "365D")
+)
+_MAX_BINS = 60
+
+
+@dataclass(frozen=True, eq=False)
+class RunFrames:
+    """A run as pandas frames: its input tables and what the replay answered.
+
+    Attributes
+    ----------
+    pods : DataFrame
+        ``pod_id``, ``name``, ``private``; input order.
+    users : DataFrame
+        ``user_id``, ``pod_id``, ``external``; input order.
+    crosspod : DataFrame
+        ``pod_a``, ``pod_b``: pairs with crossPod enabled at the start, ``pod_a < pod_b``.
+    policy : DataFrame
+        ``ts``, ``pod_a``, ``pod_b``, ``crosspod``; input order (empty without a policy).
+    events : DataFrame
+        One row per action event in input order (the index is the 0-based input row):
+        ``ts``, ``actor``, ``target``, ``action``, then the outcome of the event
+        (``code``, ``reason``, ``status``, ``request_counter``), then ``actor_pod`` and
+        ``target_pod`` (nullable, ``<NA>`` for an unknown user) and ``implicit`` (both
+        users in the same private pod).
+    connections : DataFrame
+        The stored records after the last event: ``user_a``, ``user_b``, ``requester``,
+        ``status``, ``request_counter``, ``first_requested_at``, ``updated_at``.
+    """
+
+    pods: pd.DataFrame
+    users: pd.DataFrame
+    crosspod: pd.DataFrame
+    policy: pd.DataFrame
+    events: pd.DataFrame
+    connections: pd.DataFrame
+
+
+# -- building the frames --------------------------------------------------------------------
+
+
+def _input_frames(run: Run) -> dict[str, pd.DataFrame]:
+    pop, ev, pol = run.population, run.events, run.policy
+    return {
+        "pods": pd.DataFrame({"pod_id": pop.pod_id, "name": list(pop.pod_name), "private": pop.pod_private}),
+        "users": pd.DataFrame(
+            {"user_id": pop.user_id, "pod_id": pop.user_pod, "external": pop.user_external}
+        ),
+        "crosspod": pd.DataFrame({"pod_a": pop.crosspod[:, 0], "pod_b": pop.crosspod[:, 1]}),
+        "policy": pd.DataFrame(
+            {"ts": pol.ts, "pod_a": pol.pod_a, "pod_b": pol.pod_b, "crosspod": pol.crosspod}
+        ),
+        "events": pd.DataFrame(
+            {
+                "ts": ev.ts,
+                "actor": ev.actor,
+                "target": ev.target,
+                "action": np.array([a.value for a in ACTIONS], dtype=object)[ev.action.astype(np.intp)],
+            }
+        ),
+    }
+
+
+def _pods_of(user_ids: pd.Series, users: pd.DataFrame) -> pd.Series:
+    """The pod of each user id, ``<NA>`` where the user is unknown."""
+    where = pd.Index(users["user_id"]).get_indexer(pd.Index(user_ids))
+    known = where >= 0
+    pods = np.zeros(len(where), dtype=np.int64)
+    pods[known] = users["pod_id"].to_numpy(dtype=np.int64)[where[known]]
+    return pd.Series(pd.arrays.IntegerArray(pods, ~known), index=user_ids.index)
+
+
+def _assemble(
+    tables: dict[str, pd.DataFrame], outcomes: pd.DataFrame, connections: pd.DataFrame
+) -> RunFrames:
+    events = tables["events"]
+    events.index.name = "event"
+    for column in _OUTCOME_COLUMNS:
+        events[column] = outcomes[column].to_numpy()
+    users, pods = tables["users"], tables["pods"]
+    events["actor_pod"] = _pods_of(events["actor"], users)
+    events["target_pod"] = _pods_of(events["target"], users)
+    private_pods = pods.loc[pods["private"], "pod_id"]
+    same = (events["actor_pod"] == events["target_pod"]).fillna(False)
+    events["implicit"] = (same & events["actor_pod"].isin(private_pods)).astype(bool)
+    return RunFrames(
+        pods=pods,
+        users=users,
+        crosspod=tables["crosspod"],
+        policy=tables["policy"],
+        events=events,
+        connections=connections,
+    )
+
+
+def from_run(run: Run, result: Replay | None = None) -> RunFrames:
+    """The frames of a run already in memory.
+
+    Parameters
+    ----------
+    run : Run
+        The inputs, as :func:`simkit.read_run` returns them.
+    result : Replay, optional
+        What replaying `run` gave; replayed here with the per-event engine if left out.
+
+    Examples
+    --------
+    >>> from simkit import read_run
+    >>> frames = from_run(read_run("data/samples/story"))
+    >>> len(frames.events), frames.connections["status"].tolist()
+    (46, ['PENDING', 'ACCEPTED', 'PENDING', 'ACCEPTED'])
+    """
+    if result is None:
+        from simkit.engine import replay
+
+        result = replay(run.population, run.events, run.policy)
+    if len(result.outcomes) != len(run.events):
+        raise ValueError(
+            f"{len(result.outcomes)} outcomes for {len(run.events)} events; replay the run again"
+        )
+    outcomes = outcomes_table(result.outcomes).to_pandas()
+    connections = connections_table(result.connections).to_pandas()
+    return _assemble(_input_frames(run), outcomes, connections)
+
+
+def _read_output(folder: Path, name: str, columns: tuple[str, ...]) -> pd.DataFrame:
+    file = folder / name
+    if not file.is_file():
+        raise RunDirError(f"{file}: missing; run `simkit replay` on the run folder first")
+    table = pq.read_table(file)
+    missing = [c for c in columns if c not in table.column_names]
+    if missing:
+        raise RunDirError(f"{file}: expected columns {', '.join(columns)} (missing: {', '.join(missing)})")
+    frame: pd.DataFrame = table.select(list(columns)).to_pandas()
+    return frame
+
+
+def load(run_dir: str | os.PathLike[str], outputs: str | os.PathLike[str] | None = None) -> RunFrames:
+    """Read a replayed run folder into frames.
+
+    Parameters
+    ----------
+    run_dir : path
+        The run folder with the input tables (checked as :func:`simkit.read_run` does).
+    outputs : path, optional
+        The folder holding ``outcomes.parquet`` and ``connections.parquet``; `run_dir`
+        itself by default (where ``simkit run`` and ``simkit replay`` put them).
+
+    Raises
+    ------
+    InputError
+        An input table is refused.
+    RunDirError
+        An output file is missing, lacks a column, or does not match the events.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> from simkit import replay_run
+    >>> with tempfile.TemporaryDirectory() as tmp:
+    ...     _ = replay_run("data/samples/story", out=tmp)
+    ...     frames = load("data/samples/story", outputs=tmp)
+    >>> frames.events.loc[0, "status"], frames.connections["status"].tolist()
+    ('PENDING_OUTGOING', ['PENDING', 'ACCEPTED', 'PENDING', 'ACCEPTED'])
+    """
+    run = read_run(run_dir)
+    folder = Path(outputs) if outputs is not None else run.path
+    outcomes = _read_output(folder, "outcomes.parquet", _OUTCOME_COLUMNS)
+    if len(outcomes) != len(run.events):
+        raise RunDirError(
+            f"{folder / 'outcomes.parquet'}: {len(outcomes)} rows for {len(run.events)} events "
+            f"in {run.files['events']}; replay the run again"
+        )
+    connections = _read_output(folder, "connections.parquet", _CONNECTION_COLUMNS)
+    return _assemble(_input_frames(run), outcomes, connections)
+
+
+# -- small shared pieces --------------------------------------------------------------------
+
+
+def _times(ts: pd.Series | NDArray[np.int64]) -> pd.DatetimeIndex:
+    return pd.DatetimeIndex(pd.to_datetime(np.asarray(ts, dtype=np.int64), unit="ms"))
+
+
+def _pod_sizes(frames: RunFrames) -> pd.Series:
+    """Number of users of each pod, in pod-id order."""
+    ids = np.sort(frames.pods["pod_id"].to_numpy())
+    return frames.users.groupby("pod_id").size().reindex(ids, fill_value=0).rename("users")
+
+
+def _implicit_pairs(frames: RunFrames) -> pd.Series:
+    """Number of implicit pairs in each pod (n(n-1)/2 in a private pod, else 0)."""
+    sizes = _pod_sizes(frames)
+    private = frames.pods.set_index("pod_id")["private"].reindex(sizes.index)
+    return (sizes * (sizes - 1) // 2).where(private.to_numpy(), 0).rename("implicit")
+
+
+def _record_pods(frames: RunFrames) -> pd.DataFrame:
+    """The stored records with the pods of both users, as an unordered pod pair."""
+    conn = frames.connections
+    pod_of = frames.users.set_index("user_id")["pod_id"]
+    pa_ = conn["user_a"].map(pod_of).to_numpy(dtype=np.int64)
+    pb_ = conn["user_b"].map(pod_of).to_numpy(dtype=np.int64)
+    return pd.DataFrame(
+        {"pod_a": np.minimum(pa_, pb_), "pod_b": np.maximum(pa_, pb_), "status": conn["status"].to_numpy()}
+    )
+
+
+def _bin_width(times: pd.DatetimeIndex, freq: str | pd.Timedelta | None) -> pd.Timedelta:
+    if freq is not None:
+        width = pd.Timedelta(freq)
+        if width <= pd.Timedelta(0):
+            raise ValueError(f"freq must be a positive duration, got {freq!r}")
+        return width
+    span = times.max() - times.min() if len(times) else pd.Timedelta(0)
+    return next((w for w in _BIN_WIDTHS if span / w < _MAX_BINS), _BIN_WIDTHS[-1])
+
+
+def _bins(frames: RunFrames, freq: str | pd.Timedelta | None) -> tuple[pd.DatetimeIndex, pd.Timedelta]:
+    """Regular bins covering every event of the run: their start times and their width."""
+    times = _times(frames.events["ts"])
+    width = _bin_width(times, freq)
+    if not len(times):
+        return pd.DatetimeIndex([], name="time"), width
+    edges = pd.date_range(times.min().floor(width), times.max().floor(width), freq=width, name="time")
+    return edges, width
+
+
+# -- stored records -------------------------------------------------------------------------
+
+
+def status_counts(frames: RunFrames, by: Literal["all", "pod", "pod_pair"] = "all") -> pd.DataFrame:
+    """Stored records by status after the last event, with implicit pairs counted apart.
+
+    Parameters
+    ----------
+    frames : RunFrames
+    by : {"all", "pod", "pod_pair"}
+        ``"all"``: one row, labelled ``all``. ``"pod"``: one row per pod (by pod id); a
+        record between two pods counts once for each of them. ``"pod_pair"``: one row per
+        unordered pod pair ``(pod_a, pod_b)`` that holds a record or implicit pairs, with a
+        ``crosspod`` column: whether crossPod is enabled between the two pods at the end
+        of the run (``False`` where ``pod_a == pod_b``).
+
+    Returns
+    -------
+    DataFrame
+        Columns ``PENDING``, ``ACCEPTED``, ``REJECTED`` (stored records) and ``implicit``
+        (pairs of users of the same private pod, connected without a record).
+
+    Examples
+    --------
+    >>> from simkit import read_run
+    >>> frames = from_run(read_run("data/samples/story"))
+    >>> status_counts(frames)
+         PENDING  ACCEPTED  REJECTED  implicit
+    all        2         2         0         4
+    >>> status_counts(frames, by="pod_pair")  # doctest: +NORMALIZE_WHITESPACE
+                 PENDING  ACCEPTED  REJECTED  implicit  crosspod
+    pod_a pod_b
+    10    10           0         0         0         1     False
+          20           1         0         0         0     False
+          30           1         1         0         0      True
+    20    20           0         0         0         3     False
+    30    30           0         1         0         0     False
+    """
+    recs = _record_pods(frames)
+    implicit = _implicit_pairs(frames)
+    columns = [*STATUS_COLUMNS, "implicit"]
+    if by == "all":
+        counts = recs["status"].value_counts().reindex(STATUS_COLUMNS, fill_value=0)
+        row = [*(int(counts[s]) for s in STATUS_COLUMNS), int(implicit.sum())]
+        return pd.DataFrame([row], index=pd.Index(["all"]), columns=columns)
+    if by == "pod":
+        # A record inside one (public) pod counts once for it, not twice.
+        touching = pd.concat(
+            [
+                recs[["pod_a", "status"]].rename(columns={"pod_a": "pod"}),
+                recs.loc[recs["pod_a"] != recs["pod_b"], ["pod_b", "status"]].rename(
+                    columns={"pod_b": "pod"}
+                ),
+            ],
+            ignore_index=True,
+        )
+        table = _crosstab(touching, ["pod"]).reindex(implicit.index, fill_value=0)
+        table["implicit"] = implicit
+        table.index.name = "pod_id"
+        return table[columns]
+    if by == "pod_pair":
+        table = _crosstab(recs, ["pod_a", "pod_b"])
+        inside = implicit[implicit > 0]
+        implicit_pairs = pd.Series(
+            inside.to_numpy(),
+            index=pd.MultiIndex.from_arrays([inside.index, inside.index], names=["pod_a", "pod_b"]),
+        )
+        index = table.index.union(implicit_pairs.index).sort_values()
+        table = table.reindex(index, fill_value=0)
+        table["implicit"] = implicit_pairs.reindex(index, fill_value=0).astype(np.int64)
+        enabled = crosspod_at_end(frames)
+        enabled_index = pd.MultiIndex.from_frame(enabled)
+        table["crosspod"] = index.isin(enabled_index)
+        return table[[*columns, "crosspod"]]
+    raise ValueError(f"by must be 'all', 'pod' or 'pod_pair', got {by!r}")
+
+
+def _crosstab(recs: pd.DataFrame, keys: list[str]) -> pd.DataFrame:
+    """Records per status for each key, the statuses as int64 columns in their fixed order."""
+    if recs.empty:
+        index: pd.Index = (
+            pd.MultiIndex.from_arrays([[]] * len(keys), names=keys)
+            if len(keys) > 1
+            else pd.Index([], name=keys[0])
+        )
+        return pd.DataFrame(0, index=index, columns=list(STATUS_COLUMNS), dtype=np.int64)
+    table = recs.groupby([*keys, "status"]).size().unstack("status", fill_value=0)
+    table = table.reindex(columns=list(STATUS_COLUMNS), fill_value=0).astype(np.int64)
+    table.columns.name = None
+    return table
+
+
+def request_counter_counts(frames: RunFrames) -> pd.DataFrame:
+    """Stored records by ``request_counter``, from 1 to the largest, gaps filled with 0.
+
+    Returns
+    -------
+    DataFrame
+        Index ``request_counter``; columns ``records`` and ``share`` (of stored records).
+
+    Examples
+    --------
+    >>> from simkit import read_run
+    >>> request_counter_counts(from_run(read_run("data/samples/story")))  # doctest: +NORMALIZE_WHITESPACE
+                     records  share
+    request_counter
+    1                      3   0.75
+    2                      1   0.25
+    """
+    counter = frames.connections["request_counter"].astype(np.int64)
+    top = int(counter.max()) if len(counter) else 0
+    index = pd.RangeIndex(1, top + 1, name="request_counter")
+    records = counter.value_counts().reindex(index, fill_value=0).astype(np.int64)
+    total = int(records.sum())
+    share = records / total if total else records.astype(float)
+    return pd.DataFrame({"records": records, "share": share}, index=index)
+
+
+def rerequest_rate(frames: RunFrames) -> float:
+    """Share of stored records whose ``request_counter`` is above 1 (NaN with no record).
+
+    Examples
+    --------
+    >>> from simkit import read_run
+    >>> rerequest_rate(from_run(read_run("data/samples/story")))
+    0.25
+    """
+    counter = frames.connections["request_counter"]
+    return float((counter > 1).mean()) if len(counter) else float("nan")
+
+
+def cross_pod_share(frames: RunFrames) -> float:
+    """Share of all users with at least one accepted record with a user of another pod.
+
+    Implicit connections never count (they join users of the same pod). NaN with no user.
+
+    Examples
+    --------
+    >>> from simkit import read_run
+    >>> round(cross_pod_share(from_run(read_run("data/samples/story"))), 4)
+    0.2857
+    """
+    n_users = len(frames.users)
+    if not n_users:
+        return float("nan")
+    conn = frames.connections
+    recs = _record_pods(frames)
+    across = ((recs["status"] == Kind.ACCEPTED.name) & (recs["pod_a"] != recs["pod_b"])).to_numpy()
+    users = np.union1d(conn["user_a"].to_numpy()[across], conn["user_b"].to_numpy()[across])
+    return len(users) / n_users
+
+
+# -- crossPod -------------------------------------------------------------------------------
+
+
+def _crosspod_history(frames: RunFrames) -> tuple[list[int], list[bool], set[tuple[int, int]]]:
+    """Policy rows in apply order, whether each changed the relation, and the final relation."""
+    start = frames.crosspod[["pod_a", "pod_b"]].to_numpy(dtype=np.int64).tolist()
+    enabled = {(min(a, b), max(a, b)) for a, b in start}
+    pol = frames.policy
+    order = apply_order(pol["ts"].to_numpy(dtype=np.int64)).tolist()
+    pod_a = pol["pod_a"].to_numpy(dtype=np.int64).tolist()
+    pod_b = pol["pod_b"].to_numpy(dtype=np.int64).tolist()
+    setting = pol["crosspod"].to_numpy(dtype=bool).tolist()
+    changed: list[bool] = []
+    for i in order:
+        a, b, on = pod_a[i], pod_b[i], setting[i]
+        pair = (min(a, b), max(a, b))
+        changed.append((pair in enabled) != on)
+        if on:
+            enabled.add(pair)
+        else:
+            enabled.discard(pair)
+    return order, changed, enabled
+
+
+def crosspod_at_end(frames: RunFrames) -> pd.DataFrame:
+    """The pod pairs with crossPod enabled after the last policy event, sorted.
+
+    Examples
+    --------
+    >>> from simkit import read_run
+    >>> crosspod_at_end(from_run(read_run("data/samples/story")))
+       pod_a  pod_b
+    0     10     30
+    """
+    pairs = sorted(_crosspod_history(frames)[2])
+    return pd.DataFrame(np.array(pairs, dtype=np.int64).reshape(-1, 2), columns=["pod_a", "pod_b"])
+
+
+def crosspod_matrix(frames: RunFrames, pods: pd.Index | list[int]) -> pd.DataFrame:
+    """Whether crossPod is enabled at the end of the run between each two of `pods`.
+
+    A boolean square frame, rows and columns in the order of `pods`; the diagonal is False.
+
+    Examples
+    --------
+    >>> from simkit import read_run
+    >>> crosspod_matrix(from_run(read_run("data/samples/story")), [10, 20, 30])  # doctest: +NORMALIZE_WHITESPACE
+    pod     10     20     30
+    pod
+    10   False  False   True
+    20   False  False  False
+    30    True  False  False
+    """
+    ids = [int(p) for p in pods]
+    pos = {p: i for i, p in enumerate(ids)}
+    grid = np.zeros((len(ids), len(ids)), dtype=bool)
+    for a, b in sorted(_crosspod_history(frames)[2]):
+        if a in pos and b in pos:
+            grid[pos[a], pos[b]] = grid[pos[b], pos[a]] = True
+    return pd.DataFrame(grid, index=pd.Index(ids, name="pod"), columns=pd.Index(ids, name="pod"))
+
+
+def pod_matrix(frames: RunFrames, status: str = "ACCEPTED", top: int | None = None) -> pd.DataFrame:
+    """Stored records of one status between each two pods, for the largest `top` pods.
+
+    Parameters
+    ----------
+    frames : RunFrames
+    status : {"PENDING", "ACCEPTED", "REJECTED"}
+    top : int, optional
+        Keep the `top` pods with the most users (ties: smaller pod id first); all pods if
+        left out. Pods are listed largest first.
+
+    Returns
+    -------
+    DataFrame
+        Symmetric, int64; the diagonal counts records between two users of the same pod
+        (public pods only: a private pod's pairs are implicit and never stored).
+
+    Examples
+    --------
+    >>> from simkit import read_run
+    >>> pod_matrix(from_run(read_run("data/samples/story")))  # doctest: +NORMALIZE_WHITESPACE
+    pod  20  10  30
+    pod
+    20    0   0   0
+    10    0   0   1
+    30    0   1   1
+    """
+    if status not in STATUS_COLUMNS:
+        raise ValueError(f"status must be one of {', '.join(STATUS_COLUMNS)}, got {status!r}")
+    if top is not None and top < 1:
+        raise ValueError(f"top must be at least 1, got {top}")
+    sizes = _pod_sizes(frames)
+    # Largest first; np.lexsort sorts by its last key first, so ties go to the smaller id.
+    ranked = sizes.index.to_numpy()[np.lexsort((sizes.index.to_numpy(), -sizes.to_numpy()))]
+    ids = [int(p) for p in ranked[:top]]
+    where = pd.Index(ids)
+    recs = _record_pods(frames)
+    recs = recs[recs["status"] == status]
+    rows = where.get_indexer(pd.Index(recs["pod_a"]))
+    cols = where.get_indexer(pd.Index(recs["pod_b"]))
+    inside = (rows >= 0) & (cols >= 0)
+    grid = np.zeros((len(ids), len(ids)), dtype=np.int64)
+    np.add.at(grid, (rows[inside], cols[inside]), 1)
+    # Records between two pods were counted once, at (pod_a, pod_b); mirror them.
+    grid = grid + grid.T - np.diag(np.diag(grid))
+    return pd.DataFrame(grid, index=pd.Index(ids, name="pod"), columns=pd.Index(ids, name="pod"))
+
+
+def crosspod_changes(frames: RunFrames, window: str | pd.Timedelta | None = None) -> pd.DataFrame:
+    """Traffic between two pods in equal windows before and after each crossPod policy event.
+
+    For a policy event at time *t* on pods *a* and *b*, the window before is
+    ``[t - w, t)`` and the window after ``[t, t + w)`` (policy events apply before the
+    actions at the same ``ts``). Only action events between a user of *a* and a user of
+    *b*, either way round, are counted.
+
+    Parameters
+    ----------
+    frames : RunFrames
+    window : str or Timedelta, optional
+        The width *w*. By default, the longest width for which neither window reaches past
+        the run's first or last event or another policy event on the same two pods, so
+        the two windows are comparable. Windows are half-open, like time bins: an event
+        exactly at ``t + w`` is in neither.
+
+    Returns
+    -------
+    DataFrame
+        One row per policy event in apply order: ``time``, ``pod_a``, ``pod_b``,
+        ``crosspod`` (the value set), ``changed`` (whether the relation was different
+        before), ``window``, then for each measure a ``_before`` and an ``_after`` column:
+        ``events``; ``ok`` (answered 200); ``crosspod_disabled`` (refused for crossPod);
+        ``requests`` (connects that created a request); ``accepted`` (requests accepted).
+
+    Examples
+    --------
+    >>> from simkit import read_run
+    >>> table = crosspod_changes(from_run(read_run("data/samples/story")))
+    >>> table[["pod_a", "pod_b", "crosspod", "changed", "window"]]
+       pod_a  pod_b  crosspod  changed          window
+    0     10     20     False     True 0 days 00:13:00
+    1     10     30      True     True 0 days 00:11:00
+    >>> table[["crosspod_disabled_before", "crosspod_disabled_after"]]
+       crosspod_disabled_before  crosspod_disabled_after
+    0                         0                        3
+    1                         1                        0
+    >>> table[["requests_before", "requests_after", "accepted_before", "accepted_after"]]
+       requests_before  requests_after  accepted_before  accepted_after
+    0                1               0                0               0
+    1                0               3                0               1
+    """
+    measures = ("events", "ok", "crosspod_disabled", "requests", "accepted")
+    order, changed, _ = _crosspod_history(frames)
+    pol = frames.policy.iloc[order].reset_index(drop=True)
+    ev = frames.events
+    ts = ev["ts"].to_numpy(dtype=np.int64)
+    start = int(ts.min()) if len(ts) else 0
+    end = int(ts.max()) if len(ts) else 0
+    moves = transitions(frames)
+    created = moves["effect"].isin([Effect.CREATE.name.lower(), Effect.REREQUEST.name.lower()])
+    accepted = moves["effect"] == Effect.ACCEPT.name.lower()
+    counted = {
+        "events": np.ones(len(ev), dtype=bool),
+        "ok": (ev["code"] == 200).to_numpy(),
+        "crosspod_disabled": (ev["reason"] == "crosspod_disabled").fillna(False).to_numpy(dtype=bool),
+        "requests": np.isin(ev.index.to_numpy(), moves.loc[created, "event"].to_numpy()),
+        "accepted": np.isin(ev.index.to_numpy(), moves.loc[accepted, "event"].to_numpy()),
+    }
+    actor_pod = ev["actor_pod"].to_numpy(dtype=np.int64, na_value=np.iinfo(np.int64).min)
+    target_pod = ev["target_pod"].to_numpy(dtype=np.int64, na_value=np.iinfo(np.int64).min)
+    pol_ts = pol["ts"].to_numpy(dtype=np.int64)
+    pair_lo = np.minimum(pol["pod_a"].to_numpy(), pol["pod_b"].to_numpy())
+    pair_hi = np.maximum(pol["pod_a"].to_numpy(), pol["pod_b"].to_numpy())
+    position = np.arange(len(pol))
+    rows: list[dict[str, Any]] = []
+    for i in range(len(pol)):
+        t, lo, hi = int(pol_ts[i]), int(pair_lo[i]), int(pair_hi[i])
+        if window is not None:
+            width = int(pd.Timedelta(window) / pd.Timedelta(milliseconds=1))
+        else:
+            same = (pair_lo == lo) & (pair_hi == hi)
+            prev = max([start, *pol_ts[same & (position < i)].tolist()])
+            nxt = min([end, *pol_ts[same & (position > i)].tolist()])
+            width = max(0, min(t - prev, nxt - t))
+        between = ((actor_pod == lo) & (target_pod == hi)) | ((actor_pod == hi) & (target_pod == lo))
+        before = between & (ts >= t - width) & (ts < t)
+        after = between & (ts >= t) & (ts < t + width)
+        row: dict[str, Any] = {
+            "time": _times(np.array([t]))[0],
+            "pod_a": lo,
+            "pod_b": hi,
+            "crosspod": bool(pol["crosspod"].iat[i]),
+            "changed": changed[i],
+            "window": pd.Timedelta(milliseconds=width),
+        }
+        for m in measures:
+            row[f"{m}_before"] = int(np.count_nonzero(counted[m] & before))
+            row[f"{m}_after"] = int(np.count_nonzero(counted[m] & after))
+        rows.append(row)
+    columns = ["time", "pod_a", "pod_b", "crosspod", "changed", "window"]
+    columns += [f"{m}_{side}" for m in measures for side in ("before", "after")]
+    return pd.DataFrame(rows, columns=columns)
+
+
+# -- the record history, rebuilt from the outcomes ------------------------------------------
+
+
+def transitions(frames: RunFrames) -> pd.DataFrame:
+    """Every change of a stored record, in apply order, rebuilt from the outcomes.
+
+    Each outcome with a status, outside implicit pairs, shows the pair's record as it is
+    after the event (a refused call shows it unchanged); the record changes exactly where
+    that kind differs from the one the pair showed before (``NONE`` at the start). Only a
+    200 answer can change it, and the effect follows from the kinds and the action.
+
+    Returns
+    -------
+    DataFrame
+        ``event`` (input row), ``ts``, ``user_a``, ``user_b`` (the pair, smaller id
+        first), ``actor``, ``target``, ``action``, ``before`` and ``after`` (record kinds:
+        ``NONE``, ``PENDING``, ``ACCEPTED``, ``REJECTED``), ``effect`` (``create``,
+        ``accept``, ``decline``, ``delete``, ``rerequest``, ``reopen``, as in
+        :class:`simkit.rules.Effect`) and ``request_counter`` after the event.
+
+    Examples
+    --------
+    >>> from simkit import read_run
+    >>> moves = transitions(from_run(read_run("data/samples/story")))
+    >>> moves[["event", "actor", "target", "action", "before", "after", "effect"]].head(4)
+       event  actor  target   action    before     after   effect
+    0      0    101     201  connect      NONE   PENDING   create
+    1      6    201     101   reject   PENDING  REJECTED  decline
+    2     10    201     101   remove  REJECTED   PENDING   reopen
+    3     11    201     101   remove   PENDING  REJECTED  decline
+    """
+    ev = frames.events
+    order = apply_order(ev["ts"].to_numpy(dtype=np.int64))
+    ev = ev.iloc[order]
+    ev = ev[ev["status"].notna().to_numpy() & ~ev["implicit"].to_numpy()]
+    actor = ev["actor"].to_numpy(dtype=np.int64)
+    target = ev["target"].to_numpy(dtype=np.int64)
+    kind = ev["status"].map(_KIND_OF_VIEW).to_numpy(dtype=np.int64)
+    pairs = pd.DataFrame(
+        {"user_a": np.minimum(actor, target), "user_b": np.maximum(actor, target), "kind": kind}
+    )
+    before = pairs.groupby(["user_a", "user_b"], sort=False)["kind"].shift(1, fill_value=int(Kind.NONE))
+    before_kind = before.to_numpy(dtype=np.int64)
+    moved = before_kind != kind
+    action = ev["action"].to_numpy()[moved]
+    b, a = before_kind[moved], kind[moved]
+    effect = np.select(
+        [
+            (b == Kind.NONE) & (a == Kind.PENDING),
+            (b == Kind.PENDING) & (a == Kind.ACCEPTED),
+            (b == Kind.PENDING) & (a == Kind.REJECTED),
+            (b == Kind.ACCEPTED) & (a == Kind.NONE),
+            (b == Kind.REJECTED) & (a == Kind.PENDING) & (action == "connect"),
+            (b == Kind.REJECTED) & (a == Kind.PENDING) & (action == "remove"),
+        ],
+        [
+            int(e)
+            for e in (
+                Effect.CREATE,
+                Effect.ACCEPT,
+                Effect.DECLINE,
+                Effect.DELETE,
+                Effect.REREQUEST,
+                Effect.REOPEN,
+            )
+        ],
+        default=-1,
+    )
+    if (effect < 0).any():
+        i = int(np.flatnonzero(effect < 0)[0])
+        row = int(ev.index.to_numpy()[moved][i])
+        raise ValueError(
+            f"events row {row + 1}: the record went from {_KIND_NAMES[b[i]]} to {_KIND_NAMES[a[i]]} "
+            f"on {action[i]!r}, which no rule allows; the outcomes do not belong to these events"
+        )
+    return pd.DataFrame(
+        {
+            "event": ev.index.to_numpy()[moved],
+            "ts": ev["ts"].to_numpy(dtype=np.int64)[moved],
+            "user_a": pairs["user_a"].to_numpy()[moved],
+            "user_b": pairs["user_b"].to_numpy()[moved],
+            "actor": actor[moved],
+            "target": target[moved],
+            "action": action,
+            "before": _KIND_NAMES[b],
+            "after": _KIND_NAMES[a],
+            "effect": _EFFECT_NAMES[effect],
+            "request_counter": ev["request_counter"].to_numpy(dtype=np.int64)[moved],
+        }
+    )
+
+
+def status_timeline(frames: RunFrames, freq: str | pd.Timedelta | None = None) -> pd.DataFrame:
+    """Number of stored pairs in each status over time, rebuilt from the outcomes.
+
+    Parameters
+    ----------
+    frames : RunFrames
+    freq : str or Timedelta, optional
+        Without it, one row per timestamp at which a record changed, giving the counts
+        after the last event at that time. With it, one row per bin of that width
+        (labelled by its start) giving the counts at the end of the bin, from the bin of
+        the first event to the bin of the last.
+
+    Returns
+    -------
+    DataFrame
+        Index ``time`` (UTC); columns ``PENDING``, ``ACCEPTED``, ``REJECTED`` (int64).
+        Implicit pairs are never stored and never counted here.
+
+    Examples
+    --------
+    >>> from simkit import read_run
+    >>> status_timeline(from_run(read_run("data/samples/story"))).head(4)  # doctest: +NORMALIZE_WHITESPACE
+                         PENDING  ACCEPTED  REJECTED
+    time
+    2023-11-14 22:13:20        1         0         0
+    2023-11-14 22:19:20        0         0         1
+    2023-11-14 22:23:20        1         0         0
+    2023-11-14 22:24:20        0         0         1
+    """
+    moves = transitions(frames)
+    column = {name: i for i, name in enumerate(STATUS_COLUMNS)}
+    delta = np.zeros((len(moves), len(STATUS_COLUMNS)), dtype=np.int64)
+    rows = np.arange(len(moves))
+    for side, sign in (("before", -1), ("after", 1)):
+        idx = moves[side].map(column)
+        stored = idx.notna().to_numpy()
+        delta[rows[stored], idx[stored].to_numpy(dtype=np.intp)] += sign
+    counts = pd.DataFrame(
+        np.cumsum(delta, axis=0), columns=list(STATUS_COLUMNS), index=_times(moves["ts"]).rename("time")
+    )
+    # Several changes can share a timestamp; the counts after the last one stand.
+    counts = counts[~counts.index.duplicated(keep="last")]
+    if freq is None:
+        return counts
+    edges, width = _bins(frames, freq)
+    binned = counts.groupby(pd.DatetimeIndex(counts.index).floor(width)).last()
+    out = binned.reindex(edges).ffill().fillna(0).astype(np.int64)
+    out.index.name = "time"
+    out.attrs["freq"] = width
+    return out
+
+
+def requests(frames: RunFrames) -> pd.DataFrame:
+    """Every connection request and its answer, in the order they were made.
+
+    A request is a successful connect that created one (on a pair with no record, or
+    after a rejection). Its answer is the first accept or decline that follows it on the
+    pair: ``accept``, ``reject``, or a ``remove`` by its recipient, which declines it. A
+    declined request that its recipient reopens with ``remove`` and answers again keeps
+    its first answer here.
+
+    Returns
+    -------
+    DataFrame
+        ``requester``, ``recipient``, ``requester_pod``, ``recipient_pod``,
+        ``request_counter`` (1 for a first request), ``requested_at``, ``answer``
+        (``ACCEPTED``, ``REJECTED`` or missing), ``answer_action``, ``answered_at`` and
+        ``time_to_answer`` (``NaT`` while unanswered).
+
+    Examples
+    --------
+    >>> from simkit import read_run
+    >>> table = requests(from_run(read_run("data/samples/story")))
+    >>> table[["requester", "recipient", "request_counter", "answer", "time_to_answer"]]
+       requester  recipient  request_counter    answer  time_to_answer
+    0        101        201                1  REJECTED 0 days 00:06:00
+    1        101        201                2  ACCEPTED 0 days 00:01:00
+    2        201        101                1       NaN             NaT
+    3        301        302                1  ACCEPTED 0 days 00:01:00
+    4        101        301                1  ACCEPTED 0 days 00:01:00
+    5        302        101                1  REJECTED 0 days 00:01:00
+    6        101        302                2       NaN             NaT
+    """
+    moves = transitions(frames)
+    effect = moves["effect"].to_numpy()
+    is_request = np.isin(effect, [Effect.CREATE.name.lower(), Effect.REREQUEST.name.lower()])
+    is_answer = np.isin(effect, [Effect.ACCEPT.name.lower(), Effect.DECLINE.name.lower()])
+    # Number each request; an answer belongs to the latest request on its pair.
+    number = pd.Series(np.where(is_request, np.arange(len(moves)), np.nan))
+    owner = number.groupby([moves["user_a"], moves["user_b"]], sort=False).ffill().to_numpy()
+    answers = moves[is_answer].assign(request=owner[is_answer].astype(np.int64))
+    first = answers.drop_duplicates("request", keep="first").set_index("request")
+    asked = moves[is_request]
+    answered = first.reindex(asked.index)
+    pod_of = frames.users.set_index("user_id")["pod_id"]
+    requested_at = _times(asked["ts"])
+    answered_at = pd.to_datetime(answered["ts"], unit="ms")
+    table = pd.DataFrame(
+        {
+            "requester": asked["actor"].to_numpy(),
+            "recipient": asked["target"].to_numpy(),
+            "requester_pod": asked["actor"].map(pod_of).to_numpy(dtype=np.int64),
+            "recipient_pod": asked["target"].map(pod_of).to_numpy(dtype=np.int64),
+            "request_counter": asked["request_counter"].to_numpy(),
+            "requested_at": requested_at,
+            "answer": answered["after"].to_numpy(),
+            "answer_action": answered["action"].to_numpy(),
+            "answered_at": answered_at.to_numpy(),
+        }
+    )
+    table["time_to_answer"] = table["answered_at"] - table["requested_at"]
+    return table
+
+
+def acceptance_by_pod_pair(frames: RunFrames) -> pd.DataFrame:
+    """Requests and answers between each two pods, and the acceptance rate.
+
+    Returns
+    -------
+    DataFrame
+        Index ``(pod_a, pod_b)`` for each unordered pod pair with a request; columns
+        ``requests``, ``answered``, ``accepted``, ``rejected``, ``acceptance_rate``
+        (accepted over answered; NaN with no answer) and ``crosspod`` (enabled at the
+        end of the run; False where ``pod_a == pod_b``).
+
+    Examples
+    --------
+    >>> from simkit import read_run
+    >>> acceptance_by_pod_pair(from_run(read_run("data/samples/story")))  # doctest: +NORMALIZE_WHITESPACE
+                 requests  answered  accepted  rejected  acceptance_rate  crosspod
+    pod_a pod_b
+    10    20            3         2         1         1              0.5     False
+          30            3         2         1         1              0.5      True
+    30    30            1         1         1         0              1.0     False
+    """
+    table = requests(frames)
+    lo = np.minimum(table["requester_pod"], table["recipient_pod"])
+    hi = np.maximum(table["requester_pod"], table["recipient_pod"])
+    answer = table["answer"]
+    counts = pd.DataFrame(
+        {
+            "pod_a": lo,
+            "pod_b": hi,
+            "requests": 1,
+            "answered": answer.notna().astype(np.int64),
+            "accepted": (answer == Kind.ACCEPTED.name).fillna(False).astype(np.int64),
+            "rejected": (answer == Kind.REJECTED.name).fillna(False).astype(np.int64),
+        }
+    )
+    out = counts.groupby(["pod_a", "pod_b"]).sum().astype(np.int64)
+    out["acceptance_rate"] = (out["accepted"] / out["answered"].where(out["answered"] > 0)).astype(float)
+    out["crosspod"] = out.index.isin(pd.MultiIndex.from_frame(crosspod_at_end(frames)))
+    return out
+
+
+def acceptance_rate(frames: RunFrames) -> float:
+    """Accepted requests over answered requests, the whole run (NaN with no answer).
+
+    Examples
+    --------
+    >>> from simkit import read_run
+    >>> acceptance_rate(from_run(read_run("data/samples/story")))
+    0.6
+    """
+    answer = requests(frames)["answer"]
+    answered = int(answer.notna().sum())
+    return int((answer == Kind.ACCEPTED.name).sum()) / answered if answered else float("nan")
+
+
+def median_time_to_accept(frames: RunFrames) -> pd.Timedelta | NaTType:
+    """Median time from a request to its acceptance (``NaT`` with no accepted request).
+
+    Examples
+    --------
+    >>> from simkit import read_run
+    >>> median_time_to_accept(from_run(read_run("data/samples/story")))
+    Timedelta('0 days 00:01:00')
+    """
+    table = requests(frames)
+    waits = table.loc[(table["answer"] == Kind.ACCEPTED.name).fillna(False), "time_to_answer"]
+    return pd.Timedelta(waits.median()) if len(waits) else pd.NaT
+
+
+# -- answers --------------------------------------------------------------------------------
+
+
+def error_counts(frames: RunFrames, freq: str | pd.Timedelta | None = None) -> pd.DataFrame:
+    """Refused answers (4xx) per reason in regular time bins.
+
+    Parameters
+    ----------
+    frames : RunFrames
+    freq : str or Timedelta, optional
+        Bin width; by default the smallest of 1 s, 10 s, 1 min, 10 min, 1 h, 6 h, 1 day,
+        7 days, 30 days, 365 days that cuts the run into fewer than 60 bins.
+
+    Returns
+    -------
+    DataFrame
+        Index ``time`` (bin start, UTC), every bin from the first event's to the last's;
+        one int64 column per reason that occurs, in the order of
+        :data:`simkit.rules.REASONS`. The bin width is in ``.attrs["freq"]``.
+
+    Examples
+    --------
+    >>> from simkit import read_run
+    >>> errors = error_counts(from_run(read_run("data/samples/story")), freq="10min")
+    >>> errors[["already_pending", "crosspod_disabled", "self"]]  # doctest: +NORMALIZE_WHITESPACE
+                         already_pending  crosspod_disabled  self
+    time
+    2023-11-14 22:10:00                2                  0     0
+    2023-11-14 22:20:00                0                  0     0
+    2023-11-14 22:30:00                0                  0     1
+    2023-11-14 22:40:00                0                  3     1
+    2023-11-14 22:50:00                0                  1     0
+    """
+    from simkit.rules import REASONS
+
+    edges, width = _bins(frames, freq)
+    ev = frames.events
+    refused = ev[ev["code"] != 200]
+    bins = _times(refused["ts"]).floor(width)
+    table = pd.crosstab(bins, refused["reason"].to_numpy()) if len(refused) else pd.DataFrame(index=edges[:0])
+    present = [r.value for r in REASONS if r.value in table.columns]
+    out = table.reindex(index=edges, columns=present, fill_value=0).astype(np.int64)
+    out.index.name = "time"
+    out.columns.name = None
+    out.attrs["freq"] = width
+    return out
+
+
+def summary(frames: RunFrames) -> pd.Series:
+    """The headline numbers of a run, in a fixed order.
+
+    Returns
+    -------
+    Series
+        ``events``; ``answers 200`` ... ``answers 404`` (every code in :data:`CODES`);
+        ``records PENDING``, ``records ACCEPTED``, ``records REJECTED``; ``implicit
+        pairs``; ``acceptance rate``; ``median time to accept``; ``re-request rate``;
+        ``users connected across pods`` (a share). Object dtype, so counts stay integers.
+
+    Examples
+    --------
+    >>> from simkit import read_run
+    >>> summary(from_run(read_run("data/samples/story")))
+    events                                      46
+    answers 200                                 20
+    answers 400                                 15
+    answers 401                                  2
+    answers 403                                  5
+    answers 404                                  4
+    records PENDING                              2
+    records ACCEPTED                             2
+    records REJECTED                             0
+    implicit pairs                               4
+    acceptance rate                            0.6
+    median time to accept          0 days 00:01:00
+    re-request rate                           0.25
+    users connected across pods           0.285714
+    dtype: object
+    """
+    codes = frames.events["code"].value_counts()
+    counts = status_counts(frames).iloc[0]
+    values: dict[str, Any] = {"events": len(frames.events)}
+    values.update({f"answers {c}": int(codes.get(c, 0)) for c in CODES})
+    values.update({f"records {s}": int(counts[s]) for s in STATUS_COLUMNS})
+    values["implicit pairs"] = int(counts["implicit"])
+    values["acceptance rate"] = acceptance_rate(frames)
+    values["median time to accept"] = median_time_to_accept(frames)
+    values["re-request rate"] = rerequest_rate(frames)
+    values["users connected across pods"] = cross_pod_share(frames)
+    return pd.Series(values, dtype=object)
