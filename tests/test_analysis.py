@@ -1,0 +1,510 @@
+"""Tests of simkit.analysis: numbers counted by hand on a small run, and the rebuilt record
+history checked against the per-event engine on random logs."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from simkit import Engine, Events, Pod, Policy, Population, User, analysis, read_run, replay_run
+from simkit.errors import RunDirError
+from simkit.events import apply_order
+from simkit.rules import ACTIONS
+from simkit.runs import Run
+
+# A world whose answers are counted by hand in the tests below. Pods 1 and 2 are private
+# with crossPod between them; pod 3 is public; 13 is not external; 99 does not exist.
+PODS = "pod_id,name,private\n1,one,true\n2,two,true\n3,three,false\n"
+USERS = (
+    "user_id,pod_id,external\n11,1,true\n12,1,true\n21,2,true\n22,2,true\n31,3,true\n32,3,true\n13,1,false\n"
+)
+CROSSPOD = "pod_a,pod_b\n1,2\n"
+POLICY = "ts,pod_a,pod_b,crosspod\n7500,3,1,true\n"
+EVENTS = [
+    (1000, 11, 21, "connect"),  # 0  create 11-21
+    (2000, 21, 11, "accept"),  # 1  accept, 1 s
+    (3000, 11, 22, "connect"),  # 2  create 11-22
+    (4000, 22, 11, "reject"),  # 3  decline, 1 s
+    (5000, 11, 22, "connect"),  # 4  re-request, counter 2
+    (5000, 11, 12, "connect"),  # 5  implicit: no record
+    (6000, 31, 32, "connect"),  # 6  create 31-32 inside the public pod
+    (7000, 11, 31, "connect"),  # 7  403 crosspod_disabled
+    (8000, 32, 31, "accept"),  # 8  accept, 2 s
+    (8500, 11, 31, "connect"),  # 9  create 11-31 (crossPod 1-3 enabled at 7500)
+    (9000, 21, 11, "remove"),  # 10 delete 11-21
+    (9500, 99, 11, "connect"),  # 11 401 unknown_caller
+    (10000, 22, 11, "accept"),  # 12 accept 11-22, 5 s after the re-request
+    (10000, 13, 21, "connect"),  # 13 403 entitlement
+    (11000, 31, 11, "reject"),  # 14 decline, 2.5 s
+    (12000, 11, 31, "connect"),  # 15 re-request, counter 2
+    (12000, 31, 11, "remove"),  # 16 same ts, after 15: the recipient declines, 0 s
+    (13000, 31, 11, "remove"),  # 17 the decliner reopens it
+    (14000, 31, 11, "accept"),  # 18 accepted, a second answer to request 15
+    (1500, 12, 22, "connect"),  # 19 out of order: applies second
+    (15000, 22, 12, "reject"),  # 20 decline, 13.5 s
+]
+# (ts, PENDING, ACCEPTED, REJECTED) after the last event at each ts that changed a record.
+TIMELINE = [
+    (1000, 1, 0, 0),
+    (1500, 2, 0, 0),
+    (2000, 1, 1, 0),
+    (3000, 2, 1, 0),
+    (4000, 1, 1, 1),
+    (5000, 2, 1, 0),
+    (6000, 3, 1, 0),
+    (8000, 2, 2, 0),
+    (8500, 3, 2, 0),
+    (9000, 3, 1, 0),
+    (10000, 2, 2, 0),
+    (11000, 1, 2, 1),
+    (12000, 1, 2, 1),
+    (13000, 2, 2, 0),
+    (14000, 1, 3, 0),
+    (15000, 0, 3, 1),
+]
+
+
+def _write_run(
+    folder: Path,
+    events: Sequence[tuple[int, int, int, str]],
+    *,
+    pods: str = PODS,
+    users: str = USERS,
+    crosspod: str = CROSSPOD,
+    policy: str | None = POLICY,
+) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "pods.csv").write_text(pods)
+    (folder / "users.csv").write_text(users)
+    (folder / "crosspod.csv").write_text(crosspod)
+    if policy is not None:
+        (folder / "policy.csv").write_text(policy)
+    rows = "".join(f"{ts},{a},{b},{act}\n" for ts, a, b, act in events)
+    (folder / "events.csv").write_text("ts,actor,target,action\n" + rows)
+    return folder
+
+
+@pytest.fixture(scope="module")
+def hand(tmp_path_factory: pytest.TempPathFactory) -> analysis.RunFrames:
+    folder = _write_run(tmp_path_factory.mktemp("hand") / "run", EVENTS)
+    replay_run(folder)
+    return analysis.load(folder)
+
+
+def _ms(ts: int) -> pd.Timestamp:
+    return pd.Timestamp(ts, unit="ms")
+
+
+# -- loading ---------------------------------------------------------------------------------
+
+
+def test_load_joins_outcomes_to_their_events(hand: analysis.RunFrames) -> None:
+    ev = hand.events
+    assert len(ev) == len(EVENTS)
+    assert ev.loc[19, ["ts", "actor", "target", "action"]].tolist() == [1500, 12, 22, "connect"]
+    assert ev.loc[7, "reason"] == "crosspod_disabled"
+    assert pd.isna(ev.loc[11, "status"])
+    assert ev.loc[11, "actor_pod"] is pd.NA
+    assert ev["implicit"].tolist() == [i == 5 for i in range(len(EVENTS))]
+
+
+def test_load_matches_from_run(hand: analysis.RunFrames, tmp_path: Path) -> None:
+    folder = _write_run(tmp_path / "run", EVENTS)
+    memory = analysis.from_run(read_run(folder))
+    for name in ("pods", "users", "crosspod", "policy", "events", "connections"):
+        pd.testing.assert_frame_equal(getattr(memory, name), getattr(hand, name), check_dtype=False)
+
+
+def test_load_reads_outputs_from_another_folder(tmp_path: Path) -> None:
+    folder = _write_run(tmp_path / "run", EVENTS)
+    replay_run(folder, out=tmp_path / "out")
+    frames = analysis.load(folder, outputs=tmp_path / "out")
+    assert len(frames.connections) == 4
+
+
+def test_load_without_outputs_says_what_to_do(tmp_path: Path) -> None:
+    folder = _write_run(tmp_path / "run", EVENTS)
+    with pytest.raises(RunDirError, match=r"outcomes\.parquet: missing; run `simkit replay`"):
+        analysis.load(folder)
+
+
+def test_load_refuses_outputs_of_other_events(tmp_path: Path) -> None:
+    folder = _write_run(tmp_path / "run", EVENTS)
+    replay_run(folder)
+    _write_run(folder, EVENTS[:-1])
+    with pytest.raises(RunDirError, match="21 rows for 20 events"):
+        analysis.load(folder)
+
+
+# -- stored records ----------------------------------------------------------------------------
+
+
+def test_status_counts_overall(hand: analysis.RunFrames) -> None:
+    table = analysis.status_counts(hand)
+    assert table.loc["all"].to_dict() == {"PENDING": 0, "ACCEPTED": 3, "REJECTED": 1, "implicit": 4}
+
+
+def test_status_counts_per_pod_counts_a_record_for_each_of_its_pods(hand: analysis.RunFrames) -> None:
+    table = analysis.status_counts(hand, by="pod")
+    assert table.index.tolist() == [1, 2, 3]
+    assert table.to_dict("index") == {
+        1: {"PENDING": 0, "ACCEPTED": 2, "REJECTED": 1, "implicit": 3},
+        2: {"PENDING": 0, "ACCEPTED": 1, "REJECTED": 1, "implicit": 1},
+        3: {"PENDING": 0, "ACCEPTED": 2, "REJECTED": 0, "implicit": 0},
+    }
+
+
+def test_status_counts_per_pod_pair_keeps_implicit_apart(hand: analysis.RunFrames) -> None:
+    table = analysis.status_counts(hand, by="pod_pair")
+    assert table.to_dict("index") == {
+        (1, 1): {"PENDING": 0, "ACCEPTED": 0, "REJECTED": 0, "implicit": 3, "crosspod": False},
+        (1, 2): {"PENDING": 0, "ACCEPTED": 1, "REJECTED": 1, "implicit": 0, "crosspod": True},
+        (1, 3): {"PENDING": 0, "ACCEPTED": 1, "REJECTED": 0, "implicit": 0, "crosspod": True},
+        (2, 2): {"PENDING": 0, "ACCEPTED": 0, "REJECTED": 0, "implicit": 1, "crosspod": False},
+        (3, 3): {"PENDING": 0, "ACCEPTED": 1, "REJECTED": 0, "implicit": 0, "crosspod": False},
+    }
+
+
+def test_status_counts_refuses_an_unknown_grouping(hand: analysis.RunFrames) -> None:
+    with pytest.raises(ValueError, match="by must be"):
+        analysis.status_counts(hand, by="user")  # type: ignore[arg-type]
+
+
+def test_request_counters_and_rerequest_rate(hand: analysis.RunFrames) -> None:
+    counts = analysis.request_counter_counts(hand)
+    assert counts["records"].to_dict() == {1: 2, 2: 2}
+    assert counts["share"].tolist() == [0.5, 0.5]
+    assert analysis.rerequest_rate(hand) == 0.5
+
+
+def test_cross_pod_share_counts_users_with_an_accepted_record_to_another_pod(
+    hand: analysis.RunFrames,
+) -> None:
+    # 11-22 and 11-31 are accepted across pods; 31-32 is inside pod 3 and does not count.
+    assert analysis.cross_pod_share(hand) == pytest.approx(3 / 7)
+
+
+# -- history -----------------------------------------------------------------------------------
+
+
+def test_transitions_by_hand(hand: analysis.RunFrames) -> None:
+    moves = analysis.transitions(hand)
+    assert list(zip(moves["event"], moves["effect"], strict=True)) == [
+        (0, "create"),
+        (19, "create"),
+        (1, "accept"),
+        (2, "create"),
+        (3, "decline"),
+        (4, "rerequest"),
+        (6, "create"),
+        (8, "accept"),
+        (9, "create"),
+        (10, "delete"),
+        (12, "accept"),
+        (14, "decline"),
+        (15, "rerequest"),
+        (16, "decline"),
+        (17, "reopen"),
+        (18, "accept"),
+        (20, "decline"),
+    ]
+
+
+def test_status_timeline_by_hand(hand: analysis.RunFrames) -> None:
+    timeline = analysis.status_timeline(hand)
+    expected = pd.DataFrame(
+        [row[1:] for row in TIMELINE],
+        columns=list(analysis.STATUS_COLUMNS),
+        index=pd.DatetimeIndex([_ms(row[0]) for row in TIMELINE], name="time"),
+    )
+    pd.testing.assert_frame_equal(timeline, expected, check_index_type=False, check_dtype=False)
+
+
+def test_status_timeline_in_bins_gives_the_counts_at_the_end_of_each_bin(hand: analysis.RunFrames) -> None:
+    timeline = analysis.status_timeline(hand, freq="4s")
+    assert [t.value // 1_000_000 for t in timeline.index.as_unit("ns")] == [0, 4000, 8000, 12000]
+    assert timeline.to_numpy().tolist() == [[2, 1, 0], [3, 1, 0], [1, 2, 1], [0, 3, 1]]
+    assert timeline.attrs["freq"] == pd.Timedelta("4s")
+
+
+def test_requests_by_hand(hand: analysis.RunFrames) -> None:
+    table = analysis.requests(hand)
+    got = [
+        (r.requester, r.recipient, r.request_counter, r.answer, r.answer_action, r.time_to_answer)
+        for r in table.itertuples()
+    ]
+    s = pd.Timedelta
+    assert got == [
+        (11, 21, 1, "ACCEPTED", "accept", s("1s")),
+        (12, 22, 1, "REJECTED", "reject", s("13.5s")),
+        (11, 22, 1, "REJECTED", "reject", s("1s")),
+        (11, 22, 2, "ACCEPTED", "accept", s("5s")),
+        (31, 32, 1, "ACCEPTED", "accept", s("2s")),
+        (11, 31, 1, "REJECTED", "reject", s("2.5s")),
+        # Declined by a remove at the same ts; the later reopen and accept are not a new answer.
+        (11, 31, 2, "REJECTED", "remove", s("0s")),
+    ]
+    assert table["requested_at"].iloc[1] == _ms(1500)
+
+
+def test_acceptance_by_hand(hand: analysis.RunFrames) -> None:
+    assert analysis.acceptance_rate(hand) == pytest.approx(3 / 7)
+    assert analysis.median_time_to_accept(hand) == pd.Timedelta("2s")
+    table = analysis.acceptance_by_pod_pair(hand)
+    assert table.to_dict("index") == {
+        (1, 2): {
+            "requests": 4,
+            "answered": 4,
+            "accepted": 2,
+            "rejected": 2,
+            "acceptance_rate": 0.5,
+            "crosspod": True,
+        },
+        (1, 3): {
+            "requests": 2,
+            "answered": 2,
+            "accepted": 0,
+            "rejected": 2,
+            "acceptance_rate": 0.0,
+            "crosspod": True,
+        },
+        (3, 3): {
+            "requests": 1,
+            "answered": 1,
+            "accepted": 1,
+            "rejected": 0,
+            "acceptance_rate": 1.0,
+            "crosspod": False,
+        },
+    }
+
+
+def test_unanswered_requests_have_no_answer_and_no_rate(tmp_path: Path) -> None:
+    folder = _write_run(tmp_path / "run", [(1000, 11, 21, "connect")])
+    frames = analysis.from_run(read_run(folder))
+    table = analysis.requests(frames)
+    assert table["answer"].isna().all() and table["time_to_answer"].isna().all()
+    assert np.isnan(analysis.acceptance_rate(frames))
+    assert pd.isna(analysis.median_time_to_accept(frames))
+    assert np.isnan(analysis.acceptance_by_pod_pair(frames).loc[(1, 2), "acceptance_rate"])
+
+
+# -- answers and crossPod ----------------------------------------------------------------------
+
+
+def test_error_counts_by_hand(hand: analysis.RunFrames) -> None:
+    errors = analysis.error_counts(hand, freq="5s")
+    assert errors.columns.tolist() == ["unknown_caller", "entitlement", "crosspod_disabled"]
+    assert [t.value // 1_000_000 for t in errors.index.as_unit("ns")] == [0, 5000, 10000, 15000]
+    assert errors.to_numpy().tolist() == [[0, 0, 0], [1, 0, 1], [0, 1, 0], [0, 0, 0]]
+    assert errors.attrs["freq"] == pd.Timedelta("5s")
+
+
+def test_error_counts_picks_fewer_than_60_bins(hand: analysis.RunFrames) -> None:
+    errors = analysis.error_counts(hand)
+    assert errors.attrs["freq"] == pd.Timedelta("1s")  # 14 s of events
+    assert len(errors) == 15
+    assert int(errors.to_numpy().sum()) == 3
+
+
+@pytest.mark.parametrize("freq", ["0s", "-1min"])
+def test_error_counts_refuses_a_width_that_is_not_positive(hand: analysis.RunFrames, freq: str) -> None:
+    with pytest.raises(ValueError, match="positive"):
+        analysis.error_counts(hand, freq=freq)
+
+
+def test_crosspod_at_end_applies_the_policy(hand: analysis.RunFrames) -> None:
+    assert analysis.crosspod_at_end(hand).to_numpy().tolist() == [[1, 2], [1, 3]]
+    matrix = analysis.crosspod_matrix(hand, [3, 2, 1])
+    assert matrix.to_numpy().tolist() == [[False, False, True], [False, False, True], [True, True, False]]
+
+
+def test_pod_matrix_lists_the_largest_pods_first(hand: analysis.RunFrames) -> None:
+    matrix = analysis.pod_matrix(hand)
+    assert matrix.index.tolist() == [1, 2, 3]  # 3 users, then 2 and 2: the smaller id first
+    assert matrix.to_numpy().tolist() == [[0, 1, 1], [1, 0, 0], [1, 0, 1]]
+    assert analysis.pod_matrix(hand, top=2).to_numpy().tolist() == [[0, 1], [1, 0]]
+    assert analysis.pod_matrix(hand, "REJECTED").to_numpy().tolist() == [[0, 1, 0], [1, 0, 0], [0, 0, 0]]
+
+
+@pytest.mark.parametrize(("status", "top"), [("ACCEPTED_", None), ("ACCEPTED", 0)])
+def test_pod_matrix_refuses_bad_arguments(hand: analysis.RunFrames, status: str, top: int | None) -> None:
+    with pytest.raises(ValueError, match=r"status|top"):
+        analysis.pod_matrix(hand, status, top)
+
+
+def test_crosspod_changes_by_hand(hand: analysis.RunFrames) -> None:
+    table = analysis.crosspod_changes(hand)
+    row = table.iloc[0].to_dict()
+    assert {k: row[k] for k in ("pod_a", "pod_b", "crosspod", "changed", "window")} == {
+        "pod_a": 1,
+        "pod_b": 3,
+        "crosspod": True,
+        "changed": True,
+        "window": pd.Timedelta("6.5s"),  # to the first event; the last is further
+    }
+    assert row["time"] == _ms(7500)
+    before = {k[: -len("_before")]: v for k, v in row.items() if k.endswith("_before")}
+    after = {k[: -len("_after")]: v for k, v in row.items() if k.endswith("_after")}
+    assert before == {"events": 1, "ok": 0, "crosspod_disabled": 1, "requests": 0, "accepted": 0}
+    # [7500, 14000): events 9 and 14-17; the accept at 14000 is on the far edge.
+    assert after == {"events": 5, "ok": 5, "crosspod_disabled": 0, "requests": 2, "accepted": 0}
+
+
+def test_crosspod_changes_with_a_window(hand: analysis.RunFrames) -> None:
+    row = analysis.crosspod_changes(hand, window="10s").iloc[0]
+    assert (row["events_after"], row["accepted_after"], row["events_before"]) == (6, 1, 1)
+
+
+def test_crosspod_changes_marks_a_policy_event_that_changes_nothing(tmp_path: Path) -> None:
+    policy = "ts,pod_a,pod_b,crosspod\n2000,2,1,true\n3000,1,2,false\n4000,1,2,false\n"
+    folder = _write_run(tmp_path / "run", EVENTS[:5], policy=policy)
+    table = analysis.crosspod_changes(analysis.from_run(read_run(folder)))
+    assert table["changed"].tolist() == [False, True, False]
+    # Events run from 1 s to 5 s; each window stops at the neighbouring policy event on the
+    # same pair, or at the run's first or last event.
+    assert table["window"].tolist() == [pd.Timedelta("1s")] * 3
+    assert analysis.crosspod_at_end(analysis.from_run(read_run(folder))).empty
+
+
+def test_summary_by_hand(hand: analysis.RunFrames) -> None:
+    got = analysis.summary(hand).to_dict()
+    assert got == {
+        "events": 21,
+        "answers 200": 18,
+        "answers 400": 0,
+        "answers 401": 1,
+        "answers 403": 2,
+        "answers 404": 0,
+        "records PENDING": 0,
+        "records ACCEPTED": 3,
+        "records REJECTED": 1,
+        "implicit pairs": 4,
+        "acceptance rate": pytest.approx(3 / 7),
+        "median time to accept": pd.Timedelta("2s"),
+        "re-request rate": 0.5,
+        "users connected across pods": pytest.approx(3 / 7),
+    }
+
+
+def test_summary_of_the_story_sample_agrees_with_its_manifest(tmp_path: Path) -> None:
+    replay_run("data/samples/story", out=tmp_path)
+    frames = analysis.load("data/samples/story", outputs=tmp_path)
+    manifest = json.loads((tmp_path / "manifest.json").read_text())["summary"]
+    got = analysis.summary(frames)
+    assert got["events"] == manifest["events"]
+    assert {k: v for k, v in manifest["answers_by_code"].items()} == {
+        str(c): got[f"answers {c}"] for c in analysis.CODES if got[f"answers {c}"]
+    }
+    assert manifest["connections_by_status"] == {s: got[f"records {s}"] for s in analysis.STATUS_COLUMNS}
+
+
+def test_a_run_without_events(tmp_path: Path) -> None:
+    frames = analysis.from_run(read_run(_write_run(tmp_path / "run", [])))
+    assert analysis.status_timeline(frames).empty
+    assert analysis.status_timeline(frames, freq="1h").empty
+    assert analysis.requests(frames).empty
+    assert analysis.error_counts(frames).empty
+    assert analysis.request_counter_counts(frames).empty
+    assert np.isnan(analysis.rerequest_rate(frames))
+    assert analysis.cross_pod_share(frames) == 0.0
+    assert analysis.status_counts(frames, by="pod_pair")["implicit"].tolist() == [3, 1]
+    table = analysis.crosspod_changes(frames)
+    assert table["window"].tolist() == [pd.Timedelta(0)]
+    assert analysis.summary(frames)["events"] == 0
+
+
+# -- the rebuilt history against the engine ------------------------------------------------------
+
+_POP = Population.from_records(
+    pods=[Pod(1, "a"), Pod(2, "b"), Pod(3, "c", private=False)],
+    users=[
+        User(1, 1),
+        User(2, 1),
+        User(3, 2),
+        User(4, 2),
+        User(5, 3),
+        User(6, 3),
+        User(7, 2, external=False),
+    ],
+    crosspod=[(1, 2)],
+)
+_ids = st.sampled_from([1, 2, 3, 4, 5, 6, 7, 8])  # 8 is unknown
+_events = st.lists(
+    st.tuples(st.integers(0, 40), _ids, _ids, st.sampled_from([a.value for a in ACTIONS])),
+    max_size=80,
+)
+_policy = st.lists(
+    st.tuples(st.integers(0, 40), st.sampled_from([(1, 2), (1, 3), (2, 3)]), st.booleans()),
+    max_size=4,
+)
+
+
+def _engine_history(
+    events: Events, policy: Policy
+) -> tuple[list[tuple[int, str, str]], dict[int, tuple[int, ...]]]:
+    """Drive the engine call by call: each record change, and the counts after each ts."""
+    engine = Engine(_POP)
+    pol = apply_order(policy.ts).tolist()
+    pi = 0
+    kinds: dict[tuple[int, int], str] = {}
+    changes: list[tuple[int, str, str]] = []
+    counts: dict[int, tuple[int, ...]] = {}
+    for i in apply_order(events.ts).tolist():
+        t = int(events.ts[i])
+        while pi < len(pol) and policy.ts[pol[pi]] <= t:
+            j = pol[pi]
+            engine.set_crosspod(int(policy.pod_a[j]), int(policy.pod_b[j]), bool(policy.crosspod[j]))
+            pi += 1
+        a, b = int(events.actor[i]), int(events.target[i])
+        key = (min(a, b), max(a, b))
+        engine.apply(a, b, ACTIONS[int(events.action[i])], ts=t)
+        conn = engine.connections()
+        now = dict(zip(zip(conn.user_a.tolist(), conn.user_b.tolist()), conn.statuses()))
+        before, after = kinds.get(key, "NONE"), now.get(key, "NONE")
+        if before != after:
+            changes.append((i, before, after))
+        kinds = now
+        counts[t] = tuple(list(now.values()).count(s) for s in analysis.STATUS_COLUMNS)
+    return changes, counts
+
+
+@settings(max_examples=60, deadline=None)
+@given(_events, _policy)
+def test_rebuilt_history_matches_the_engine(
+    rows: list[tuple[int, int, int, str]], policy_rows: list[tuple[int, tuple[int, int], bool]]
+) -> None:
+    events = Events.from_records(rows)
+    policy = Policy.from_records([(t, a, b, on) for t, (a, b), on in policy_rows])
+    frames = analysis.from_run(Run(Path("<memory>"), _POP, events, policy))
+    changes, counts = _engine_history(events, policy)
+
+    moves = analysis.transitions(frames)
+    assert list(zip(moves["event"], moves["before"], moves["after"], strict=True)) == changes
+
+    timeline = analysis.status_timeline(frames)
+    rebuilt = {
+        int(t.value // 1_000_000): tuple(int(x) for x in row)
+        for t, row in zip(timeline.index.as_unit("ns"), timeline.to_numpy(), strict=True)
+    }
+    # The timeline has a row where something changed; the engine's counts hold in between.
+    last: tuple[int, ...] = (0, 0, 0)
+    for t in sorted(counts):
+        last = rebuilt.get(t, last)
+        assert last == counts[t]
+
+    # A request is made by each connect that leaves the record pending.
+    actions = events.actions()
+    made = [i for i, _, after in changes if after == "PENDING" and actions[i] == "connect"]
+    table = analysis.requests(frames)
+    assert table["requester"].tolist() == [int(events.actor[i]) for i in made]
+    answered = table.dropna(subset=["answer"])
+    assert (answered["time_to_answer"] >= pd.Timedelta(0)).all()
+    assert set(answered["answer"]) <= {"ACCEPTED", "REJECTED"}
