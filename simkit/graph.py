@@ -1,0 +1,407 @@
+"""`graph`: the connections of a run as networkx graphs, their metrics, and GraphML.
+
+:func:`user_graph` has a node per user and an edge per stored record, from its requester
+to the other user; :func:`pod_graph` has a node per pod and an edge per pod pair that holds
+records or has crossPod enabled at the end of the run. The metrics (:func:`degree_counts`,
+:func:`component_sizes`, :func:`cross_pod_share`, :func:`bridging_pods`, :func:`metrics`)
+read those graphs; :func:`write_graphml` saves one for Gephi and similar tools.
+
+This module builds graphs from the frames of :mod:`simkit.analysis` and measures them; it
+draws nothing (:mod:`simkit.plots` does) and applies no connection rule.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import networkx as nx
+import numpy as np
+import pandas as pd
+
+from simkit.analysis import STATUS_COLUMNS, RunFrames, crosspod_at_end, status_counts
+
+__all__ = [
+    "bridging_pods",
+    "component_sizes",
+    "cross_pod_share",
+    "degree_counts",
+    "metrics",
+    "pod_graph",
+    "pod_layout",
+    "user_graph",
+    "write_graphml",
+]
+
+_ACCEPTED = "ACCEPTED"
+# spring_layout needs scipy from this many nodes on; beyond it pods go on a circle.
+_SPRING_LIMIT = 500
+
+
+def user_graph(frames: RunFrames, *, implicit: bool = False) -> nx.DiGraph:
+    """The users and their stored connections at the end of the run.
+
+    Parameters
+    ----------
+    frames : RunFrames
+    implicit : bool
+        Also add an edge for every pair of users of the same private pod (from the
+        smaller id, ``status`` ``ACCEPTED``, no counter or times). A pod of *n* users adds
+        n(n-1)/2 edges, so this is for small runs.
+
+    Returns
+    -------
+    networkx.DiGraph
+        Nodes: user ids in input order, with ``pod`` (int) and ``external`` (bool).
+        Edges: one per stored record, from its requester to the other user, with
+        ``status`` (``PENDING``, ``ACCEPTED``, ``REJECTED``), ``request_counter``,
+        ``first_requested_at`` and ``updated_at`` (ms since the epoch) and ``implicit``
+        (False); implicit edges have ``status`` and ``implicit`` (True) only.
+
+    Examples
+    --------
+    >>> from simkit import read_run
+    >>> from simkit.analysis import from_run
+    >>> g = user_graph(from_run(read_run("data/samples/story")))
+    >>> g.number_of_nodes(), g.number_of_edges()
+    (7, 4)
+    >>> g.nodes[301], g.edges[101, 301]["status"]
+    ({'pod': 30, 'external': True}, 'ACCEPTED')
+    """
+    g = nx.DiGraph()
+    users = frames.users
+    g.add_nodes_from(
+        (u, {"pod": p, "external": e})
+        for u, p, e in zip(
+            users["user_id"].tolist(), users["pod_id"].tolist(), users["external"].tolist(), strict=True
+        )
+    )
+    conn = frames.connections
+    a, b, requester = (conn[c].tolist() for c in ("user_a", "user_b", "requester"))
+    attrs = zip(
+        conn["status"].tolist(),
+        conn["request_counter"].tolist(),
+        conn["first_requested_at"].tolist(),
+        conn["updated_at"].tolist(),
+        strict=True,
+    )
+    g.add_edges_from(
+        (
+            r,
+            y if r == x else x,
+            {
+                "status": s,
+                "request_counter": n,
+                "first_requested_at": first,
+                "updated_at": updated,
+                "implicit": False,
+            },
+        )
+        for x, y, r, (s, n, first, updated) in zip(a, b, requester, attrs, strict=True)
+    )
+    if implicit:
+        private = set(frames.pods.loc[frames.pods["private"], "pod_id"].tolist())
+        for pod, members in users.groupby("pod_id", sort=True)["user_id"]:
+            if pod in private:
+                ids = sorted(members.tolist())
+                g.add_edges_from(
+                    (x, y, {"status": _ACCEPTED, "implicit": True})
+                    for i, x in enumerate(ids)
+                    for y in ids[i + 1 :]
+                )
+    return g
+
+
+def pod_graph(frames: RunFrames) -> nx.Graph:
+    """The pods, linked where they share stored records or crossPod at the end of the run.
+
+    Returns
+    -------
+    networkx.Graph
+        Nodes: pod ids in id order, with ``name``, ``private``, ``users`` (how many) and
+        ``pending``, ``accepted``, ``rejected``: records between two users of the pod
+        (public pods only). Edges: one per pair of different pods with a stored record or
+        crossPod enabled at the end of the run, with ``pending``, ``accepted``,
+        ``rejected`` (records between the two pods), ``weight`` (= ``accepted``) and
+        ``crosspod`` (enabled at the end of the run).
+
+    Examples
+    --------
+    >>> from simkit import read_run
+    >>> from simkit.analysis import from_run
+    >>> g = pod_graph(from_run(read_run("data/samples/story")))
+    >>> sorted(g.edges(data=True))
+    [(10, 20, {'pending': 1, 'accepted': 0, 'rejected': 0, 'weight': 0, 'crosspod': False}), (10, 30, {'pending': 1, 'accepted': 1, 'rejected': 0, 'weight': 1, 'crosspod': True})]
+    >>> g.nodes[30]
+    {'name': 'pod-30', 'private': False, 'users': 2, 'pending': 0, 'accepted': 1, 'rejected': 0}
+    """
+    g = nx.Graph()
+    sizes = frames.users.groupby("pod_id").size()
+    pods = frames.pods.sort_values("pod_id", kind="stable")
+    by_pair = status_counts(frames, by="pod_pair")
+    for pod, name, private in zip(
+        pods["pod_id"].tolist(), pods["name"].tolist(), pods["private"].tolist(), strict=True
+    ):
+        inside = by_pair.loc[(pod, pod)] if (pod, pod) in by_pair.index else None
+        g.add_node(
+            pod,
+            name=name,
+            private=private,
+            users=int(sizes.get(pod, 0)),
+            **{s.lower(): int(inside[s]) if inside is not None else 0 for s in STATUS_COLUMNS},
+        )
+    pairs = by_pair[by_pair.index.get_level_values(0) != by_pair.index.get_level_values(1)]
+    records = pairs[list(STATUS_COLUMNS)].sum(axis=1)
+    linked = pairs[records > 0].reset_index()
+    for row in linked.to_dict("records"):
+        counts = {s.lower(): int(row[s]) for s in STATUS_COLUMNS}
+        g.add_edge(
+            int(row["pod_a"]),
+            int(row["pod_b"]),
+            **counts,
+            weight=counts["accepted"],
+            crosspod=bool(row["crosspod"]),
+        )
+    for a, b in crosspod_at_end(frames).to_numpy().tolist():
+        if not g.has_edge(a, b):
+            g.add_edge(a, b, **{s.lower(): 0 for s in STATUS_COLUMNS}, weight=0, crosspod=True)
+    return g
+
+
+def _edges_of(g: nx.Graph, status: str | None) -> nx.Graph:
+    """An undirected view of `g`: every node, and the edges with that status (any if None)."""
+    keep = nx.Graph()
+    keep.add_nodes_from(g.nodes)
+    keep.add_edges_from((u, v) for u, v, s in g.edges(data="status") if status is None or s == status)
+    return keep
+
+
+def degree_counts(g: nx.Graph, status: str | None = _ACCEPTED) -> pd.DataFrame:
+    """How many users have each number of connections of one status.
+
+    Parameters
+    ----------
+    g : networkx.Graph
+        A :func:`user_graph` (its implicit edges count if it has them).
+    status : str or None
+        Count edges of this status (``ACCEPTED`` by default); ``None``: every edge.
+
+    Returns
+    -------
+    DataFrame
+        Index ``degree`` from 0 to the largest; column ``users``.
+
+    Examples
+    --------
+    >>> from simkit import read_run
+    >>> from simkit.analysis import from_run
+    >>> degree_counts(user_graph(from_run(read_run("data/samples/story"))))  # doctest: +NORMALIZE_WHITESPACE
+            users
+    degree
+    0           4
+    1           2
+    2           1
+    """
+    degrees = np.array([d for _, d in _edges_of(g, status).degree()], dtype=np.int64)
+    counts = np.bincount(degrees) if len(degrees) else np.zeros(0, dtype=np.int64)
+    return pd.DataFrame({"users": counts}, index=pd.RangeIndex(len(counts), name="degree"))
+
+
+def component_sizes(g: nx.Graph, status: str | None = _ACCEPTED) -> pd.Series:
+    """Sizes of the connected components, largest first, over edges of one status.
+
+    Users without such an edge are components of one. Direction is ignored.
+
+    Examples
+    --------
+    >>> from simkit import read_run
+    >>> from simkit.analysis import from_run
+    >>> component_sizes(user_graph(from_run(read_run("data/samples/story")))).tolist()
+    [3, 1, 1, 1, 1]
+    """
+    sizes = sorted((len(c) for c in nx.connected_components(_edges_of(g, status))), reverse=True)
+    return pd.Series(sizes, index=pd.RangeIndex(len(sizes), name="component"), name="users", dtype=np.int64)
+
+
+def cross_pod_share(g: nx.Graph) -> float:
+    """Share of the users of a :func:`user_graph` with an accepted edge to another pod.
+
+    NaN for a graph without nodes. Agrees with :func:`simkit.analysis.cross_pod_share`.
+
+    Examples
+    --------
+    >>> from simkit import read_run
+    >>> from simkit.analysis import from_run
+    >>> round(cross_pod_share(user_graph(from_run(read_run("data/samples/story")))), 4)
+    0.2857
+    """
+    if not g.number_of_nodes():
+        return float("nan")
+    pod = nx.get_node_attributes(g, "pod")
+    linked: set[Any] = set()
+    for u, v, status in g.edges(data="status"):
+        if status == _ACCEPTED and pod[u] != pod[v]:
+            linked.update((u, v))
+    return len(linked) / int(g.number_of_nodes())
+
+
+def bridging_pods(g: nx.Graph) -> pd.DataFrame:
+    """Which pods bridge the network: betweenness over accepted connections between pods.
+
+    A pod's betweenness is the share of shortest paths between two other pods that pass
+    through it, in the graph whose edges are the pod pairs holding at least one accepted
+    connection (networkx's normalised betweenness, unweighted).
+
+    Parameters
+    ----------
+    g : networkx.Graph
+        A :func:`pod_graph`.
+
+    Returns
+    -------
+    DataFrame
+        One row per pod, index ``pod_id``, most bridging first (ties: smaller id first):
+        ``name``, ``users``, ``partners`` (pods linked by an accepted connection) and
+        ``betweenness``.
+
+    Examples
+    --------
+    >>> from simkit import read_run
+    >>> from simkit.analysis import from_run
+    >>> bridging_pods(pod_graph(from_run(read_run("data/samples/story"))))  # doctest: +NORMALIZE_WHITESPACE
+              name  users  partners  betweenness
+    pod_id
+    10      pod-10      2         1          0.0
+    20      pod-20      3         0          0.0
+    30      pod-30      2         1          0.0
+    """
+    accepted = nx.Graph()
+    accepted.add_nodes_from(sorted(g.nodes))
+    accepted.add_edges_from((u, v) for u, v, n in g.edges(data="accepted") if n)
+    centrality = nx.betweenness_centrality(accepted, normalized=True)
+    table = pd.DataFrame(
+        {
+            "name": [g.nodes[p]["name"] for p in accepted.nodes],
+            "users": [g.nodes[p]["users"] for p in accepted.nodes],
+            "partners": [accepted.degree(p) for p in accepted.nodes],
+            "betweenness": [float(centrality[p]) for p in accepted.nodes],
+        },
+        index=pd.Index(list(accepted.nodes), name="pod_id", dtype=np.int64),
+    )
+    return table.sort_values("betweenness", ascending=False, kind="stable")
+
+
+def metrics(users: nx.Graph, pods: nx.Graph) -> pd.Series:
+    """The headline measures of the connection graph.
+
+    Parameters
+    ----------
+    users : networkx.Graph
+        A :func:`user_graph`.
+    pods : networkx.Graph
+        The :func:`pod_graph` of the same run.
+
+    Returns
+    -------
+    Series
+        ``users``; ``stored connections``; ``accepted connections``; ``mean accepted
+        degree``; ``components`` and ``largest component`` (over accepted edges, users
+        alone counted as components of one); ``users connected across pods`` (a share);
+        ``pod pairs with crossPod``; ``pod pairs with accepted connections``; ``most
+        bridging pod`` (``None`` if no pod lies between two others).
+
+    Examples
+    --------
+    >>> from simkit import read_run
+    >>> from simkit.analysis import from_run
+    >>> frames = from_run(read_run("data/samples/story"))
+    >>> metrics(user_graph(frames), pod_graph(frames))
+    users                                         7
+    stored connections                            4
+    accepted connections                          2
+    mean accepted degree                   0.571429
+    components                                    5
+    largest component                             3
+    users connected across pods            0.285714
+    pod pairs with crossPod                       1
+    pod pairs with accepted connections           1
+    most bridging pod                          None
+    dtype: object
+    """
+    accepted = sum(1 for *_, s in users.edges(data="status") if s == _ACCEPTED)
+    n = users.number_of_nodes()
+    sizes = component_sizes(users)
+    bridges = bridging_pods(pods)
+    top = bridges.index[0] if len(bridges) and bridges["betweenness"].iloc[0] > 0 else None
+    values: dict[str, Any] = {
+        "users": n,
+        "stored connections": sum(1 for *_, i in users.edges(data="implicit") if not i),
+        "accepted connections": accepted,
+        "mean accepted degree": 2 * accepted / n if n else float("nan"),
+        "components": len(sizes),
+        "largest component": int(sizes.iloc[0]) if len(sizes) else 0,
+        "users connected across pods": cross_pod_share(users),
+        "pod pairs with crossPod": sum(1 for *_, c in pods.edges(data="crosspod") if c),
+        "pod pairs with accepted connections": sum(1 for *_, a in pods.edges(data="accepted") if a),
+        "most bridging pod": None if top is None else int(top),
+    }
+    return pd.Series(values, dtype=object)
+
+
+def pod_layout(g: nx.Graph, seed: int = 0) -> dict[Any, tuple[float, float]]:
+    """Positions for drawing a :func:`pod_graph`: the same graph and seed, the same layout.
+
+    A force-directed layout pulled by accepted connections (up to 500 pods; a circle
+    beyond, in pod-id order).
+
+    Examples
+    --------
+    >>> from simkit import read_run
+    >>> from simkit.analysis import from_run
+    >>> pos = pod_layout(pod_graph(from_run(read_run("data/samples/story"))))
+    >>> sorted(pos), all(-1.0 <= c <= 1.0 for xy in pos.values() for c in xy)
+    ([10, 20, 30], True)
+    """
+    ordered = nx.Graph()
+    ordered.add_nodes_from(sorted(g.nodes))
+    # Every edge pulls a little; accepted connections pull harder.
+    ordered.add_edges_from(
+        (u, v, {"pull": 1.0 + float(a)}) for u, v, a in g.edges(data="accepted", default=0)
+    )
+    if ordered.number_of_nodes() >= _SPRING_LIMIT:
+        pos = nx.circular_layout(ordered)
+    else:
+        pos = nx.spring_layout(ordered, weight="pull", seed=seed)
+    return {node: (float(xy[0]), float(xy[1])) for node, xy in pos.items()}
+
+
+def write_graphml(g: nx.Graph, path: str | os.PathLike[str]) -> Path:
+    """Write a graph as GraphML (for Gephi, Cytoscape, yEd...); return the path.
+
+    The file goes to a temporary name beside `path` and is renamed into place, so a
+    reader never sees half a file. The same graph gives the same bytes.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> from simkit import read_run
+    >>> from simkit.analysis import from_run
+    >>> frames = from_run(read_run("data/samples/story"))
+    >>> with tempfile.TemporaryDirectory() as tmp:
+    ...     file = write_graphml(user_graph(frames), Path(tmp) / "users.graphml")
+    ...     back = nx.read_graphml(file, node_type=int)
+    >>> back.edges[101, 301]["request_counter"], back.nodes[101]["pod"]
+    (1, 10)
+    """
+    target = Path(path)
+    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+    os.close(fd)
+    try:
+        nx.write_graphml(g, tmp)
+        os.replace(tmp, target)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return target
