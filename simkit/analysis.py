@@ -47,12 +47,15 @@ __all__ = [
     "RunFrames",
     "acceptance_by_pod_pair",
     "acceptance_rate",
+    "answer_times",
+    "bin_width",
     "cross_pod_share",
     "crosspod_at_end",
     "crosspod_changes",
     "crosspod_matrix",
     "error_counts",
     "from_run",
+    "largest_pods",
     "load",
     "median_time_to_accept",
     "pod_matrix",
@@ -93,12 +96,10 @@ _KIND_OF_VIEW = {
 }
 _KIND_NAMES = np.array([k.name for k in Kind], dtype=object)
 _EFFECT_NAMES = np.array([e.name.lower() for e in Effect], dtype=object)
-# Bin widths tried, smallest first, when a caller gives none: the first that cuts the run
-# into at most _MAX_BINS bins wins.
+# Bin widths tried, smallest first, when a caller gives none (see bin_width).
 _BIN_WIDTHS = tuple(
     pd.Timedelta(s) for s in ("1s", "10s", "1min", "10min", "1h", "6h", "1D", "7D", "30D", "365D")
 )
-_MAX_BINS = 60
 
 
 @dataclass(frozen=True, eq=False)
@@ -304,20 +305,53 @@ def _record_pods(frames: RunFrames) -> pd.DataFrame:
     )
 
 
-def _bin_width(times: pd.DatetimeIndex, freq: str | pd.Timedelta | None) -> pd.Timedelta:
-    if freq is not None:
-        width = pd.Timedelta(freq)
-        if width <= pd.Timedelta(0):
-            raise ValueError(f"freq must be a positive duration, got {freq!r}")
-        return width
-    span = times.max() - times.min() if len(times) else pd.Timedelta(0)
-    return next((w for w in _BIN_WIDTHS if span / w < _MAX_BINS), _BIN_WIDTHS[-1])
+def bin_width(frames: RunFrames, bins: int = 60) -> pd.Timedelta:
+    """A round time-bin width that cuts the run into fewer than `bins` bins.
+
+    The smallest of 1 s, 10 s, 1 min, 10 min, 1 h, 6 h, 1 day, 7 days, 30 days and 365
+    days that does, measured from the first event to the last.
+
+    Examples
+    --------
+    >>> from simkit import read_run
+    >>> bin_width(from_run(read_run("data/samples/story")))  # 45 minutes of events
+    Timedelta('0 days 00:01:00')
+    >>> bin_width(from_run(read_run("data/samples/story")), bins=10)
+    Timedelta('0 days 00:10:00')
+    """
+    if bins < 1:
+        raise ValueError(f"bins must be at least 1, got {bins}")
+    ts = frames.events["ts"]
+    span = pd.Timedelta(milliseconds=int(ts.max() - ts.min())) if len(ts) else pd.Timedelta(0)
+    return next((w for w in _BIN_WIDTHS if span / w < bins), _BIN_WIDTHS[-1])
+
+
+def largest_pods(frames: RunFrames, top: int | None = None) -> list[int]:
+    """The ids of the `top` pods with the most users, largest first (ties: smaller id first).
+
+    Examples
+    --------
+    >>> from simkit import read_run
+    >>> largest_pods(from_run(read_run("data/samples/story")), top=2)
+    [20, 10]
+    """
+    if top is not None and top < 1:
+        raise ValueError(f"top must be at least 1, got {top}")
+    sizes = _pod_sizes(frames)
+    # np.lexsort sorts by its last key first: size descending, then id ascending.
+    ranked = sizes.index.to_numpy()[np.lexsort((sizes.index.to_numpy(), -sizes.to_numpy()))]
+    return [int(p) for p in ranked[:top]]
 
 
 def _bins(frames: RunFrames, freq: str | pd.Timedelta | None) -> tuple[pd.DatetimeIndex, pd.Timedelta]:
     """Regular bins covering every event of the run: their start times and their width."""
     times = _times(frames.events["ts"])
-    width = _bin_width(times, freq)
+    if freq is None:
+        width = bin_width(frames)
+    else:
+        width = pd.Timedelta(freq)
+        if width <= pd.Timedelta(0):
+            raise ValueError(f"freq must be a positive duration, got {freq!r}")
     if not len(times):
         return pd.DatetimeIndex([], name="time"), width
     edges = pd.date_range(times.min().floor(width), times.max().floor(width), freq=width, name="time")
@@ -553,7 +587,8 @@ def pod_matrix(frames: RunFrames, status: str = "ACCEPTED", top: int | None = No
     -------
     DataFrame
         Symmetric, int64; the diagonal counts records between two users of the same pod
-        (public pods only: a private pod's pairs are implicit and never stored).
+        (public pods only: a private pod's pairs are implicit and never stored). The
+        status is in ``.attrs["status"]``.
 
     Examples
     --------
@@ -567,12 +602,7 @@ def pod_matrix(frames: RunFrames, status: str = "ACCEPTED", top: int | None = No
     """
     if status not in STATUS_COLUMNS:
         raise ValueError(f"status must be one of {', '.join(STATUS_COLUMNS)}, got {status!r}")
-    if top is not None and top < 1:
-        raise ValueError(f"top must be at least 1, got {top}")
-    sizes = _pod_sizes(frames)
-    # Largest first; np.lexsort sorts by its last key first, so ties go to the smaller id.
-    ranked = sizes.index.to_numpy()[np.lexsort((sizes.index.to_numpy(), -sizes.to_numpy()))]
-    ids = [int(p) for p in ranked[:top]]
+    ids = largest_pods(frames, top)
     where = pd.Index(ids)
     recs = _record_pods(frames)
     recs = recs[recs["status"] == status]
@@ -583,7 +613,9 @@ def pod_matrix(frames: RunFrames, status: str = "ACCEPTED", top: int | None = No
     np.add.at(grid, (rows[inside], cols[inside]), 1)
     # Records between two pods were counted once, at (pod_a, pod_b); mirror them.
     grid = grid + grid.T - np.diag(np.diag(grid))
-    return pd.DataFrame(grid, index=pd.Index(ids, name="pod"), columns=pd.Index(ids, name="pod"))
+    out = pd.DataFrame(grid, index=pd.Index(ids, name="pod"), columns=pd.Index(ids, name="pod"))
+    out.attrs["status"] = status
+    return out
 
 
 def crosspod_changes(frames: RunFrames, window: str | pd.Timedelta | None = None) -> pd.DataFrame:
@@ -943,6 +975,34 @@ def acceptance_rate(frames: RunFrames) -> float:
     return int((answer == Kind.ACCEPTED.name).sum()) / answered if answered else float("nan")
 
 
+def answer_times(frames: RunFrames, answer: str | None = "ACCEPTED") -> pd.Series:
+    """How long each answered request waited for its answer, in request order.
+
+    Parameters
+    ----------
+    frames : RunFrames
+    answer : {"ACCEPTED", "REJECTED"} or None
+        Keep the requests that got this answer (by default: accepted ones); ``None``:
+        every answered request.
+
+    Returns
+    -------
+    Series
+        ``time_to_answer`` as ``Timedelta``, indexed like :func:`requests`.
+
+    Examples
+    --------
+    >>> from simkit import read_run
+    >>> answer_times(from_run(read_run("data/samples/story"))).dt.total_seconds().tolist()
+    [60.0, 60.0, 60.0]
+    """
+    if answer is not None and answer not in (Kind.ACCEPTED.name, Kind.REJECTED.name):
+        raise ValueError(f"answer must be ACCEPTED, REJECTED or None, got {answer!r}")
+    table = requests(frames)
+    got = table["answer"].notna() if answer is None else (table["answer"] == answer).fillna(False)
+    return table.loc[got.to_numpy(dtype=bool), "time_to_answer"]
+
+
 def median_time_to_accept(frames: RunFrames) -> pd.Timedelta | NaTType:
     """Median time from a request to its acceptance (``NaT`` with no accepted request).
 
@@ -952,8 +1012,7 @@ def median_time_to_accept(frames: RunFrames) -> pd.Timedelta | NaTType:
     >>> median_time_to_accept(from_run(read_run("data/samples/story")))
     Timedelta('0 days 00:01:00')
     """
-    table = requests(frames)
-    waits = table.loc[(table["answer"] == Kind.ACCEPTED.name).fillna(False), "time_to_answer"]
+    waits = answer_times(frames)
     return pd.Timedelta(waits.median()) if len(waits) else pd.NaT
 
 
@@ -967,8 +1026,7 @@ def error_counts(frames: RunFrames, freq: str | pd.Timedelta | None = None) -> p
     ----------
     frames : RunFrames
     freq : str or Timedelta, optional
-        Bin width; by default the smallest of 1 s, 10 s, 1 min, 10 min, 1 h, 6 h, 1 day,
-        7 days, 30 days, 365 days that cuts the run into fewer than 60 bins.
+        Bin width; by default :func:`bin_width` (fewer than 60 bins).
 
     Returns
     -------

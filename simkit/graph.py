@@ -191,7 +191,8 @@ def degree_counts(g: nx.Graph, status: str | None = _ACCEPTED) -> pd.DataFrame:
     Returns
     -------
     DataFrame
-        Index ``degree`` from 0 to the largest; column ``users``.
+        Index ``degree`` from 0 to the largest; column ``users``. The status counted is
+        in ``.attrs["status"]``.
 
     Examples
     --------
@@ -206,7 +207,9 @@ def degree_counts(g: nx.Graph, status: str | None = _ACCEPTED) -> pd.DataFrame:
     """
     degrees = np.array([d for _, d in _edges_of(g, status).degree()], dtype=np.int64)
     counts = np.bincount(degrees) if len(degrees) else np.zeros(0, dtype=np.int64)
-    return pd.DataFrame({"users": counts}, index=pd.RangeIndex(len(counts), name="degree"))
+    table = pd.DataFrame({"users": counts}, index=pd.RangeIndex(len(counts), name="degree"))
+    table.attrs["status"] = status
+    return table
 
 
 def component_sizes(g: nx.Graph, status: str | None = _ACCEPTED) -> pd.Series:

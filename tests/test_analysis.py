@@ -257,6 +257,11 @@ def test_requests_by_hand(hand: analysis.RunFrames) -> None:
 def test_acceptance_by_hand(hand: analysis.RunFrames) -> None:
     assert analysis.acceptance_rate(hand) == pytest.approx(3 / 7)
     assert analysis.median_time_to_accept(hand) == pd.Timedelta("2s")
+    assert analysis.answer_times(hand).tolist() == [pd.Timedelta(s) for s in ("1s", "5s", "2s")]
+    assert analysis.answer_times(hand, "REJECTED").index.tolist() == [1, 2, 5, 6]
+    assert len(analysis.answer_times(hand, None)) == 7
+    with pytest.raises(ValueError, match="answer must be"):
+        analysis.answer_times(hand, "PENDING")
     table = analysis.acceptance_by_pod_pair(hand)
     assert table.to_dict("index") == {
         (1, 2): {
@@ -312,6 +317,20 @@ def test_error_counts_picks_fewer_than_60_bins(hand: analysis.RunFrames) -> None
     assert errors.attrs["freq"] == pd.Timedelta("1s")  # 14 s of events
     assert len(errors) == 15
     assert int(errors.to_numpy().sum()) == 3
+
+
+@pytest.mark.parametrize(("bins", "width"), [(60, "1s"), (14, "10s"), (15, "1s"), (2, "10s"), (1, "1min")])
+def test_bin_width_cuts_the_run_into_fewer_bins_than_asked(
+    hand: analysis.RunFrames, bins: int, width: str
+) -> None:
+    assert analysis.bin_width(hand, bins) == pd.Timedelta(width)  # events span 14 s
+
+
+def test_largest_pods(hand: analysis.RunFrames) -> None:
+    assert analysis.largest_pods(hand) == [1, 2, 3]
+    assert analysis.largest_pods(hand, top=1) == [1]
+    with pytest.raises(ValueError, match="top must be at least 1"):
+        analysis.largest_pods(hand, top=0)
 
 
 @pytest.mark.parametrize("freq", ["0s", "-1min"])
