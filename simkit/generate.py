@@ -1,0 +1,785 @@
+"""`generate`: synthetic pods, users, crossPod policy and traffic from a scenario and a seed.
+
+:func:`generate` turns a :class:`~simkit.scenario.Scenario` into the input tables of a run
+(a :class:`~simkit.population.Population`, action :class:`~simkit.events.Events` and
+crossPod :class:`~simkit.events.Policy` events); :func:`simulate` also replays them and
+writes the complete run folder, the Python face of ``simkit run``.
+
+Everything is drawn with numpy, a column at a time, so that a year of a million users
+(about 10⁸ events) is generated in seconds. All randomness flows from one seed, split with
+:class:`numpy.random.SeedSequence` into one stream per concern (population, crossPod,
+requests, answers, removals, mistakes), so changing how mistakes are drawn leaves the
+requests as they were. Generated ids and order make a replay cheap: user ids are dense and
+numbered pod by pod, and events come out sorted by ``ts``.
+
+The generator knows people, not rules: it emits what people would try (including mistakes)
+and leaves every answer to the engines. It must not decide outcomes, nor read the clock or
+any global random state.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import sys
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from numpy.typing import NDArray
+
+from simkit.errors import RunDirError
+from simkit.events import Events, Policy
+from simkit.population import Population
+from simkit.results import Replay
+from simkit.rules import ACTIONS, Action
+from simkit.scenario import BehaviourSection, CrossPodSection, Scenario, load_scenario
+
+__all__ = ["FIRST_USER_ID", "generate", "simulate"]
+
+FIRST_USER_ID = 1_000_000
+"""User ids are ``FIRST_USER_ID + row``, pod by pod, so they never look like pod ids."""
+
+_DAY_MS = 86_400_000
+_HOUR_MS = 3_600_000
+_YEAR_MS = 365 * _DAY_MS
+# Office hours, UTC: a request "in office hours" falls in [08:00, 18:00).
+_OFFICE_START_MS = 8 * _HOUR_MS
+_OFFICE_LENGTH_MS = 10 * _HOUR_MS
+# The largest pods (this share of them, at least one) are named as banks.
+_BANK_SHARE = 0.05
+# Ids asked for by `unknown_user` mistakes lie this far past the last user.
+_UNKNOWN_ID_SPAN = 1_000
+_STREAMS = ("population", "crosspod", "requests", "answers", "removals", "mistakes")
+
+_CONNECT = np.int8(ACTIONS.index(Action.CONNECT))
+_ACCEPT = np.int8(ACTIONS.index(Action.ACCEPT))
+_REJECT = np.int8(ACTIONS.index(Action.REJECT))
+_REMOVE = np.int8(ACTIONS.index(Action.REMOVE))
+
+_I32 = NDArray[np.int32]
+_I64 = NDArray[np.int64]
+_F64 = NDArray[np.float64]
+_Bool = NDArray[np.bool_]
+
+
+# -- the population -----------------------------------------------------------------------
+
+
+@dataclass(frozen=True, eq=False)
+class _World:
+    """The population as row numbers: pods 0..P-1, users 0..N-1 contiguous pod by pod.
+
+    `order` lists each pod's users from most to least popular (a random ranking);
+    `ext_order` does the same for external users only, which are the only ones people
+    of other pods can find.
+    """
+
+    pod_size: _I64
+    pod_start: _I64
+    pod_private: _Bool
+    user_pod: _I32
+    external: _Bool
+    activity: _F64
+    order: _I32
+    ext_start: _I64
+    ext_count: _I64
+    ext_order: _I32
+
+    @property
+    def n_pods(self) -> int:
+        return len(self.pod_size)
+
+    @property
+    def n_users(self) -> int:
+        return len(self.user_pod)
+
+
+def _pod_sizes(rng: np.random.Generator, pods: int, users: int, alpha: float, min_size: int) -> _I64:
+    """Heavy-tailed sizes that sum to `users`: each pod gets `min_size` plus a Pareto share."""
+    weight = rng.pareto(alpha, pods) + 1.0
+    extra = users - pods * min_size
+    ideal = extra * weight / weight.sum()
+    size = np.floor(ideal).astype(np.int64)
+    # Largest remainders take the users left over by rounding down, so the total is exact.
+    short = extra - int(size.sum())
+    if short:
+        size[np.argsort(-(ideal - size), kind="stable")[:short]] += 1
+    return size + min_size
+
+
+def _ranking(rng: np.random.Generator, group: NDArray[Any]) -> _I32:
+    """Positions sorted by `group`, in a random order inside each group."""
+    return np.argsort(group + rng.random(len(group)), kind="stable").astype(np.int32)
+
+
+def _world(sc: Scenario, rng: np.random.Generator) -> _World:
+    pop = sc.population
+    size = _pod_sizes(rng, pop.pods, pop.users, pop.pod_size_alpha, pop.min_pod_size)
+    private = np.ones(pop.pods, dtype=np.bool_)
+    n_public = round((1.0 - pop.private_share) * pop.pods)
+    private[rng.choice(pop.pods, size=n_public, replace=False)] = False
+    start = np.concatenate([[0], np.cumsum(size)[:-1]]).astype(np.int64)
+    user_pod = np.repeat(np.arange(pop.pods, dtype=np.int32), size)
+    # Users of a public pod exist to talk across companies: all of them are external.
+    external = (rng.random(pop.users) < pop.external_share) | ~private[user_pod]
+    activity = rng.lognormal(0.0, sc.behaviour.activity_skew, pop.users)
+    order = _ranking(rng, user_pod)
+    ext_rows = np.flatnonzero(external).astype(np.int32)
+    ext_pods = user_pod[ext_rows]
+    ext_order = ext_rows[_ranking(rng, ext_pods)]
+    ext_count = np.bincount(ext_pods, minlength=pop.pods).astype(np.int64)
+    ext_start = np.concatenate([[0], np.cumsum(ext_count)[:-1]]).astype(np.int64)
+    return _World(size, start, private, user_pod, external, activity, order, ext_start, ext_count, ext_order)
+
+
+def _population(world: _World, crosspod: _I64) -> Population:
+    pod_id = np.arange(1, world.n_pods + 1, dtype=np.int64)
+    n_banks = max(1, round(_BANK_SHARE * world.n_pods))
+    big = np.zeros(world.n_pods, dtype=np.bool_)
+    big[np.argsort(-world.pod_size, kind="stable")[:n_banks]] = True
+    width = len(str(world.n_pods))
+    names = tuple(
+        f"{'public' if not priv else 'bank' if b else 'firm'}-{i:0{width}d}"
+        for i, priv, b in zip(pod_id.tolist(), world.pod_private.tolist(), big.tolist())
+    )
+    return Population(
+        pod_id=pod_id,
+        pod_name=names,
+        pod_private=world.pod_private.copy(),
+        user_id=np.arange(FIRST_USER_ID, FIRST_USER_ID + world.n_users, dtype=np.int64),
+        user_pod=world.user_pod.astype(np.int64) + 1,
+        user_external=world.external.copy(),
+        crosspod=crosspod,
+    )
+
+
+# -- crossPod over time -------------------------------------------------------------------
+
+
+@dataclass(frozen=True, eq=False)
+class _Timeline:
+    """crossPod through the run: stage k lasts from ``bounds[k]`` to ``bounds[k + 1]``.
+
+    `enabled[k]` marks the pod pairs (indexed as in :func:`_pair_index`) enabled in stage
+    k; `affinity` is each pair's mutual liking, which steers whom people ask.
+    """
+
+    pair_a: _I32
+    pair_b: _I32
+    bounds: _I64
+    enabled: _Bool
+    affinity: _F64
+    policy: Policy
+
+    def stage(self, ts: _I64) -> _I64:
+        """The stage each time falls in."""
+        return np.searchsorted(self.bounds[1:-1], ts, side="right").astype(np.int64)
+
+
+def _pair_index(pods: int, a: NDArray[Any], b: NDArray[Any]) -> _I64:
+    """Position of the unordered pair {a, b} (pod rows, a ≠ b) among ``triu_indices(pods, 1)``."""
+    lo = np.minimum(a, b).astype(np.int64)
+    hi = np.maximum(a, b).astype(np.int64)
+    return lo * (2 * pods - lo - 1) // 2 + (hi - lo - 1)
+
+
+def _weighted_pick(rng: np.random.Generator, candidates: _I64, weight: _F64, k: int) -> _I64:
+    """`k` of `candidates` drawn without replacement with chances ∝ `weight` (Efraimidis–Spirakis)."""
+    k = min(k, len(candidates))
+    if k <= 0:
+        return np.zeros(0, dtype=np.int64)
+    if k == len(candidates):
+        return candidates
+    with np.errstate(divide="ignore"):
+        key = np.log(rng.random(len(candidates))) / np.maximum(weight, 1e-300)
+    return np.sort(candidates[np.argpartition(-key, k - 1)[:k]])
+
+
+def _timeline(sc: Scenario, world: _World, rng: np.random.Generator) -> _Timeline:
+    cp: CrossPodSection = sc.crosspod
+    pods = world.n_pods
+    pair_a, pair_b = (x.astype(np.int32) for x in np.triu_indices(pods, 1))
+    # Big companies are connected to more others: a pair's chance grows with both sizes.
+    size = world.pod_size.astype(np.float64)
+    pull = (size[pair_a] * size[pair_b]) ** cp.size_bias
+    state = np.zeros(len(pair_a), dtype=np.bool_)
+    if cp.pairs is not None:
+        given = np.array(cp.pairs, dtype=np.int64).reshape(-1, 2) - 1
+        state[_pair_index(pods, given[:, 0], given[:, 1])] = True
+    else:
+        state[_weighted_pick(rng, np.arange(len(state), dtype=np.int64), pull, round(cp.density * len(state)))] = True
+    affinity = rng.lognormal(0.0, sc.behaviour.pod_affinity, len(pair_a))
+
+    start, end = sc.time.start_ms, sc.time.end_ms
+    bounds = [start]
+    stages = [state.copy()]
+    pol_ts: list[_I64] = []
+    pol_a: list[_I32] = []
+    pol_b: list[_I32] = []
+    pol_on: list[_Bool] = []
+    for change in sorted(cp.changes, key=lambda c: c.day):
+        ts = start + round(change.day * _DAY_MS)
+        before = state.copy()
+        off = np.flatnonzero(~state)
+        state[_weighted_pick(rng, off, pull[off], round(change.enable * len(off)))] = True
+        on = np.flatnonzero(before)
+        state[_weighted_pick(rng, on, pull[on], round(change.disable * len(on)))] = False
+        if change.pods:
+            # A roll-out reaches pods that still miss some partner, each to every other pod.
+            missing = np.bincount(np.concatenate([pair_a[~state], pair_b[~state]]), minlength=pods) > 0
+            candidates = np.flatnonzero(missing)
+            chosen = np.sort(rng.choice(candidates, size=min(change.pods, len(candidates)), replace=False))
+            state[np.isin(pair_a, chosen) | np.isin(pair_b, chosen)] = True
+        for pairs, value in ((change.enable_pairs, True), (change.disable_pairs, False)):
+            if pairs:
+                given = np.array(pairs, dtype=np.int64).reshape(-1, 2) - 1
+                state[_pair_index(pods, given[:, 0], given[:, 1])] = value
+        flipped = np.flatnonzero(state != before)
+        pol_ts.append(np.full(len(flipped), ts, dtype=np.int64))
+        pol_a.append(pair_a[flipped])
+        pol_b.append(pair_b[flipped])
+        pol_on.append(state[flipped])
+        bounds.append(ts)
+        stages.append(state.copy())
+    bounds.append(end)
+    policy = Policy(
+        ts=np.concatenate(pol_ts) if pol_ts else np.zeros(0, dtype=np.int64),
+        pod_a=np.concatenate(pol_a).astype(np.int64) + 1 if pol_a else np.zeros(0, dtype=np.int64),
+        pod_b=np.concatenate(pol_b).astype(np.int64) + 1 if pol_b else np.zeros(0, dtype=np.int64),
+        crosspod=np.concatenate(pol_on) if pol_on else np.zeros(0, dtype=np.bool_),
+    )
+    return _Timeline(pair_a, pair_b, np.array(bounds, dtype=np.int64), np.stack(stages), affinity, policy)
+
+
+def _initial_pairs(timeline: _Timeline) -> _I64:
+    first = np.flatnonzero(timeline.enabled[0])
+    pairs = np.stack([timeline.pair_a[first], timeline.pair_b[first]], axis=1).astype(np.int64) + 1
+    return np.ascontiguousarray(pairs.reshape(-1, 2))
+
+
+@dataclass(frozen=True, eq=False)
+class _Partners:
+    """For one stage, each pod's crossPod partners and the pull of each (CSR by pod)."""
+
+    indptr: _I64
+    partner: _I32
+    weight: _F64
+
+    def total(self) -> _F64:
+        """Each pod's summed pull; 0 where its users can find nobody in another pod."""
+        cum = np.concatenate([[0.0], np.cumsum(self.weight)])
+        return cum[self.indptr[1:]] - cum[self.indptr[:-1]]
+
+
+def _partners(timeline: _Timeline, stage: int, world: _World) -> _Partners:
+    on = np.flatnonzero(timeline.enabled[stage])
+    src = np.concatenate([timeline.pair_a[on], timeline.pair_b[on]])
+    dst = np.concatenate([timeline.pair_b[on], timeline.pair_a[on]])
+    # People look for people: a pod pulls in proportion to the external users it holds.
+    weight = np.tile(timeline.affinity[on], 2) * world.ext_count[dst]
+    by_src = np.argsort(src, kind="stable")
+    indptr = np.concatenate([[0], np.cumsum(np.bincount(src, minlength=world.n_pods))]).astype(np.int64)
+    return _Partners(indptr, dst[by_src], weight[by_src])
+
+
+# -- traffic ------------------------------------------------------------------------------
+
+
+@dataclass(eq=False)
+class _Calls:
+    """A batch of action events with users as rows (ids come at the end)."""
+
+    ts: _I64
+    actor: _I32
+    target: _I32
+    action: NDArray[np.int8]
+
+    @classmethod
+    def of(cls, ts: _I64, actor: _I32, target: _I32, action: np.int8) -> _Calls:
+        return cls(ts, actor, target, np.full(len(ts), action, dtype=np.int8))
+
+    def __len__(self) -> int:
+        return len(self.ts)
+
+
+def _times(rng: np.random.Generator, n: int, lo: int, hi: int, office_share: float) -> _I64:
+    """`n` moments in [lo, hi): a share `office_share` moved into office hours of their day."""
+    ts = rng.integers(lo, hi, n, dtype=np.int64)
+    if office_share > 0 and n:
+        office = rng.random(n) < office_share
+        clock = ts % _DAY_MS
+        ts -= clock
+        # Squeeze the whole day into office hours: uniform stays uniform.
+        ts += np.where(office, _OFFICE_START_MS + clock * _OFFICE_LENGTH_MS // _DAY_MS, clock)
+        np.clip(ts, lo, hi - 1, out=ts)
+    return ts
+
+
+def _rank(rng: np.random.Generator, n: _I64, skew: float) -> _I64:
+    """A popularity rank in [0, n): rank r is drawn with density ∝ r^(-skew / (1 + skew)).
+
+    With skew 0 every rank is equally likely; the top 1% of ranks receive a share
+    0.01^(1 / (1 + skew)) of the draws (10% at skew 1, 32% at skew 3).
+    """
+    u = rng.random(len(n))
+    if skew:
+        u **= 1.0 + skew
+    return np.minimum((u * n).astype(np.int64), n - 1)
+
+
+def _requests(sc: Scenario, world: _World, timeline: _Timeline, rng: np.random.Generator) -> _Calls:
+    """First requests: who asks whom, when, stage by stage of the crossPod timeline."""
+    beh: BehaviourSection = sc.behaviour
+    office = sc.time.office_hours_share
+    rows = np.arange(world.n_users, dtype=np.int32)
+    within_pod = (~world.pod_private) & (world.pod_size >= 2)
+    can_within = within_pod[world.user_pod]
+    parts: list[_Calls] = []
+    for k in range(len(timeline.bounds) - 1):
+        lo, hi = int(timeline.bounds[k]), int(timeline.bounds[k + 1])
+        if hi <= lo or beh.requests_per_user_per_day == 0:
+            continue
+        partners = _partners(timeline, k, world)
+        can_cross = world.external & (partners.total() > 0)[world.user_pod]
+        able = can_cross | can_within
+        weight = np.where(able, world.activity, 0.0)
+        if not weight.any():
+            continue
+        # The rate is a mean over the users able to ask; activity spreads it unevenly.
+        mean = beh.requests_per_user_per_day * (hi - lo) / _DAY_MS
+        count = rng.poisson(mean * weight * (able.sum() / weight.sum()))
+        n_cross = np.where(can_cross & can_within, rng.binomial(count, beh.crosspod_share), count)
+        n_cross[~can_cross] = 0
+        cross_actor = np.repeat(rows, n_cross)
+        within_actor = np.repeat(rows, count - n_cross)
+        cross_target = _cross_targets(rng, cross_actor, partners, world, beh.popularity_skew)
+        within_target = _within_targets(rng, within_actor, world, beh.popularity_skew)
+        parts.append(_Calls.of(_times(rng, len(cross_actor), lo, hi, office), cross_actor, cross_target, _CONNECT))
+        parts.append(_Calls.of(_times(rng, len(within_actor), lo, hi, office), within_actor, within_target, _CONNECT))
+    return _concat(parts)
+
+
+def _cross_targets(
+    rng: np.random.Generator, actor: _I32, partners: _Partners, world: _World, skew: float
+) -> _I32:
+    """For actors sorted by pod: a partner pod by its pull, then a popular external user there."""
+    pod = world.user_pod[actor]
+    target_pod = np.empty(len(actor), dtype=np.int32)
+    bounds = np.searchsorted(pod, np.arange(world.n_pods + 1))
+    # Actors arrive grouped by pod. Each pod's requests are shared out among its partners
+    # (multinomial) and shuffled: the same law as a draw per request, without a search.
+    for p in np.flatnonzero(np.diff(bounds)).tolist():
+        lo, hi = int(bounds[p]), int(bounds[p + 1])
+        seg = slice(int(partners.indptr[p]), int(partners.indptr[p + 1]))
+        weight = partners.weight[seg]
+        share = rng.multinomial(hi - lo, weight / weight.sum())
+        chosen = np.repeat(partners.partner[seg], share)
+        rng.shuffle(chosen)
+        target_pod[lo:hi] = chosen
+    rank = _rank(rng, world.ext_count[target_pod], skew)
+    return world.ext_order[world.ext_start[target_pod] + rank]
+
+
+def _within_targets(rng: np.random.Generator, actor: _I32, world: _World, skew: float) -> _I32:
+    """A popular colleague of the actor's own (public) pod, never the actor."""
+    pod = world.user_pod[actor]
+    n = world.pod_size[pod]
+    rank = _rank(rng, n, skew)
+    target = world.order[world.pod_start[pod] + rank]
+    me = target == actor
+    target[me] = world.order[world.pod_start[pod[me]] + (rank[me] + 1) % n[me]]
+    return target
+
+
+def _delays(rng: np.random.Generator, n: int, median_ms: float, sigma: float) -> _I64:
+    """Log-normal waits in ms with the given median; at least 1 ms, so effects follow causes."""
+    if median_ms <= 0:
+        return np.ones(n, dtype=np.int64)
+    wait = rng.lognormal(np.log(median_ms), sigma, n) if sigma else np.full(n, median_ms)
+    return np.maximum(np.rint(wait), 1).astype(np.int64)
+
+
+def _answers(
+    sc: Scenario, first: _Calls, answer_rng: np.random.Generator, remove_rng: np.random.Generator
+) -> list[_Calls]:
+    """Answers to requests, re-requests after a rejection (answered in turn), and removals."""
+    beh = sc.behaviour
+    end = sc.time.end_ms
+    parts: list[_Calls] = []
+    asked = first
+    while len(asked):
+        u = answer_rng.random(len(asked))
+        acts = u < beh.accept + beh.reject
+        idx = np.flatnonzero(acts)
+        when = asked.ts[idx] + _delays(answer_rng, len(idx), beh.answer_delay_hours * _HOUR_MS, beh.answer_delay_sigma)
+        keep = when < end
+        idx, when = idx[keep], when[keep]
+        accepted = u[idx] < beh.accept
+        action = np.where(accepted, _ACCEPT, _REJECT).astype(np.int8)
+        parts.append(_Calls(when, asked.target[idx], asked.actor[idx], action))
+        parts.append(_removals(sc, asked.actor[idx[accepted]], asked.target[idx[accepted]], when[accepted], remove_rng))
+        # A declined requester may ask again; the new request is answered like the first.
+        declined = idx[~accepted]
+        again = answer_rng.random(len(declined)) < beh.rerequest_chance
+        ts = when[~accepted][again] + _delays(
+            answer_rng, int(again.sum()), beh.rerequest_delay_days * _DAY_MS, beh.rerequest_delay_sigma
+        )
+        later = ts < end
+        retry = declined[again][later]
+        asked = _Calls.of(ts[later], asked.actor[retry], asked.target[retry], _CONNECT)
+        parts.append(asked)
+    return parts
+
+
+def _removals(sc: Scenario, a: _I32, b: _I32, since: _I64, rng: np.random.Generator) -> _Calls:
+    """Accepted connections that one side removes later, at the scenario's yearly rate."""
+    rate = sc.behaviour.remove_per_year
+    if rate == 0 or not len(a):
+        return _Calls.of(np.zeros(0, dtype=np.int64), a[:0], b[:0], _REMOVE)
+    when = since + np.maximum(np.rint(rng.exponential(_YEAR_MS / rate, len(a))), 1).astype(np.int64)
+    keep = np.flatnonzero(when < sc.time.end_ms)
+    flip = rng.random(len(keep)) < 0.5
+    actor = np.where(flip, b[keep], a[keep])
+    target = np.where(flip, a[keep], b[keep])
+    return _Calls.of(when[keep], actor, target, _REMOVE)
+
+
+def _mistakes(
+    sc: Scenario, world: _World, timeline: _Timeline, first: _Calls, n_calls: int, rng: np.random.Generator
+) -> list[_Calls]:
+    """Calls people get wrong, a share `mistake_share` of all calls, of the kinds in the mix."""
+    beh = sc.behaviour
+    if beh.mistake_share == 0 or n_calls == 0:
+        return []
+    start, end, office = sc.time.start_ms, sc.time.end_ms, sc.time.office_hours_share
+    total = int(rng.poisson(n_calls * beh.mistake_share / (1.0 - beh.mistake_share)))
+    mix = beh.mistakes.shares()
+    counts = dict(zip(mix, rng.multinomial(total, list(mix.values())).tolist()))
+    empty = np.zeros(0, dtype=np.int32)
+    parts: list[_Calls] = []
+
+    def some(pool: NDArray[Any], n: int) -> _I32:
+        return pool[rng.integers(0, len(pool), n)].astype(np.int32) if len(pool) else empty
+
+    def near(n: int, lo_ms: int, hi_ms: int, sign: int) -> tuple[_I64, _I64]:
+        """`n` requests picked at random, and moments shortly after (sign 1) or before (-1) each."""
+        j = rng.integers(0, len(first), n)
+        return j, first.ts[j] + sign * rng.integers(lo_ms, hi_ms, n, dtype=np.int64)
+
+    if len(first):
+        # Answering a request before it arrives (a stale screen): nothing to accept yet.
+        j, ts = near(counts["accept_missing"], 60_000, _DAY_MS, -1)
+        ok = ts >= start
+        parts.append(_Calls.of(ts[ok], first.target[j[ok]], first.actor[j[ok]], _ACCEPT))
+        # A second click on "connect" while the first request is pending.
+        j, ts = near(counts["connect_again"], 1_000, 10 * 60_000, 1)
+        ok = ts < end
+        parts.append(_Calls.of(ts[ok], first.actor[j[ok]], first.target[j[ok]], _CONNECT))
+        # Withdrawing a request with "remove", which only undoes accepted connections.
+        j, ts = near(counts["remove_pending"], 60_000, _DAY_MS, 1)
+        ok = ts < end
+        parts.append(_Calls.of(ts[ok], first.actor[j[ok]], first.target[j[ok]], _REMOVE))
+
+    ext_rows = np.flatnonzero(world.external)
+    n = counts["no_crosspod"]
+    if world.n_pods > 1 and len(ext_rows) and n:
+        ts = _times(rng, n, start, end, office)
+        actor = some(ext_rows, n)
+        pod = world.user_pod[actor].astype(np.int64)
+        stage = timeline.stage(ts)
+        other = (pod + rng.integers(1, world.n_pods, n)) % world.n_pods
+        # Look again (a few times) for a pod that really is out of reach at that moment.
+        for _ in range(8):
+            on = timeline.enabled[stage, _pair_index(world.n_pods, pod, other)]
+            if not on.any():
+                break
+            other[on] = (pod[on] + rng.integers(1, world.n_pods, int(on.sum()))) % world.n_pods
+        parts.append(_Calls.of(ts, actor, _someone_in(rng, world, other), _CONNECT))
+
+    private_rows = np.flatnonzero((world.pod_private & (world.pod_size >= 2))[world.user_pod])
+    n = counts["reject_colleague"]
+    if len(private_rows) and n:
+        actor = some(private_rows, n)
+        pod = world.user_pod[actor]
+        size = world.pod_size[pod]
+        shift = (actor - world.pod_start[pod] + rng.integers(1, size)) % size
+        colleague = (world.pod_start[pod] + shift).astype(np.int32)
+        parts.append(_Calls.of(_times(rng, n, start, end, office), actor, colleague, _REJECT))
+
+    inside_rows = np.flatnonzero(~world.external)
+    n = counts["not_entitled"]
+    if len(inside_rows) and len(ext_rows) and n:
+        actor = some(inside_rows, n)
+        target = some(ext_rows, n)
+        parts.append(_Calls.of(_times(rng, n, start, end, office), actor, target, _CONNECT))
+
+    all_rows = np.arange(world.n_users, dtype=np.int32)
+    n = counts["unknown_user"]
+    actor = some(all_rows, n)
+    nobody = (world.n_users + rng.integers(0, _UNKNOWN_ID_SPAN, n)).astype(np.int32)
+    parts.append(_Calls.of(_times(rng, n, start, end, office), actor, nobody, _CONNECT))
+    n = counts["connect_self"]
+    actor = some(all_rows, n)
+    parts.append(_Calls.of(_times(rng, n, start, end, office), actor, actor, _CONNECT))
+    return parts
+
+
+def _someone_in(rng: np.random.Generator, world: _World, pod: _I64) -> _I32:
+    """A random user of each pod: an external one where the pod has any."""
+    n_ext = world.ext_count[pod]
+    has = n_ext > 0
+    out = np.empty(len(pod), dtype=np.int32)
+    pick = rng.integers(0, np.maximum(n_ext, 1))
+    out[has] = world.ext_order[world.ext_start[pod[has]] + pick[has]]
+    pick_any = rng.integers(0, world.pod_size[pod[~has]])
+    out[~has] = world.pod_start[pod[~has]] + pick_any
+    return out
+
+
+def _concat(parts: list[_Calls]) -> _Calls:
+    if not parts:
+        return _Calls.of(np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int32), np.zeros(0, dtype=np.int32), _CONNECT)
+    return _Calls(
+        np.concatenate([p.ts for p in parts]),
+        np.concatenate([p.actor for p in parts]),
+        np.concatenate([p.target for p in parts]),
+        np.concatenate([p.action for p in parts]),
+    )
+
+
+def _sorted_events(calls: _Calls, start: int) -> Events:
+    """The calls as an event log sorted by ``ts`` (ties in generation order), users as ids.
+
+    `calls` is used up: its `ts` column becomes the sort key.
+    """
+    n = len(calls)
+    span = int(calls.ts.max()) - start if n else 0
+    shift = max(1, (n - 1).bit_length())
+    if n and span.bit_length() + shift <= 63:
+        # One int64 key per event, (ts - start) above the event's position: a plain sort of
+        # the keys is a stable sort by ts, and much faster than argsort. Done in place,
+        # because at 10^8 events every fresh array costs more than the arithmetic.
+        key = calls.ts
+        key -= start
+        key <<= shift
+        key |= np.arange(n, dtype=np.int64)
+        key.sort()
+        order = key & ((1 << shift) - 1)
+        key >>= shift
+        key += start
+        ts = key
+    else:
+        order = np.argsort(calls.ts, kind="stable")
+        ts = calls.ts[order]
+    return Events(
+        ts=ts,
+        actor=_ids(calls.actor, order),
+        target=_ids(calls.target, order),
+        action=calls.action.take(order),
+    )
+
+
+def _ids(rows: _I32, order: _I64, chunk: int = 1 << 22) -> _I64:
+    """User ids of ``rows[order]``, gathered a chunk at a time to keep temporaries small."""
+    out = np.empty(len(order), dtype=np.int64)
+    for lo in range(0, len(order), chunk):
+        np.add(rows.take(order[lo : lo + chunk]), FIRST_USER_ID, out=out[lo : lo + chunk])
+    return out
+
+
+def generate(scenario: Scenario, seed: int | None = None) -> tuple[Population, Events, Policy]:
+    """Draw a population, a crossPod policy and the action events of a scenario.
+
+    Parameters
+    ----------
+    scenario : Scenario
+        The knobs (see ``docs/scenarios.md``).
+    seed : int, optional
+        Where all randomness flows from; ``None`` takes ``scenario.seed``. The same scenario
+        and seed always give the same arrays.
+
+    Returns
+    -------
+    population : Population
+        Pods ``1..pods``; users numbered from :data:`FIRST_USER_ID`, pod by pod.
+    events : Events
+        Action events sorted by ``ts`` (ties in a fixed order).
+    policy : Policy
+        The scheduled crossPod changes, sorted by ``ts``.
+
+    Examples
+    --------
+    >>> from simkit.scenario import load_scenario
+    >>> pop, events, policy = generate(load_scenario("data/scenarios/tiny.toml"))
+    >>> pop.n_pods, pop.n_users, bool((events.ts[1:] >= events.ts[:-1]).all())
+    (12, 300, True)
+    >>> again = generate(load_scenario("data/scenarios/tiny.toml"))[1]
+    >>> bool((again.actor == events.actor).all())
+    True
+    """
+    seed = scenario.seed if seed is None else seed
+    if seed < 0:
+        raise ValueError(f"seed must be a non-negative integer, got {seed}")
+    rngs = dict(zip(_STREAMS, (np.random.default_rng(s) for s in np.random.SeedSequence(seed).spawn(len(_STREAMS)))))
+    world = _world(scenario, rngs["population"])
+    timeline = _timeline(scenario, world, rngs["crosspod"])
+    first = _requests(scenario, world, timeline, rngs["requests"])
+    parts = [first, *_answers(scenario, first, rngs["answers"], rngs["removals"])]
+    parts += _mistakes(scenario, world, timeline, first, sum(len(p) for p in parts), rngs["mistakes"])
+    calls = _concat(parts)
+    del parts
+    events = _sorted_events(calls, scenario.time.start_ms)
+    return _population(world, _initial_pairs(timeline)), events, timeline.policy
+
+
+# -- a whole run --------------------------------------------------------------------------
+
+
+def _auto_progress() -> bool:
+    return sys.stderr.isatty() and not os.environ.get("CI")
+
+
+class _Steps:
+    """A progress bar over the named steps of a run, or nothing when it would not be seen."""
+
+    def __init__(self, steps: list[str], show: bool) -> None:
+        self._bar: Any = None
+        if show:
+            from tqdm import tqdm
+
+            self._bar = tqdm(total=len(steps), file=sys.stderr, unit="step", leave=False)
+
+    @contextmanager
+    def step(self, label: str) -> Iterator[None]:
+        if self._bar is not None:
+            self._bar.set_description(label)
+        yield
+        if self._bar is not None:
+            self._bar.update(1)
+
+    def close(self) -> None:
+        if self._bar is not None:
+            self._bar.close()
+
+
+_OWNED_SUFFIXES = (".csv", ".parquet")
+
+
+def _owned(name: str) -> bool:
+    """Whether a file name is one simkit writes in a run folder (and may replace)."""
+    from simkit.runs import INPUT_TABLES, OUTPUT_FILES
+
+    stems = (*INPUT_TABLES, "outcomes", "connections")
+    return name in OUTPUT_FILES or any(name == s + x for s in stems for x in _OWNED_SUFFIXES)
+
+
+def _check_out(out: Path, overwrite: bool) -> None:
+    if out.exists() and not out.is_dir():
+        raise RunDirError(f"{out}: not a folder; expected a folder to write the run into")
+    if out.is_dir() and any(out.iterdir()) and not overwrite:
+        raise RunDirError(f"{out}: folder is not empty; give --overwrite (overwrite=True) to replace its run")
+
+
+def _move_into_place(built: Path, out: Path) -> None:
+    """Put the files of `built` into `out`, the manifest last; remove stale run files there."""
+    if not out.exists():
+        # mkdtemp made the folder private; give it the permissions a plain mkdir would.
+        umask = os.umask(0)
+        os.umask(umask)
+        built.chmod(0o777 & ~umask)
+        built.rename(out)
+        return
+    fresh = {p.name for p in built.iterdir()}
+    for old in sorted(out.iterdir()):
+        if old.is_file() and _owned(old.name) and old.name not in fresh:
+            old.unlink()
+    for name in sorted(fresh, key=lambda n: (n == "manifest.json", n)):
+        os.replace(built / name, out / name)
+
+
+def simulate(
+    scenario: Scenario | str | os.PathLike[str],
+    out: str | os.PathLike[str],
+    *,
+    seed: int | None = None,
+    overwrite: bool = False,
+    engine: str = "event",
+    csv: bool = False,
+    progress: bool | None = None,
+) -> Replay:
+    """Generate a scenario's traffic, replay it, and write the complete run folder.
+
+    The Python face of ``simkit run``. The folder gets the input tables (Parquet), the
+    outputs and a manifest recording the scenario, the seed and the versions. Everything
+    is built in a temporary folder beside `out` and moved in only when complete, so a
+    failure leaves `out` as it was.
+
+    Parameters
+    ----------
+    scenario : Scenario, str or PathLike
+        A scenario, or the path of a scenario file.
+    out : str or PathLike
+        The run folder (created if missing). If it holds anything, `overwrite` must be
+        true; then simkit's own run files there are replaced and other files left alone.
+    seed : int, optional
+        Overrides the scenario's seed.
+    engine : {"event", "columnar"}
+        The replay engine.
+    csv : bool
+        Also write ``outcomes.csv`` and ``connections.csv``.
+    progress : bool, optional
+        Show a progress bar on stderr; by default only when stderr is a terminal and the
+        environment variable ``CI`` is not set.
+
+    Raises
+    ------
+    RunDirError
+        `out` is a file, or a non-empty folder without `overwrite`.
+    ScenarioError
+        The scenario file is refused.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> with tempfile.TemporaryDirectory() as tmp:
+    ...     result = simulate("data/scenarios/tiny.toml", Path(tmp) / "tiny")
+    ...     sorted(p.name for p in (Path(tmp) / "tiny").iterdir())
+    ['connections.parquet', 'crosspod.parquet', 'events.parquet', 'manifest.json', 'outcomes.parquet', 'pods.parquet', 'policy.parquet', 'users.parquet']
+    >>> sorted(result.outcomes.code_counts())
+    [200, 400, 403, 404]
+    """
+    from simkit.runs import Run, _engine, write_inputs, write_outputs
+
+    sc = scenario if isinstance(scenario, Scenario) else load_scenario(scenario)
+    seed = sc.seed if seed is None else seed
+    replay = _engine(engine)
+    target = Path(out)
+    _check_out(target, overwrite)
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        built = Path(tempfile.mkdtemp(prefix=f".{target.name or 'run'}.", suffix=".tmp", dir=target.parent))
+    except OSError as exc:
+        raise RunDirError(f"{target}: cannot create the run folder ({exc.strerror or exc})") from None
+    steps = _Steps(["generate", "write inputs", "replay", "write outputs"], _auto_progress() if progress is None else progress)
+    try:
+        with steps.step(f"generating {sc.name}"):
+            population, events, policy = generate(sc, seed)
+        with steps.step(f"writing {len(events):,} events"):
+            files = write_inputs(built, population, events, policy)
+        with steps.step(f"replaying ({engine} engine)"):
+            result = replay(population, events, policy)
+        with steps.step("writing outputs"):
+            run = Run(built, population, events, policy, files)
+            extra = {"scenario": sc.to_dict(), "scenario_name": sc.name, "seed": seed}
+            write_outputs(built, run, result, engine=engine, csv=csv, extra=extra)
+        _check_out(target, overwrite)
+        _move_into_place(built, target)
+    finally:
+        steps.close()
+        shutil.rmtree(built, ignore_errors=True)
+    return result
