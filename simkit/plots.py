@@ -276,7 +276,7 @@ def pod_heatmap(
     if matrix.empty:
         _no_data(ax, "pods")
         return ax
-    image = ax.imshow(matrix.to_numpy(), cmap="Greens", vmin=0, interpolation="nearest", aspect="equal")
+    image = ax.imshow(matrix.to_numpy(), cmap="Greens", vmin=0, interpolation="nearest", aspect="auto")
     labels = [str(p) for p in matrix.columns]
     ax.set_xticks(np.arange(len(labels)), labels, rotation=90)
     ax.set_yticks(np.arange(len(labels)), labels)
@@ -284,7 +284,16 @@ def pod_heatmap(
         ax.figure.colorbar(image, ax=ax, label="connections (stored records)", shrink=0.8)
     if crosspod is not None:
         rows, cols = np.nonzero(crosspod.to_numpy())
-        ax.scatter(cols, rows, s=12, c="#1d3557", marker="o", label="crossPod enabled at the end")
+        ax.scatter(
+            cols,
+            rows,
+            s=14,
+            c="#1d3557",
+            edgecolors="white",
+            linewidths=0.5,
+            marker="o",
+            label="crossPod enabled at the end",
+        )
         ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.12), frameon=False)
     return ax
 
