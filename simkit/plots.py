@@ -18,6 +18,7 @@ import networkx as nx
 import numpy as np
 import pandas as pd
 from matplotlib.axes import Axes
+from matplotlib.collections import LineCollection
 from matplotlib.lines import Line2D
 from matplotlib.ticker import MaxNLocator
 
@@ -381,6 +382,13 @@ def degree_distribution(degrees: pd.DataFrame, ax: Axes | None = None) -> Axes:
     return ax
 
 
+def _edge_data(g: nx.Graph) -> list[tuple[Any, Any, bool, float]]:
+    """Each edge of a pod graph with its crossPod flag and accepted connections."""
+    return [
+        (u, v, bool(d.get("crosspod", False)), float(d.get("accepted", 0))) for u, v, d in g.edges(data=True)
+    ]
+
+
 def pod_graph(
     g: nx.Graph, pos: Mapping[Any, tuple[float, float]] | None = None, ax: Axes | None = None
 ) -> Axes:
@@ -420,26 +428,32 @@ def pod_graph(
     users = np.array([g.nodes[p].get("users", 1) for p in nodes], dtype=float)
     sizes = 60 + 600 * np.sqrt(users / users.max()) if users.max() > 0 else np.full(len(nodes), 60.0)
     private = [bool(g.nodes[p].get("private", True)) for p in nodes]
-    nx.draw_networkx_nodes(
-        g,
-        pos,
-        nodelist=nodes,
-        node_size=sizes,
-        node_color=[STATUS_COLORS["ACCEPTED"] if p else "white" for p in private],
+    # Plain matplotlib rather than networkx's drawing helpers, which load pyplot.
+    widest = max([1.0, *(float(a) for *_, a in g.edges(data="accepted", default=0))])
+    for enabled, style in ((True, "solid"), (False, "dashed")):
+        edges = [(u, v, a) for u, v, c, a in _edge_data(g) if c is enabled]
+        ax.add_collection(
+            LineCollection(
+                [[pos[u], pos[v]] for u, v, _ in edges],
+                linewidths=[0.5 + 4.0 * a / widest for *_, a in edges],
+                linestyles=style,
+                colors="0.45",
+                zorder=1,
+            )
+        )
+    xy = np.array([pos[p] for p in nodes], dtype=float)
+    ax.scatter(
+        xy[:, 0],
+        xy[:, 1],
+        s=sizes,
+        c=[STATUS_COLORS["ACCEPTED"] if p else "white" for p in private],
         edgecolors=STATUS_COLORS["ACCEPTED"],
         linewidths=1.5,
-        ax=ax,
+        zorder=2,
     )
-    for enabled, style in ((True, "solid"), (False, "dashed")):
-        edges = [(u, v) for u, v, c in g.edges(data="crosspod", default=False) if c is enabled]
-        accepted = np.array([g.edges[e].get("accepted", 0) for e in edges], dtype=float)
-        top = max(1.0, float(accepted.max())) if len(accepted) else 1.0
-        nx.draw_networkx_edges(
-            g, pos, edgelist=edges, width=0.5 + 4.0 * accepted / top, style=style, edge_color="0.45", ax=ax
-        )
-    nx.draw_networkx_labels(
-        g, pos, labels={p: g.nodes[p].get("name", str(p)) for p in nodes}, font_size=8, ax=ax
-    )
+    for p, (x, y) in zip(nodes, xy.tolist(), strict=True):
+        ax.text(x, y, str(g.nodes[p].get("name", p)), ha="center", va="center", fontsize=8, zorder=3)
+    ax.margins(0.12)
     ax.legend(
         handles=[
             Line2D([], [], color="0.45", linestyle="solid", label="crossPod enabled"),

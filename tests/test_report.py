@@ -1,0 +1,163 @@
+"""Tests of simkit.report and `simkit report`: the files, their bytes, and the numbers shown."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from simkit import replay_run
+from simkit.cli import main
+from simkit.errors import RunDirError
+from simkit.report import CHARTS, Report, write_report
+
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+
+
+@pytest.fixture(scope="module")
+def story_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The story sample with its outputs, in a folder of its own."""
+    folder = tmp_path_factory.mktemp("story") / "run"
+    shutil.copytree("data/samples/story", folder)
+    replay_run(folder)
+    return folder
+
+
+@pytest.fixture(scope="module")
+def story_report(story_dir: Path) -> Report:
+    return write_report(story_dir)
+
+
+def test_report_writes_every_chart_and_the_summary_into_run_dir_report(
+    story_report: Report, story_dir: Path
+) -> None:
+    out = story_dir / "report"
+    assert story_report.summary == out / "report.md"
+    assert sorted(p.name for p in out.iterdir()) == sorted([*CHARTS, "report.md"])
+    assert [p.name for p in story_report.files] == [*CHARTS, "report.md"]
+
+
+@pytest.mark.parametrize("chart", CHARTS)
+def test_charts_are_pngs_without_version_or_timestamp(story_report: Report, chart: str) -> None:
+    data = (story_report.summary.parent / chart).read_bytes()
+    assert data.startswith(PNG_SIGNATURE)
+    assert b"Software" not in data and b"matplotlib" not in data.lower()
+    assert b"tIME" not in data
+
+
+def test_summary_shows_the_headline_numbers_and_every_chart(story_report: Report) -> None:
+    text = story_report.summary.read_text(encoding="utf-8")
+    assert text.startswith("# simkit report: run run\n")
+    for line in [
+        "| events | 46 |",
+        "| answers 200 | 20 |",
+        "| answers 403 | 5 |",
+        "| records PENDING | 2 |",
+        "| records ACCEPTED | 2 |",
+        "| implicit pairs | 4 |",
+        "| acceptance rate | 60.0 % |",
+        "| median time to accept | 1 min |",
+        "| re-request rate | 25.0 % |",
+        "| users connected across pods | 28.6 % |",
+        "4 stored records: 2 PENDING, 2 ACCEPTED, 0 REJECTED.",
+        "2 policy events (2 changed the relation). For each, the traffic between the two pods in "
+        "equal windows before and after it (see `crosspod_changes` in docs/analysis.md):",
+        "| 2023-11-14 22:45 | 10 – 20 | disabled | 13 min | 1 / 0 | 0 / 0 | 0 / 3 |",
+        "| 2023-11-14 22:47 | 10 – 30 | enabled | 11 min | 0 / 3 | 0 / 1 | 1 / 0 |",
+        "| **all** |  |  |  | 1 / 3 | 0 / 1 | 1 / 3 |",
+        "| most bridging pod | n/a |",
+    ]:
+        assert line in text.splitlines(), line
+    for chart in CHARTS:
+        assert f"]({chart})" in text
+
+
+def test_summary_names_no_absolute_path(story_report: Report, story_dir: Path) -> None:
+    assert str(story_dir) not in story_report.summary.read_text(encoding="utf-8")
+    assert str(Path.home()) not in story_report.summary.read_text(encoding="utf-8")
+
+
+def test_same_run_same_bytes(story_dir: Path, story_report: Report, tmp_path: Path) -> None:
+    again = write_report(story_dir, tmp_path / "again")
+    for first, second in zip(story_report.files, again.files, strict=True):
+        assert first.read_bytes() == second.read_bytes(), first.name
+
+
+def test_headline_text_lines_up(story_report: Report) -> None:
+    lines = story_report.headline_text().splitlines()
+    assert lines[0] == "events:                      46"
+    assert lines[-1] == "users connected across pods: 28.6 %"
+    assert len({line.index(line.split()[-1]) for line in lines if line.endswith("%")}) == 1
+
+
+def test_report_of_outputs_written_elsewhere(tmp_path: Path) -> None:
+    replay_run("data/samples/story", out=tmp_path / "outputs")
+    report = write_report(
+        "data/samples/story", tmp_path / "report", outputs=tmp_path / "outputs", graphml=True
+    )
+    names = sorted(p.name for p in (tmp_path / "report").iterdir())
+    assert names == sorted([*CHARTS, "report.md", "users.graphml", "pods.graphml"])
+    assert report.headline["events"] == 46
+    assert not (Path("data/samples/story") / "report").exists()
+
+
+def test_no_report_without_outputs(tmp_path: Path) -> None:
+    shutil.copytree("data/samples/story", tmp_path / "run")
+    with pytest.raises(RunDirError, match=r"outcomes\.parquet: missing"):
+        write_report(tmp_path / "run")
+    assert not (tmp_path / "run" / "report").exists()
+
+
+def test_the_scenario_names_the_report(story_dir: Path, tmp_path: Path) -> None:
+    manifest = (story_dir / "manifest.json").read_text(encoding="utf-8")
+    outputs = tmp_path / "outputs"
+    shutil.copytree(story_dir, outputs, ignore=shutil.ignore_patterns("report"))
+    (outputs / "manifest.json").write_text(
+        manifest.replace('"seed": null', '"scenario": {"name": "story"}, "seed": 7'), encoding="utf-8"
+    )
+    report = write_report(story_dir, tmp_path / "named", outputs=outputs)
+    assert report.summary.read_text(encoding="utf-8").startswith("# simkit report: scenario story, seed 7\n")
+
+
+def test_report_leaves_pyplot_alone(story_dir: Path, tmp_path: Path) -> None:
+    code = (
+        "import sys\n"
+        "from simkit.report import write_report\n"
+        f"write_report({str(story_dir)!r}, {str(tmp_path / 'r')!r})\n"
+        "print('matplotlib.pyplot' in sys.modules)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, text=True).stdout
+    assert out.strip() == "False"
+
+
+# -- the command line -------------------------------------------------------------------------
+
+
+def test_cli_report(story_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["report", str(story_dir), "--out", str(tmp_path / "cli"), "--top", "2"]) == 0
+    out = capsys.readouterr().out
+    assert "acceptance rate:             60.0 %\n" in out
+    assert out.endswith(f"wrote:       {tmp_path / 'cli' / 'report.md'} and {len(CHARTS)} more files\n")
+    assert (tmp_path / "cli" / "pod-heatmap.png").is_file()
+
+
+def test_cli_report_error_is_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["report", str(tmp_path / "nowhere")]) == 1
+    err = capsys.readouterr().err
+    assert err == f"simkit: error: {tmp_path / 'nowhere'}: no such run folder\n"
+
+
+@pytest.mark.parametrize("top", ["0", "-3", "many"])
+def test_cli_report_refuses_a_bad_top(story_dir: Path, top: str, capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exit_:
+        main(["report", str(story_dir), "--top", top])
+    assert exit_.value.code == 2
+    assert "argument --top: expected a positive integer" in capsys.readouterr().err
+
+
+def test_write_report_refuses_a_bad_top(story_dir: Path) -> None:
+    with pytest.raises(ValueError, match="top must be at least 1"):
+        write_report(story_dir, top=0)
