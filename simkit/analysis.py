@@ -661,57 +661,82 @@ def crosspod_changes(frames: RunFrames, window: str | pd.Timedelta | None = None
     0                1               0                0               0
     1                0               3                0               1
     """
-    measures = ("events", "ok", "crosspod_disabled", "requests", "accepted")
     order, changed, _ = _crosspod_history(frames)
     pol = frames.policy.iloc[order].reset_index(drop=True)
+    pol_ts = pol["ts"].to_numpy(dtype=np.int64)
+    lo = np.minimum(pol["pod_a"].to_numpy(dtype=np.int64), pol["pod_b"].to_numpy(dtype=np.int64))
+    hi = np.maximum(pol["pod_a"].to_numpy(dtype=np.int64), pol["pod_b"].to_numpy(dtype=np.int64))
+    pairs = pd.MultiIndex.from_arrays([lo, hi]).unique()
+    pair_of_policy = pairs.get_indexer(pd.MultiIndex.from_arrays([lo, hi]))
+
     ev = frames.events
     ts = ev["ts"].to_numpy(dtype=np.int64)
-    start = int(ts.min()) if len(ts) else 0
-    end = int(ts.max()) if len(ts) else 0
+    width = _policy_windows(pol_ts, pair_of_policy, ts, window)
+    # The events between the two pods of some policy pair, keyed by (pair, ts) so that one
+    # sorted array answers "how many in [a, b) on this pair" with two binary searches.
+    known = (ev["actor_pod"].notna() & ev["target_pod"].notna()).to_numpy()
+    a_pod = ev["actor_pod"].to_numpy(dtype=np.int64, na_value=0)
+    t_pod = ev["target_pod"].to_numpy(dtype=np.int64, na_value=0)
+    event_pair = pairs.get_indexer(
+        pd.MultiIndex.from_arrays([np.minimum(a_pod, t_pod), np.maximum(a_pod, t_pod)])
+    )
+    inside = known & (event_pair >= 0)
+    times = np.unique(ts)
+    slots = len(times) + 1
+    keys = event_pair[inside] * slots + np.searchsorted(times, ts[inside])
+    order_in = np.argsort(keys, kind="stable")
+    keys = keys[order_in]
+
+    def position(at: NDArray[np.int64]) -> NDArray[np.intp]:
+        """Sorted position of the first event on each policy's pair at or after `at`."""
+        return np.searchsorted(keys, pair_of_policy * slots + np.searchsorted(times, at))
+
+    edges = [position(pol_ts - width), position(pol_ts), position(pol_ts + width)]
     moves = transitions(frames)
-    created = moves["effect"].isin([Effect.CREATE.name.lower(), Effect.REREQUEST.name.lower()])
-    accepted = moves["effect"] == Effect.ACCEPT.name.lower()
+    effect = pd.Series(moves["effect"].to_numpy(), index=moves["event"].to_numpy()).reindex(ev.index)
     counted = {
         "events": np.ones(len(ev), dtype=bool),
         "ok": (ev["code"] == 200).to_numpy(),
         "crosspod_disabled": (ev["reason"] == "crosspod_disabled").fillna(False).to_numpy(dtype=bool),
-        "requests": np.isin(ev.index.to_numpy(), moves.loc[created, "event"].to_numpy()),
-        "accepted": np.isin(ev.index.to_numpy(), moves.loc[accepted, "event"].to_numpy()),
+        "requests": effect.isin([Effect.CREATE.name.lower(), Effect.REREQUEST.name.lower()]).to_numpy(),
+        "accepted": (effect == Effect.ACCEPT.name.lower()).fillna(False).to_numpy(dtype=bool),
     }
-    actor_pod = ev["actor_pod"].to_numpy(dtype=np.int64, na_value=np.iinfo(np.int64).min)
-    target_pod = ev["target_pod"].to_numpy(dtype=np.int64, na_value=np.iinfo(np.int64).min)
-    pol_ts = pol["ts"].to_numpy(dtype=np.int64)
-    pair_lo = np.minimum(pol["pod_a"].to_numpy(), pol["pod_b"].to_numpy())
-    pair_hi = np.maximum(pol["pod_a"].to_numpy(), pol["pod_b"].to_numpy())
-    position = np.arange(len(pol))
-    rows: list[dict[str, Any]] = []
-    for i in range(len(pol)):
-        t, lo, hi = int(pol_ts[i]), int(pair_lo[i]), int(pair_hi[i])
-        if window is not None:
-            width = int(pd.Timedelta(window) / pd.Timedelta(milliseconds=1))
-        else:
-            same = (pair_lo == lo) & (pair_hi == hi)
-            prev = max([start, *pol_ts[same & (position < i)].tolist()])
-            nxt = min([end, *pol_ts[same & (position > i)].tolist()])
-            width = max(0, min(t - prev, nxt - t))
-        between = ((actor_pod == lo) & (target_pod == hi)) | ((actor_pod == hi) & (target_pod == lo))
-        before = between & (ts >= t - width) & (ts < t)
-        after = between & (ts >= t) & (ts < t + width)
-        row: dict[str, Any] = {
-            "time": _times(np.array([t]))[0],
+    table = pd.DataFrame(
+        {
+            "time": _times(pol_ts),
             "pod_a": lo,
             "pod_b": hi,
-            "crosspod": bool(pol["crosspod"].iat[i]),
-            "changed": changed[i],
-            "window": pd.Timedelta(milliseconds=width),
+            "crosspod": pol["crosspod"].to_numpy(dtype=bool),
+            "changed": np.array(changed, dtype=bool),
+            "window": pd.to_timedelta(width, unit="ms"),
         }
-        for m in measures:
-            row[f"{m}_before"] = int(np.count_nonzero(counted[m] & before))
-            row[f"{m}_after"] = int(np.count_nonzero(counted[m] & after))
-        rows.append(row)
-    columns = ["time", "pod_a", "pod_b", "crosspod", "changed", "window"]
-    columns += [f"{m}_{side}" for m in measures for side in ("before", "after")]
-    return pd.DataFrame(rows, columns=columns)
+    )
+    for m, mask in counted.items():
+        running = np.concatenate([[0], np.cumsum(mask[inside][order_in], dtype=np.int64)])
+        table[f"{m}_before"] = running[edges[1]] - running[edges[0]]
+        table[f"{m}_after"] = running[edges[2]] - running[edges[1]]
+    return table
+
+
+def _policy_windows(
+    pol_ts: NDArray[np.int64],
+    pair: NDArray[np.intp],
+    ts: NDArray[np.int64],
+    window: str | pd.Timedelta | None,
+) -> NDArray[np.int64]:
+    """The window width (ms) of each policy event, in apply order; see crosspod_changes."""
+    if window is not None:
+        fixed = int(pd.Timedelta(window) / pd.Timedelta(milliseconds=1))
+        return np.full(len(pol_ts), fixed, dtype=np.int64)
+    start = int(ts.min()) if len(ts) else 0
+    end = int(ts.max()) if len(ts) else 0
+    on_pair = pd.Series(pol_ts).groupby(pair)
+    prev = on_pair.shift(1).fillna(start).to_numpy(dtype=np.int64)
+    nxt = on_pair.shift(-1).fillna(end).to_numpy(dtype=np.int64)
+    prev = np.maximum(prev, start)
+    nxt = np.minimum(nxt, end)
+    widths: NDArray[np.int64] = np.maximum(0, np.minimum(pol_ts - prev, nxt - pol_ts))
+    return widths
 
 
 # -- the record history, rebuilt from the outcomes ------------------------------------------

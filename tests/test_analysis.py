@@ -527,3 +527,59 @@ def test_rebuilt_history_matches_the_engine(
     answered = table.dropna(subset=["answer"])
     assert (answered["time_to_answer"] >= pd.Timedelta(0)).all()
     assert set(answered["answer"]) <= {"ACCEPTED", "REJECTED"}
+
+
+def _changes_one_by_one(frames: analysis.RunFrames, window: str | None) -> list[dict[str, object]]:
+    """crosspod_changes by its definition, one policy event and one event at a time."""
+    ev, pol = frames.events, frames.policy.iloc[apply_order(frames.policy["ts"].to_numpy())]
+    moves = analysis.transitions(frames)
+    effect = dict(zip(moves["event"], moves["effect"], strict=True))
+    first, last = int(ev["ts"].min()), int(ev["ts"].max())
+    rows = []
+    for i, (t, a, b) in enumerate(zip(pol["ts"], pol["pod_a"], pol["pod_b"], strict=True)):
+        pair = {int(a), int(b)}
+        if window is not None:
+            w = int(pd.Timedelta(window).total_seconds() * 1000)
+        else:
+            same = [
+                int(u)
+                for u, x, y in zip(pol["ts"], pol["pod_a"], pol["pod_b"], strict=True)
+                if {x, y} == pair
+            ]
+            k = [
+                j for j, (x, y) in enumerate(zip(pol["pod_a"], pol["pod_b"], strict=True)) if {x, y} == pair
+            ].index(i)
+            prev = max([first, *same[:k]])
+            nxt = min([last, *same[k + 1 :]])
+            w = max(0, min(int(t) - prev, nxt - int(t)))
+        row: dict[str, object] = {"window": pd.Timedelta(milliseconds=w)}
+        for side, (lo, hi) in (("before", (t - w, t)), ("after", (t, t + w))):
+            hits = [
+                e
+                for e in ev.itertuples()
+                if {e.actor_pod, e.target_pod} == pair and lo <= e.ts < hi and len(pair) == 2
+            ]
+            row[f"events_{side}"] = len(hits)
+            row[f"ok_{side}"] = sum(e.code == 200 for e in hits)
+            row[f"crosspod_disabled_{side}"] = sum(e.reason == "crosspod_disabled" for e in hits)
+            row[f"requests_{side}"] = sum(effect.get(e.Index) in ("create", "rerequest") for e in hits)
+            row[f"accepted_{side}"] = sum(effect.get(e.Index) == "accept" for e in hits)
+        rows.append(row)
+    return rows
+
+
+@pytest.mark.parametrize("window", [None, "7ms"])
+@settings(max_examples=40, deadline=None)
+@given(rows=_events, policy_rows=_policy)
+def test_crosspod_changes_match_their_definition(
+    rows: list[tuple[int, int, int, str]],
+    policy_rows: list[tuple[int, tuple[int, int], bool]],
+    window: str | None,
+) -> None:
+    events = Events.from_records(rows or [(0, 1, 2, "connect")])
+    policy = Policy.from_records([(t, a, b, on) for t, (a, b), on in policy_rows])
+    frames = analysis.from_run(Run(Path("<memory>"), _POP, events, policy))
+    table = analysis.crosspod_changes(frames, window)
+    assert table.drop(columns=["time", "pod_a", "pod_b", "crosspod", "changed"]).to_dict("records") == (
+        _changes_one_by_one(frames, window)
+    )
