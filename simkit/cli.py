@@ -153,14 +153,18 @@ def _parser() -> argparse.ArgumentParser:
             "scenario and seed always give byte-identical files."
         ),
     )
-    p.add_argument("scenario", type=Path, metavar="SCENARIO", help="scenario file (TOML), e.g. data/scenarios/tiny.toml")
+    p.add_argument(
+        "scenario", type=Path, metavar="SCENARIO", help="scenario file (TOML), e.g. data/scenarios/tiny.toml"
+    )
     p.add_argument(
         "--out",
         type=Path,
         metavar="DIR",
         help="run folder to write (default: runs/<scenario file name without .toml>); created if missing",
     )
-    p.add_argument("--seed", type=_seed, metavar="N", help="seed of all randomness (default: the scenario's seed)")
+    p.add_argument(
+        "--seed", type=_seed, metavar="N", help="seed of all randomness (default: the scenario's seed)"
+    )
     p.add_argument(
         "--set",
         dest="overrides",
@@ -170,12 +174,18 @@ def _parser() -> argparse.ArgumentParser:
         help="change one knob, value in TOML syntax, e.g. --set behaviour.accept=0.6 (repeatable)",
     )
     p.add_argument(
-        "--overwrite", action="store_true", help="replace the run in DIR if DIR is not empty (other files are kept)"
+        "--overwrite",
+        action="store_true",
+        help="replace the run in DIR if DIR is not empty (other files are kept)",
     )
-    p.add_argument("--engine", choices=["event", "columnar"], default="event", help="replay engine (default: %(default)s)")
+    p.add_argument(
+        "--engine",
+        choices=["event", "columnar"],
+        default="event",
+        help="replay engine (default: %(default)s)",
+    )
     p.add_argument("--csv", action="store_true", help="also write outcomes.csv and connections.csv")
     p.set_defaults(handler=_run)
-
 
     # -- `simkit report` (analysis: simkit.report) is added here.
     p = sub.add_parser(

@@ -19,11 +19,12 @@ any global random state.
 
 from __future__ import annotations
 
+import functools
 import os
 import shutil
 import sys
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -109,7 +110,8 @@ def _pod_sizes(rng: np.random.Generator, pods: int, users: int, alpha: float, mi
     short = extra - int(size.sum())
     if short:
         size[np.argsort(-(ideal - size), kind="stable")[:short]] += 1
-    return size + min_size
+    out: _I64 = size + min_size
+    return out
 
 
 def _ranking(rng: np.random.Generator, group: NDArray[Any]) -> _I32:
@@ -185,7 +187,8 @@ def _pair_index(pods: int, a: NDArray[Any], b: NDArray[Any]) -> _I64:
     """Position of the unordered pair {a, b} (pod rows, a ≠ b) among ``triu_indices(pods, 1)``."""
     lo = np.minimum(a, b).astype(np.int64)
     hi = np.maximum(a, b).astype(np.int64)
-    return lo * (2 * pods - lo - 1) // 2 + (hi - lo - 1)
+    index: _I64 = lo * (2 * pods - lo - 1) // 2 + (hi - lo - 1)
+    return index
 
 
 def _weighted_pick(rng: np.random.Generator, candidates: _I64, weight: _F64, k: int) -> _I64:
@@ -212,7 +215,9 @@ def _timeline(sc: Scenario, world: _World, rng: np.random.Generator) -> _Timelin
         given = np.array(cp.pairs, dtype=np.int64).reshape(-1, 2) - 1
         state[_pair_index(pods, given[:, 0], given[:, 1])] = True
     else:
-        state[_weighted_pick(rng, np.arange(len(state), dtype=np.int64), pull, round(cp.density * len(state)))] = True
+        state[
+            _weighted_pick(rng, np.arange(len(state), dtype=np.int64), pull, round(cp.density * len(state)))
+        ] = True
     affinity = rng.lognormal(0.0, sc.behaviour.pod_affinity, len(pair_a))
 
     start, end = sc.time.start_ms, sc.time.end_ms
@@ -224,6 +229,9 @@ def _timeline(sc: Scenario, world: _World, rng: np.random.Generator) -> _Timelin
     pol_on: list[_Bool] = []
     for change in sorted(cp.changes, key=lambda c: c.day):
         ts = start + round(change.day * _DAY_MS)
+        if ts >= end:
+            # A change scheduled after the end never happens (a shortened run keeps its plan).
+            break
         before = state.copy()
         off = np.flatnonzero(~state)
         state[_weighted_pick(rng, off, pull[off], round(change.enable * len(off)))] = True
@@ -273,7 +281,8 @@ class _Partners:
     def total(self) -> _F64:
         """Each pod's summed pull; 0 where its users can find nobody in another pod."""
         cum = np.concatenate([[0.0], np.cumsum(self.weight)])
-        return cum[self.indptr[1:]] - cum[self.indptr[:-1]]
+        total: _F64 = cum[self.indptr[1:]] - cum[self.indptr[:-1]]
+        return total
 
 
 def _partners(timeline: _Timeline, stage: int, world: _World) -> _Partners:
@@ -357,11 +366,68 @@ def _requests(sc: Scenario, world: _World, timeline: _Timeline, rng: np.random.G
         n_cross[~can_cross] = 0
         cross_actor = np.repeat(rows, n_cross)
         within_actor = np.repeat(rows, count - n_cross)
-        cross_target = _cross_targets(rng, cross_actor, partners, world, beh.popularity_skew)
-        within_target = _within_targets(rng, within_actor, world, beh.popularity_skew)
-        parts.append(_Calls.of(_times(rng, len(cross_actor), lo, hi, office), cross_actor, cross_target, _CONNECT))
-        parts.append(_Calls.of(_times(rng, len(within_actor), lo, hi, office), within_actor, within_target, _CONNECT))
+
+        targets = functools.partial(_targets, rng, partners, world, beh.popularity_skew)
+        actor, target = _distinct(
+            world,
+            cross_actor,
+            targets(cross_actor, True),
+            within_actor,
+            targets(within_actor, False),
+            targets,
+        )
+        parts.append(_Calls.of(_times(rng, len(actor), lo, hi, office), actor, target, _CONNECT))
     return _concat(parts)
+
+
+def _targets(
+    rng: np.random.Generator, partners: _Partners, world: _World, skew: float, actor: _I32, cross: bool
+) -> _I32:
+    if cross:
+        return _cross_targets(rng, actor, partners, world, skew)
+    return _within_targets(rng, actor, world, skew)
+
+
+def _distinct(
+    world: _World,
+    cross_actor: _I32,
+    cross_target: _I32,
+    within_actor: _I32,
+    within_target: _I32,
+    targets: Callable[[_I32, bool], _I32],
+) -> tuple[_I32, _I32]:
+    """The requests with each (actor, target) asked once: repeats are drawn again, once.
+
+    A person asks a given person once; asking again is the re-request knob's business.
+    Requests are independent of their times (drawn later), so their order here is free:
+    they come out sorted by actor, then target. A repeat drawn again that is still a
+    repeat is dropped, so a user with few people to ask asks less often.
+    """
+    n = np.int64(world.n_users)
+    key = np.concatenate(
+        [cross_actor.astype(np.int64) * n + cross_target, within_actor.astype(np.int64) * n + within_target]
+    )
+    key.sort()
+    repeat = np.zeros(len(key), dtype=np.bool_)
+    np.equal(key[1:], key[:-1], out=repeat[1:])
+    if not repeat.any():
+        return (key // n).astype(np.int32), (key % n).astype(np.int32)
+    again = key[repeat]
+    key = key[~repeat]
+    actor = (again // n).astype(np.int32)
+    cross = world.user_pod[actor] != world.user_pod[again % n]
+    # Both subsets stay sorted by actor, hence by pod, as the target draws need.
+    fresh = np.concatenate(
+        [
+            actor[cross].astype(np.int64) * n + targets(actor[cross], True),
+            actor[~cross].astype(np.int64) * n + targets(actor[~cross], False),
+        ]
+    )
+    fresh = np.unique(fresh)
+    at = np.minimum(np.searchsorted(key, fresh), len(key) - 1)
+    fresh = fresh[key[at] != fresh]
+    key = np.concatenate([key, fresh])
+    return (key // n).astype(np.int32), (key % n).astype(np.int32)
 
 
 def _cross_targets(
@@ -382,7 +448,8 @@ def _cross_targets(
         rng.shuffle(chosen)
         target_pod[lo:hi] = chosen
     rank = _rank(rng, world.ext_count[target_pod], skew)
-    return world.ext_order[world.ext_start[target_pod] + rank]
+    target: _I32 = world.ext_order[world.ext_start[target_pod] + rank]
+    return target
 
 
 def _within_targets(rng: np.random.Generator, actor: _I32, world: _World, skew: float) -> _I32:
@@ -390,7 +457,7 @@ def _within_targets(rng: np.random.Generator, actor: _I32, world: _World, skew: 
     pod = world.user_pod[actor]
     n = world.pod_size[pod]
     rank = _rank(rng, n, skew)
-    target = world.order[world.pod_start[pod] + rank]
+    target: _I32 = world.order[world.pod_start[pod] + rank]
     me = target == actor
     target[me] = world.order[world.pod_start[pod[me]] + (rank[me] + 1) % n[me]]
     return target
@@ -416,13 +483,17 @@ def _answers(
         u = answer_rng.random(len(asked))
         acts = u < beh.accept + beh.reject
         idx = np.flatnonzero(acts)
-        when = asked.ts[idx] + _delays(answer_rng, len(idx), beh.answer_delay_hours * _HOUR_MS, beh.answer_delay_sigma)
+        when = asked.ts[idx] + _delays(
+            answer_rng, len(idx), beh.answer_delay_hours * _HOUR_MS, beh.answer_delay_sigma
+        )
         keep = when < end
         idx, when = idx[keep], when[keep]
         accepted = u[idx] < beh.accept
         action = np.where(accepted, _ACCEPT, _REJECT).astype(np.int8)
         parts.append(_Calls(when, asked.target[idx], asked.actor[idx], action))
-        parts.append(_removals(sc, asked.actor[idx[accepted]], asked.target[idx[accepted]], when[accepted], remove_rng))
+        parts.append(
+            _removals(sc, asked.actor[idx[accepted]], asked.target[idx[accepted]], when[accepted], remove_rng)
+        )
         # A declined requester may ask again; the new request is answered like the first.
         declined = idx[~accepted]
         again = answer_rng.random(len(declined)) < beh.rerequest_chance
@@ -505,10 +576,10 @@ def _mistakes(
     n = counts["reject_colleague"]
     if len(private_rows) and n:
         actor = some(private_rows, n)
-        pod = world.user_pod[actor]
-        size = world.pod_size[pod]
-        shift = (actor - world.pod_start[pod] + rng.integers(1, size)) % size
-        colleague = (world.pod_start[pod] + shift).astype(np.int32)
+        home = world.user_pod[actor]
+        size = world.pod_size[home]
+        shift = (actor - world.pod_start[home] + rng.integers(1, size)) % size
+        colleague = (world.pod_start[home] + shift).astype(np.int32)
         parts.append(_Calls.of(_times(rng, n, start, end, office), actor, colleague, _REJECT))
 
     inside_rows = np.flatnonzero(~world.external)
@@ -543,7 +614,9 @@ def _someone_in(rng: np.random.Generator, world: _World, pod: _I64) -> _I32:
 
 def _concat(parts: list[_Calls]) -> _Calls:
     if not parts:
-        return _Calls.of(np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int32), np.zeros(0, dtype=np.int32), _CONNECT)
+        return _Calls.of(
+            np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int32), np.zeros(0, dtype=np.int32), _CONNECT
+        )
     return _Calls(
         np.concatenate([p.ts for p in parts]),
         np.concatenate([p.actor for p in parts]),
@@ -625,7 +698,9 @@ def generate(scenario: Scenario, seed: int | None = None) -> tuple[Population, E
     seed = scenario.seed if seed is None else seed
     if seed < 0:
         raise ValueError(f"seed must be a non-negative integer, got {seed}")
-    rngs = dict(zip(_STREAMS, (np.random.default_rng(s) for s in np.random.SeedSequence(seed).spawn(len(_STREAMS)))))
+    rngs = dict(
+        zip(_STREAMS, (np.random.default_rng(s) for s in np.random.SeedSequence(seed).spawn(len(_STREAMS))))
+    )
     world = _world(scenario, rngs["population"])
     timeline = _timeline(scenario, world, rngs["crosspod"])
     first = _requests(scenario, world, timeline, rngs["requests"])
@@ -765,7 +840,10 @@ def simulate(
         built = Path(tempfile.mkdtemp(prefix=f".{target.name or 'run'}.", suffix=".tmp", dir=target.parent))
     except OSError as exc:
         raise RunDirError(f"{target}: cannot create the run folder ({exc.strerror or exc})") from None
-    steps = _Steps(["generate", "write inputs", "replay", "write outputs"], _auto_progress() if progress is None else progress)
+    steps = _Steps(
+        ["generate", "write inputs", "replay", "write outputs"],
+        _auto_progress() if progress is None else progress,
+    )
     try:
         with steps.step(f"generating {sc.name}"):
             population, events, policy = generate(sc, seed)

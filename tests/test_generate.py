@@ -1,0 +1,511 @@
+"""Synthetic traffic and `simkit run`: reproducible bytes, knobs honoured, atomic run folders."""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+from collections import Counter
+from pathlib import Path
+
+import numpy as np
+import pyarrow.parquet as pq
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+import simkit.runs
+from simkit.cli import main
+from simkit.errors import RunDirError
+from simkit.events import Events
+from simkit.generate import FIRST_USER_ID, generate, simulate
+from simkit.population import Population, problems
+from simkit.rules import ACTIONS, Action
+from simkit.runs import read_run
+from simkit.scenario import Scenario, load_scenario
+
+ROOT = Path(__file__).resolve().parent.parent
+SCENARIOS = ROOT / "data" / "scenarios"
+TINY = SCENARIOS / "tiny.toml"
+CONNECT, ACCEPT, REJECT, REMOVE = (ACTIONS.index(a) for a in Action)
+
+
+def _files(folder: Path) -> dict[str, bytes]:
+    return {p.name: p.read_bytes() for p in sorted(folder.iterdir())}
+
+
+def _digest(folder: Path) -> dict[str, str]:
+    return {name: hashlib.sha256(data).hexdigest() for name, data in _files(folder).items()}
+
+
+def _reasons(folder: Path) -> Counter[str | None]:
+    return Counter(pq.read_table(folder / "outcomes.parquet").column("reason").to_pylist())
+
+
+@pytest.fixture(scope="module")
+def tiny_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("tiny") / "run"
+    assert main(["run", str(TINY), "--out", str(out)]) == 0
+    return out
+
+
+# -- reproducibility ----------------------------------------------------------------------
+
+
+def test_same_scenario_and_seed_give_byte_identical_run_folders(tiny_run: Path, tmp_path: Path) -> None:
+    again = tmp_path / "again"
+    assert main(["run", str(TINY), "--out", str(again)]) == 0
+    first, second = _files(tiny_run), _files(again)
+    assert list(first) == [
+        "connections.parquet",
+        "crosspod.parquet",
+        "events.parquet",
+        "manifest.json",
+        "outcomes.parquet",
+        "pods.parquet",
+        "policy.parquet",
+        "users.parquet",
+    ]
+    assert first == second
+
+
+def test_another_seed_gives_other_events() -> None:
+    sc = load_scenario(TINY)
+    _, a, _ = generate(sc, seed=1)
+    _, b, _ = generate(sc, seed=2)
+    assert len(a) != len(b) or not np.array_equal(a.ts, b.ts) or not np.array_equal(a.actor, b.actor)
+    # The scenario's own seed is the default.
+    _, c, _ = generate(sc)
+    _, d, _ = generate(sc, seed=sc.seed)
+    assert np.array_equal(c.ts, d.ts) and np.array_equal(c.target, d.target)
+
+
+def test_seed_option_is_recorded_and_changes_the_run(tiny_run: Path, tmp_path: Path) -> None:
+    out = tmp_path / "seeded"
+    assert main(["run", str(TINY), "--out", str(out), "--seed", "99"]) == 0
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["seed"] == 99
+    assert (out / "events.parquet").read_bytes() != (tiny_run / "events.parquet").read_bytes()
+
+
+def test_replaying_a_generated_folder_reproduces_its_outcomes(tiny_run: Path, tmp_path: Path) -> None:
+    before = _digest(tiny_run)
+    out = tmp_path / "replayed"
+    assert main(["replay", str(tiny_run), "--out", str(out)]) == 0
+    assert _digest(tiny_run) == before
+    for name in ("outcomes.parquet", "connections.parquet"):
+        assert (out / name).read_bytes() == (tiny_run / name).read_bytes()
+
+
+def test_manifest_records_scenario_seed_and_versions(tiny_run: Path) -> None:
+    manifest = json.loads((tiny_run / "manifest.json").read_text())
+    sc = load_scenario(TINY)
+    assert manifest["scenario"] == sc.to_dict()
+    assert manifest["scenario_name"] == "tiny"
+    assert manifest["seed"] == sc.seed
+    assert set(manifest["versions"]) >= {"numpy", "pyarrow", "python", "simkit"}
+    assert manifest["inputs"]["events"]["rows"] == manifest["summary"]["events"]
+    assert str(tiny_run) not in (tiny_run / "manifest.json").read_text()
+
+
+def test_generated_folder_is_a_valid_run(tiny_run: Path) -> None:
+    run = read_run(tiny_run)
+    assert run.population.n_users == 300
+    assert bool(np.all(np.diff(run.events.ts) >= 0))
+
+
+# -- what tiny shows ----------------------------------------------------------------------
+
+
+def test_tiny_shows_successes_and_several_kinds_of_error(tiny_run: Path) -> None:
+    reasons = _reasons(tiny_run)
+    total = sum(reasons.values())
+    assert 1_000 < total < 10_000
+    assert reasons[None] > total / 2
+    errors = {r for r in reasons if r is not None}
+    assert {
+        "not_found",
+        "already_pending",
+        "crosspod_disabled",
+        "implicit",
+        "entitlement",
+        "unknown_user",
+        "self",
+    } <= errors
+    connections = pq.read_table(tiny_run / "connections.parquet").column("status").to_pylist()
+    assert set(connections) == {"PENDING", "ACCEPTED", "REJECTED"}
+    codes = set(pq.read_table(tiny_run / "outcomes.parquet").column("code").to_pylist())
+    assert codes == {200, 400, 403, 404}
+
+
+def _edited_tiny(tmp_path: Path, old: str, new: str) -> Path:
+    text = TINY.read_text(encoding="utf-8")
+    assert text.count(old) == 1, old
+    path = tmp_path / "tiny.toml"
+    path.write_text(text.replace(old, new), encoding="utf-8")
+    return path
+
+
+def _no_mistakes(before: Path, after: Path) -> None:
+    only_from_mistakes = {"self", "unknown_user", "implicit", "entitlement", "not_found"}
+    assert only_from_mistakes <= set(_reasons(before))
+    assert not only_from_mistakes & set(_reasons(after))
+
+
+def _no_refusal_for_crosspod(before: Path, after: Path) -> None:
+    assert _reasons(before)["crosspod_disabled"] > 0
+    assert _reasons(after)["crosspod_disabled"] == 0
+    pairs = pq.read_table(after / "crosspod.parquet").num_rows
+    assert pairs == 12 * 11 // 2
+
+
+def _nobody_lacks_entitlement(before: Path, after: Path) -> None:
+    assert _reasons(before)["entitlement"] > 0
+    assert _reasons(after)["entitlement"] == 0
+    assert all(pq.read_table(after / "users.parquet").column("external").to_pylist())
+
+
+def _fewer_re_requests(before: Path, after: Path) -> None:
+    def repeated(folder: Path) -> int:
+        counters = pq.read_table(folder / "connections.parquet").column("request_counter").to_pylist()
+        return sum(c > 1 for c in counters)
+
+    # Re-requests can still happen when the declined side asks the other independently.
+    assert repeated(after) * 3 < repeated(before)
+
+
+def _more_requests(before: Path, after: Path) -> None:
+    def connects(folder: Path) -> int:
+        return pq.read_table(folder / "events.parquet").column("action").to_pylist().count("connect")
+
+    assert 1.6 < connects(after) / connects(before) < 2.4
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "check"),
+    [
+        ("mistake_share = 0.08", "mistake_share = 0.0", _no_mistakes),
+        ("density = 0.4", "density = 1.0", _no_refusal_for_crosspod),
+        ("external_share = 0.85", "external_share = 1.0", _nobody_lacks_entitlement),
+        ("rerequest_chance = 0.4", "rerequest_chance = 0.0", _fewer_re_requests),
+        ("requests_per_user_per_day = 0.3", "requests_per_user_per_day = 0.6", _more_requests),
+    ],
+    ids=["no-mistakes", "crosspod-everywhere", "all-external", "no-re-requests", "twice-the-requests"],
+)
+def test_a_copy_of_tiny_with_one_knob_changed_changes_what_it_should(
+    tiny_run: Path, tmp_path: Path, old: str, new: str, check: object
+) -> None:
+    out = tmp_path / "changed"
+    assert main(["run", str(_edited_tiny(tmp_path, old, new)), "--out", str(out)]) == 0
+    check(tiny_run, out)  # type: ignore[operator]
+
+
+# -- knobs, measured on a mid-size run ----------------------------------------------------
+
+MID = {
+    "population.pods": "40",
+    "population.users": "8000",
+    "population.private_share": "0.8",
+    "crosspod.density": "0.3",
+    "time.days": "60",
+    "behaviour.requests_per_user_per_day": "0.05",
+    "behaviour.crosspod_share": "0.6",
+    "behaviour.accept": "0.6",
+    "behaviour.reject": "0.25",
+    "behaviour.ignore": "0.15",
+    "behaviour.answer_delay_hours": "1",
+    "behaviour.answer_delay_sigma": "1",
+    "behaviour.rerequest_chance": "0",
+    "behaviour.remove_per_year": "0",
+    "behaviour.mistake_share": "0",
+}
+
+
+@pytest.fixture(scope="module")
+def mid() -> tuple[Scenario, Population, Events]:
+    sc = load_scenario(TINY, MID)
+    population, events, _ = generate(sc, seed=11)
+    return sc, population, events
+
+
+def _within(measured: float, expected: float, n: float, slack: float = 0.0) -> bool:
+    """Whether a measured share is within 4 binomial standard errors (plus `slack`)."""
+    se = (expected * (1 - expected) / n) ** 0.5
+    return abs(measured - expected) <= 4 * se + slack
+
+
+def test_crosspod_density_is_exact(mid: tuple[Scenario, Population, Events]) -> None:
+    sc, population, _ = mid
+    pairs = 40 * 39 // 2
+    # The roll-out of tiny.toml enables a quarter of the remaining pairs on day 7 (policy).
+    assert len(population.crosspod) == round(sc.crosspod.density * pairs)
+
+
+def test_request_rate_matches_the_knob(mid: tuple[Scenario, Population, Events]) -> None:
+    sc, population, events = mid
+    private = dict(zip(population.pod_id.tolist(), population.pod_private.tolist()))
+    size = Counter(population.user_pod.tolist())
+    before_change = events.ts < sc.time.start_ms + round(sc.crosspod.changes[0].day * 86_400_000)
+    partnered = set(population.crosspod.ravel().tolist())
+    able = [
+        (ext and pod in partnered) or (not private[pod] and size[pod] >= 2)
+        for pod, ext in zip(population.user_pod.tolist(), population.user_external.tolist())
+    ]
+    # Before the first policy change only the starting crossPod pairs count.
+    user_days = sum(able) * sc.crosspod.changes[0].day
+    n = int(np.sum((events.action == CONNECT) & before_change))
+    expected = sc.behaviour.requests_per_user_per_day * user_days
+    # Poisson: 4 standard errors.
+    assert abs(n - expected) <= 4 * expected**0.5
+
+
+def test_answer_mix_matches_the_knob(mid: tuple[Scenario, Population, Events]) -> None:
+    sc, _, events = mid
+    n = int(np.sum(events.action == CONNECT))
+    assert n > 15_000
+    # Answers after the end are dropped; with a 1 h median delay that is < 0.1% of them.
+    for action, share in ((ACCEPT, sc.behaviour.accept), (REJECT, sc.behaviour.reject)):
+        measured = int(np.sum(events.action == action)) / n
+        assert _within(measured, share, n, slack=0.002), (ACTIONS[action], measured, share)
+
+
+def test_crosspod_share_matches_the_knob(mid: tuple[Scenario, Population, Events]) -> None:
+    sc, population, events = mid
+    pod_of = population.user_pod[events.actor - FIRST_USER_ID]
+    target_pod = population.user_pod[events.target - FIRST_USER_ID]
+    public = ~population.pod_private[pod_of - 1]
+    asks = (events.action == CONNECT) & public & np.isin(pod_of, population.crosspod.ravel())
+    n = int(asks.sum())
+    measured = float(np.mean(pod_of[asks] != target_pod[asks]))
+    assert n > 1_000
+    assert _within(measured, sc.behaviour.crosspod_share, n)
+    # Users of private pods only ever ask across pods (their colleagues are implicit).
+    mine = (events.action == CONNECT) & ~public
+    assert bool(np.all(pod_of[mine] != target_pod[mine]))
+
+
+def test_office_hours_share_matches_the_knob(mid: tuple[Scenario, Population, Events]) -> None:
+    sc, _, events = mid
+    asks = events.ts[events.action == CONNECT]
+    hour = (asks % 86_400_000) // 3_600_000
+    office = sc.time.office_hours_share
+    expected = office + (1 - office) * 10 / 24
+    assert _within(float(np.mean((hour >= 8) & (hour < 18))), expected, len(asks))
+
+
+def test_popular_users_attract_the_share_the_skew_promises() -> None:
+    sc = load_scenario(
+        TINY,
+        {
+            "population.pods": "2",
+            "population.users": "40000",
+            "population.min_pod_size": "20000",
+            "behaviour.requests_per_user_per_day": "0.02",
+            "population.private_share": "1",
+            "population.external_share": "1",
+            "crosspod.density": "1",
+            "behaviour.popularity_skew": "3",
+            "behaviour.mistake_share": "0",
+        },
+    )
+    population, events, _ = generate(sc, seed=5)
+    targets = events.target[events.action == CONNECT]
+    per_user = np.sort(np.bincount(targets - FIRST_USER_ID, minlength=population.n_users))[::-1]
+    # Top 1% of each pod (400 of 40,000 users) get 0.01^(1/(1+skew)) = 31.6% of the requests.
+    # Users ask a person once; with ~0.3 requests each, that barely thins the top.
+    top = per_user[:400].sum() / len(targets)
+    assert _within(float(top), 0.01 ** (1 / 4), len(targets), slack=0.02)
+
+
+def test_mistakes_are_the_share_and_kind_asked_for() -> None:
+    mix = {f"behaviour.mistakes.{k}": "0" for k in dataclasses.asdict(Scenario().behaviour.mistakes)}
+    mix["behaviour.mistakes.connect_self"] = "1"
+    sc = load_scenario(TINY, {**MID, **mix, "behaviour.mistake_share": "0.05"})
+    _, events, _ = generate(sc, seed=3)
+    selves = int(np.sum(events.actor == events.target))
+    assert _within(selves / len(events), 0.05, len(events))
+    assert bool(np.all(events.action[events.actor == events.target] == CONNECT))
+
+
+def test_scheduled_changes_become_policy_events() -> None:
+    sc = load_scenario(SCENARIOS / "crosspod-rollout.toml", {"population.users": "3000", "time.days": "150"})
+    population, _, policy = generate(sc)
+    days = sorted({(t - sc.time.start_ms) // 86_400_000 for t in policy.ts.tolist()})
+    assert days == [30, 60, 90, 120]
+    assert bool(np.all(np.diff(policy.ts) >= 0))
+    # Each roll-out brings crossPod to 20 pods with all others: pods stop missing partners.
+    enabled = {tuple(p) for p in population.crosspod.tolist()}
+    for ts, a, b, on in zip(
+        policy.ts.tolist(), policy.pod_a.tolist(), policy.pod_b.tolist(), policy.crosspod.tolist()
+    ):
+        assert (min(a, b), max(a, b)) not in enabled if on else (min(a, b), max(a, b)) in enabled, ts
+        (enabled.add if on else enabled.discard)((min(a, b), max(a, b)))
+    assert (1, 2) not in enabled
+    assert len(enabled) > len(population.crosspod)
+
+
+def test_whole_network_generates_at_reduced_size() -> None:
+    sc = load_scenario(SCENARIOS / "whole-network.toml", {"population.users": "20000", "time.days": "30"})
+    population, events, policy = generate(sc)
+    assert population.n_pods == 1000
+    assert population.n_users == 20_000
+    assert next(problems(population), None) is None
+    sizes = np.sort(np.bincount(population.user_pod))[::-1]
+    # Heavy tail: a few huge banks, many small firms. The biggest 1% of pods hold over a
+    # fifth of the users, and the biggest pod is a hundred times the smallest.
+    assert sizes[:10].sum() > 0.2 * population.n_users
+    assert sizes[0] > 100 * sizes[-1]
+    assert len(policy) == 0  # the first change is on day 91
+    assert 20_000 * 30 * 0.15 * 0.5 < np.sum(events.action == CONNECT) < 20_000 * 30 * 0.15 * 1.5
+
+
+# -- invariants -----------------------------------------------------------------------------
+
+
+@st.composite
+def _scenarios(draw: st.DrawFn) -> tuple[Scenario, int]:
+    pods = draw(st.integers(1, 8))
+    min_size = draw(st.integers(1, 4))
+    overrides = {
+        "population.pods": str(pods),
+        "population.min_pod_size": str(min_size),
+        "population.users": str(pods * min_size + draw(st.integers(0, 60))),
+        "population.private_share": repr(draw(st.floats(0, 1))),
+        "population.external_share": repr(draw(st.floats(0, 1))),
+        "crosspod.density": repr(draw(st.floats(0, 1))),
+        "time.days": repr(draw(st.floats(0, 20))),
+        "behaviour.requests_per_user_per_day": repr(draw(st.floats(0, 2))),
+        "behaviour.popularity_skew": repr(draw(st.floats(0, 5))),
+        "behaviour.mistake_share": repr(draw(st.floats(0, 0.5))),
+    }
+    if draw(st.booleans()):
+        overrides["crosspod.changes"] = "[{day = 0.5, pods = 1, enable = 0.5, disable = 0.2}]"
+    sc = load_scenario(TINY, overrides)
+    return sc, draw(st.integers(0, 2**32))
+
+
+@given(case=_scenarios())
+@settings(max_examples=40, deadline=None)
+def test_generated_inputs_are_always_valid_sorted_and_reproducible(case: tuple[Scenario, int]) -> None:
+    sc, seed = case
+    population, events, policy = generate(sc, seed)
+    assert (
+        next(problems(population, policy_pods=np.stack([policy.pod_a, policy.pod_b], axis=1)), None) is None
+    )
+    assert len(set(population.pod_name)) == population.n_pods
+    assert bool(np.all(np.diff(events.ts) >= 0))
+    assert bool(np.all(np.diff(policy.ts) >= 0))
+    if len(events):
+        assert sc.time.start_ms <= int(events.ts.min()) and int(events.ts.max()) < sc.time.end_ms
+    # Every caller is a real user; only `unknown_user` mistakes name someone who is not.
+    assert bool(np.all(np.isin(events.actor, population.user_id)))
+    last = FIRST_USER_ID + population.n_users
+    assert bool(np.all((events.target >= FIRST_USER_ID) & (events.target < last + 1_000)))
+    again = generate(sc, seed)[1]
+    assert all(
+        np.array_equal(getattr(events, c), getattr(again, c)) for c in ("ts", "actor", "target", "action")
+    )
+
+
+# -- the run folder -------------------------------------------------------------------------
+
+
+def test_non_empty_folder_is_refused_without_overwrite(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "run"
+    out.mkdir()
+    (out / "notes.txt").write_text("mine")
+    assert main(["run", str(TINY), "--out", str(out)]) == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1
+    assert err.startswith(f"simkit: error: {out}: folder is not empty")
+    assert "--overwrite" in err and "Traceback" not in err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["run"]
+    assert sorted(p.name for p in out.iterdir()) == ["notes.txt"]
+
+
+def test_a_file_is_not_a_run_folder(tmp_path: Path) -> None:
+    out = tmp_path / "run"
+    out.write_text("x")
+    with pytest.raises(RunDirError, match="not a folder"):
+        simulate(TINY, out, overwrite=True)
+
+
+def test_overwrite_replaces_the_run_and_keeps_other_files(tiny_run: Path, tmp_path: Path) -> None:
+    out = tmp_path / "run"
+    assert main(["run", str(TINY), "--out", str(out), "--csv", "--seed", "5"]) == 0
+    (out / "notes.txt").write_text("mine")
+    assert (out / "outcomes.csv").exists()
+    assert main(["run", str(TINY), "--out", str(out), "--overwrite"]) == 0
+    assert (out / "notes.txt").read_text() == "mine"
+    assert not (out / "outcomes.csv").exists()
+    assert {k: v for k, v in _files(out).items() if k != "notes.txt"} == _files(tiny_run)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["run"]
+
+
+def test_empty_existing_folder_is_used(tmp_path: Path) -> None:
+    out = tmp_path / "run"
+    out.mkdir()
+    simulate(TINY, out)
+    assert (out / "manifest.json").exists()
+
+
+def test_a_failure_leaves_nothing_behind(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    def broken(name: str) -> object:
+        def replay(*args: object) -> object:
+            raise RuntimeError("engine failed")
+
+        return replay
+
+    monkeypatch.setattr(simkit.runs, "_engine", broken)
+    with pytest.raises(RuntimeError, match="engine failed"):
+        simulate(TINY, tmp_path / "run")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_default_out_is_runs_slash_scenario_stem(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    assert main(["run", str(TINY), "--set", "time.days=2"]) == 0
+    assert (tmp_path / "runs" / "tiny" / "manifest.json").exists()
+    out = capsys.readouterr().out.splitlines()
+    assert out[0] == "scenario:    tiny (seed 7)"
+    assert out[1].startswith("events:")
+    assert out[-1] == f"wrote:       {Path('runs') / 'tiny'}"
+    assert "--out DIR" in _help(capsys) and "runs/<scenario" in _help(capsys)
+
+
+def _help(capsys: pytest.CaptureFixture[str]) -> str:
+    with pytest.raises(SystemExit):
+        main(["run", "--help"])
+    return capsys.readouterr().out
+
+
+@pytest.mark.parametrize(("progress", "shown"), [(None, False), (False, False), (True, True)])
+def test_progress_bar_only_when_asked_or_on_a_terminal(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], progress: bool | None, shown: bool
+) -> None:
+    simulate(TINY, tmp_path / "run", progress=progress)
+    err = capsys.readouterr().err
+    assert bool(err) is shown
+
+
+def test_columnar_engine_agrees_on_generated_traffic(tiny_run: Path, tmp_path: Path) -> None:
+    pytest.importorskip("simkit.columnar")
+    out = tmp_path / "columnar"
+    simulate(TINY, out, engine="columnar")
+    for name in ("outcomes.parquet", "connections.parquet"):
+        assert (out / name).read_bytes() == (tiny_run / name).read_bytes()
+
+
+def test_worked_example_of_the_docs_is_what_tiny_prints(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    doc = (ROOT / "docs" / "scenarios.md").read_text(encoding="utf-8")
+    command = "$ simkit run data/scenarios/tiny.toml\n"
+    shown = doc[doc.index(command) + len(command) :].split("```")[0]
+    monkeypatch.chdir(tmp_path)
+    assert main(["run", str(TINY)]) == 0
+    assert capsys.readouterr().out == shown

@@ -1,0 +1,364 @@
+"""Scenario files: defaults, overrides, the bundled scenarios, and every refusal in one line."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import re
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from simkit.cli import main
+from simkit.errors import ScenarioError
+from simkit.scenario import Scenario, load_scenario
+
+ROOT = Path(__file__).resolve().parent.parent
+SCENARIOS = ROOT / "data" / "scenarios"
+BUNDLED = sorted(p.name for p in SCENARIOS.glob("*.toml"))
+TINY = SCENARIOS / "tiny.toml"
+
+
+def _write(tmp_path: Path, text: str, name: str = "s.toml") -> Path:
+    path = tmp_path / name
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def _knob_paths(cls: type, prefix: str = "") -> list[str]:
+    """Every knob of a scenario section as a dotted path, e.g. ``behaviour.mistakes.self``."""
+    paths: list[str] = []
+    for f in dataclasses.fields(cls):
+        default = f.default_factory() if f.default_factory is not dataclasses.MISSING else f.default
+        if dataclasses.is_dataclass(default):
+            paths += _knob_paths(type(default), f"{prefix}{f.name}.")
+        else:
+            paths.append(prefix + f.name)
+    return paths
+
+
+def test_bundled_scenarios_are_all_there() -> None:
+    assert BUNDLED == ["baseline.toml", "crosspod-rollout.toml", "tiny.toml", "whole-network.toml"]
+
+
+@pytest.mark.parametrize("name", BUNDLED)
+def test_bundled_scenario_loads_and_serialises(name: str) -> None:
+    sc = load_scenario(SCENARIOS / name)
+    assert sc.name == Path(name).stem
+    assert sc.description
+    plain = sc.to_dict()
+    assert json.loads(json.dumps(plain)) == plain
+
+
+def test_empty_file_is_the_defaults_named_after_the_file(tmp_path: Path) -> None:
+    assert load_scenario(_write(tmp_path, "", "empty.toml")) == Scenario(name="empty")
+
+
+def test_whole_network_is_the_size_the_issue_asks_for() -> None:
+    sc = load_scenario(SCENARIOS / "whole-network.toml")
+    assert sc.population.users == 1_000_000
+    assert sc.population.pods == 1_000
+    assert sc.time.days == 365
+
+
+def test_crosspod_rollout_schedules_changes() -> None:
+    sc = load_scenario(SCENARIOS / "crosspod-rollout.toml")
+    assert [c.day for c in sc.crosspod.changes] == [30.0, 60.0, 90.0, 120.0]
+    assert sum(c.pods for c in sc.crosspod.changes) == 80
+
+
+@pytest.mark.parametrize(
+    ("text", "overrides", "path", "expected"),
+    [
+        ("", ["behaviour.accept=0.5", "behaviour.ignore=0.4"], ("behaviour", "accept"), 0.5),
+        ("", {"population.pods": "40"}, ("population", "pods"), 40),
+        ("", ["crosspod.pairs=[[1, 2], [3, 1]]"], ("crosspod", "pairs"), ((1, 2), (3, 1))),
+        ("", ["time.start=2024-03-01"], ("time", "start"), datetime(2024, 3, 1, tzinfo=UTC)),
+        (
+            "",
+            ["time.start=2024-03-01T09:30:00+02:00"],
+            ("time", "start"),
+            datetime(2024, 3, 1, 7, 30, tzinfo=UTC),
+        ),
+        ("", ["name=what-if"], ("name",), "what-if"),
+        (
+            "",
+            ["behaviour.mistakes.connect_self=0.1", "behaviour.mistakes.unknown_user=0"],
+            ("behaviour", "mistakes", "connect_self"),
+            0.1,
+        ),
+        ("[crosspod]\ndensity = 0.2\n", ["crosspod.pairs=[[1, 2]]"], ("crosspod", "pairs"), ((1, 2),)),
+        ("[time]\ndays = 3\n", [], ("time", "days"), 3.0),
+        ("seed = 12\n", [], ("seed",), 12),
+    ],
+)
+def test_knobs_are_read_and_overridden(
+    tmp_path: Path, text: str, overrides: object, path: tuple[str, ...], expected: object
+) -> None:
+    value: object = load_scenario(_write(tmp_path, text), overrides)  # type: ignore[arg-type]
+    for part in path:
+        value = getattr(value, part)
+    assert value == expected
+
+
+def test_an_integer_is_accepted_where_a_number_is_expected(tmp_path: Path) -> None:
+    sc = load_scenario(_write(tmp_path, "[behaviour]\naccept = 1\nreject = 0\nignore = 0\n"))
+    assert sc.behaviour.accept == 1.0
+    assert isinstance(sc.behaviour.accept, float)
+
+
+def test_overrides_as_mapping_or_sequence_agree() -> None:
+    a = load_scenario(TINY, {"behaviour.rerequest_chance": "0.9", "time.days": "3"})
+    b = load_scenario(TINY, ["behaviour.rerequest_chance=0.9", "time.days = 3"])
+    assert a == b
+    assert a.behaviour.rerequest_chance == 0.9
+
+
+# Each refusal: (file text, overrides, the key the message must name, a phrase it must hold).
+BAD = [
+    pytest.param("colour = 1\n", [], "colour", "a known key", id="unknown-top-level-key"),
+    pytest.param(
+        "[behaviour]\nacept = 0.5\n", [], "behaviour.acept", "did you mean 'accept'", id="unknown-key"
+    ),
+    pytest.param("[weather]\nsun = 1\n", [], "weather", "a known key", id="unknown-section"),
+    pytest.param(
+        "[behaviour]\naccept = 'most'\n",
+        [],
+        "behaviour.accept",
+        "a number, found text 'most'",
+        id="text-for-number",
+    ),
+    pytest.param("[population]\npods = 2.5\n", [], "population.pods", "an integer", id="float-for-integer"),
+    pytest.param(
+        "[population]\npods = true\n",
+        [],
+        "population.pods",
+        "an integer, found boolean",
+        id="bool-for-integer",
+    ),
+    pytest.param("behaviour = 3\n", [], "behaviour", "a table", id="value-for-section"),
+    pytest.param("[time]\nstart = 'monday'\n", [], "time.start", "a TOML date", id="text-for-date"),
+    pytest.param(
+        "[crosspod]\npairs = [[1, 2, 3]]\n", [], "crosspod.pairs", "[pod, pod] pairs", id="bad-pair"
+    ),
+    pytest.param(
+        "[behaviour]\nrequests_per_user_per_day = -0.1\n",
+        [],
+        "behaviour.requests_per_user_per_day",
+        "not negative",
+        id="negative-rate",
+    ),
+    pytest.param(
+        "[behaviour]\nremove_per_year = -1\n",
+        [],
+        "behaviour.remove_per_year",
+        "not negative",
+        id="negative-removal-rate",
+    ),
+    pytest.param("[time]\ndays = -1\n", [], "time.days", "not negative", id="negative-duration"),
+    pytest.param(
+        "[population]\nexternal_share = 1.5\n",
+        [],
+        "population.external_share",
+        "between 0 and 1",
+        id="share-above-1",
+    ),
+    pytest.param(
+        "[behaviour]\nmistake_share = 1\n", [], "behaviour.mistake_share", "1 (excluded)", id="all-mistakes"
+    ),
+    pytest.param(
+        "[behaviour]\naccept = 0.9\n",
+        [],
+        "behaviour.accept, behaviour.reject, behaviour.ignore",
+        "sum to 1",
+        id="answer-shares",
+    ),
+    pytest.param(
+        "[behaviour.mistakes]\nconnect_self = 0.5\n",
+        [],
+        "behaviour.mistakes",
+        "sum to 1, they sum to 1.45",
+        id="mistake-shares",
+    ),
+    pytest.param(
+        "[population]\npods = 10\nusers = 5\n",
+        [],
+        "population.users",
+        "at least pods × min_pod_size",
+        id="too-few-users",
+    ),
+    pytest.param(
+        "[population]\npods = 20000\n", [], "population.pods", "between 1 and 10000", id="too-many-pods"
+    ),
+    pytest.param(
+        "[crosspod]\npairs = [[1, 11]]\n", [], "crosspod.pairs", "between 1 and 10", id="pair-of-unknown-pod"
+    ),
+    pytest.param(
+        "[crosspod]\npairs = [[3, 3]]\n", [], "crosspod.pairs", "two different pod ids", id="pair-with-itself"
+    ),
+    pytest.param(
+        "[crosspod]\ndensity = 0.1\npairs = [[1, 2]]\n",
+        [],
+        "crosspod.pairs",
+        "not both",
+        id="density-and-pairs",
+    ),
+    pytest.param(
+        "[[crosspod.changes]]\nday = -1\n",
+        [],
+        "crosspod.changes[0].day",
+        "not negative",
+        id="change-before-start",
+    ),
+    pytest.param(
+        "[[crosspod.changes]]\nday = 1\npods = 11\n",
+        [],
+        "crosspod.changes[0].pods",
+        "at most",
+        id="rollout-too-big",
+    ),
+    pytest.param(
+        "[[crosspod.changes]]\nday = 1\nwhen = 2\n",
+        [],
+        "crosspod.changes[0].when",
+        "a known key",
+        id="unknown-change-key",
+    ),
+    pytest.param(
+        "[[crosspod.changes]]\nday = 1\nenable_pairs = [[0, 1]]\n",
+        [],
+        "crosspod.changes[0].enable_pairs",
+        "between 1",
+        id="change-pair",
+    ),
+    pytest.param("[behaviour\n", [], "(file)", "valid TOML", id="not-toml"),
+    pytest.param("", ["behaviour.accept"], "behaviour.accept", "KEY=VALUE", id="set-without-value"),
+    pytest.param("", ["behaviour.acept=0.5"], "behaviour.acept", "did you mean", id="set-unknown-key"),
+    pytest.param(
+        "",
+        ["behaviour.accept=0.5"],
+        "behaviour.accept, behaviour.reject, behaviour.ignore",
+        "they sum to 0.8",
+        id="set-breaks-shares",
+    ),
+    pytest.param("", ["behaviour.accept.x=1"], "behaviour.accept", "a table", id="set-below-a-value"),
+]
+
+
+@pytest.mark.parametrize(("text", "overrides", "key", "phrase"), BAD)
+def test_bad_scenario_is_refused_in_one_line_naming_the_key(
+    tmp_path: Path, text: str, overrides: list[str], key: str, phrase: str
+) -> None:
+    path = _write(tmp_path, text)
+    with pytest.raises(ScenarioError) as info:
+        load_scenario(path, overrides)
+    message = str(info.value)
+    assert "\n" not in message
+    assert message.startswith(str(path))
+    assert f": {key}: expected" in message
+    assert phrase in message
+    assert info.value.key == key
+
+
+def test_missing_file_is_refused(tmp_path: Path) -> None:
+    with pytest.raises(ScenarioError, match=r"nope\.toml: \(file\): expected an existing scenario file"):
+        load_scenario(tmp_path / "nope.toml")
+
+
+def test_error_from_an_override_says_so(tmp_path: Path) -> None:
+    with pytest.raises(
+        ScenarioError, match=r"s\.toml \(--set\): behaviour\.accept: expected a number between 0 and 1"
+    ):
+        load_scenario(_write(tmp_path, ""), ["behaviour.accept=2"])
+
+
+@pytest.mark.parametrize(
+    ("text", "key"),
+    [
+        ("colour = 1\n", "colour"),
+        ("[behaviour]\naccept = 'x'\n", "behaviour.accept"),
+        ("[behaviour]\nrequests_per_user_per_day = -2\n", "behaviour.requests_per_user_per_day"),
+        ("[behaviour]\naccept = 0.2\n", "behaviour.accept"),
+    ],
+    ids=["unknown-key", "wrong-type", "negative-rate", "shares-not-1"],
+)
+def test_cli_refuses_bad_scenario_with_one_line_and_writes_nothing(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], text: str, key: str
+) -> None:
+    path = _write(tmp_path, text)
+    out = tmp_path / "run"
+    assert main(["run", str(path), "--out", str(out)]) == 1
+    captured = capsys.readouterr()
+    lines = captured.err.strip().splitlines()
+    assert len(lines) == 1
+    assert lines[0].startswith(f"simkit: error: {path}: {key}")
+    assert "Traceback" not in captured.err
+    assert captured.out == ""
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["s.toml"]
+
+
+def test_cli_refuses_a_bad_override(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    out = tmp_path / "run"
+    assert main(["run", str(TINY), "--out", str(out), "--set", "time.days=-3"]) == 1
+    err = capsys.readouterr().err
+    assert (
+        err == f"simkit: error: {TINY} (--set): time.days: expected a number ≥ 0 (not negative), found -3\n"
+    )
+    assert not out.exists()
+
+
+@pytest.mark.parametrize("seed", ["-1", "x"])
+def test_cli_refuses_a_bad_seed_as_usage(tmp_path: Path, seed: str) -> None:
+    with pytest.raises(SystemExit) as info:
+        main(["run", str(TINY), "--out", str(tmp_path / "run"), "--seed", seed])
+    assert info.value.code == 2
+
+
+def test_every_knob_is_documented() -> None:
+    doc = (ROOT / "docs" / "scenarios.md").read_text(encoding="utf-8")
+    missing = [path for path in _knob_paths(Scenario) if f"`{path.rsplit('.', 1)[-1]}`" not in doc]
+    assert not missing
+    sections = set(re.findall(r"^#+ .*`\[\[?([a-z.]+)\]?\]`", doc, flags=re.MULTILINE))
+    assert {
+        "population",
+        "crosspod",
+        "crosspod.changes",
+        "time",
+        "behaviour",
+        "behaviour.mistakes",
+    } <= sections
+
+
+def test_every_bundled_scenario_is_described_in_data_readme() -> None:
+    readme = (ROOT / "data" / "README.md").read_text(encoding="utf-8")
+    assert [name for name in BUNDLED if f"scenarios/{name}" not in readme] == []
+
+
+_share = st.floats(min_value=0, max_value=1, allow_nan=False)
+
+
+@given(accept=_share, reject=_share)
+@settings(max_examples=60, deadline=None)
+def test_answer_shares_are_accepted_exactly_when_they_sum_to_1(accept: float, reject: float) -> None:
+    ignore = 1.0 - accept - reject
+    overrides = {
+        "behaviour.accept": repr(accept),
+        "behaviour.reject": repr(reject),
+        "behaviour.ignore": repr(ignore),
+    }
+    if ignore < 0:
+        with pytest.raises(ScenarioError, match=r"behaviour\.ignore: expected a number between 0 and 1"):
+            load_scenario(TINY, overrides)
+    else:
+        sc = load_scenario(TINY, overrides)
+        assert (sc.behaviour.accept, sc.behaviour.reject) == (accept, reject)
+
+
+@given(value=st.floats(allow_nan=False, allow_infinity=False).filter(lambda v: v < 0 or v > 1))
+@settings(max_examples=40, deadline=None)
+def test_any_share_outside_0_1_is_refused(value: float) -> None:
+    with pytest.raises(ScenarioError, match=r"population\.private_share: expected a number between 0 and 1"):
+        load_scenario(TINY, {"population.private_share": repr(value)})
