@@ -53,6 +53,7 @@ __all__ = [
     "crosspod_at_end",
     "crosspod_changes",
     "crosspod_matrix",
+    "crosspod_stages",
     "error_counts",
     "from_run",
     "largest_pods",
@@ -715,6 +716,43 @@ def crosspod_changes(frames: RunFrames, window: str | pd.Timedelta | None = None
         running = np.concatenate([[0], np.cumsum(mask[inside][order_in], dtype=np.int64)])
         table[f"{m}_before"] = running[edges[1]] - running[edges[0]]
         table[f"{m}_after"] = running[edges[2]] - running[edges[1]]
+    return table
+
+
+def crosspod_stages(changes: pd.DataFrame) -> pd.DataFrame:
+    """The rows of :func:`crosspod_changes` summed per stage: same time, same setting.
+
+    A roll-out enables crossPod for many pod pairs at once; a stage adds up their
+    before/after counts (each pair still in its own pair of equal windows).
+
+    Parameters
+    ----------
+    changes : DataFrame
+        :func:`crosspod_changes`.
+
+    Returns
+    -------
+    DataFrame
+        Index ``(time, crosspod)``; columns ``pairs`` (policy events), ``changed`` (of
+        them, those that changed the relation), ``window`` (the shortest) and the sums of
+        every ``_before`` and ``_after`` column.
+
+    Examples
+    --------
+    >>> from simkit import read_run
+    >>> stages = crosspod_stages(crosspod_changes(from_run(read_run("data/samples/story"))))
+    >>> stages[["pairs", "requests_before", "requests_after"]]  # doctest: +NORMALIZE_WHITESPACE
+                                  pairs  requests_before  requests_after
+    time                crosspod
+    2023-11-14 22:45:20 False         1                1               0
+    2023-11-14 22:47:20 True          1                0               3
+    """
+    counts = [c for c in changes.columns if c.endswith(("_before", "_after"))]
+    grouped = changes.groupby(["time", "crosspod"], sort=True)
+    table = grouped[counts].sum()
+    table.insert(0, "pairs", grouped.size())
+    table.insert(1, "changed", grouped["changed"].sum().astype(np.int64))
+    table.insert(2, "window", grouped["window"].min())
     return table
 
 

@@ -47,7 +47,7 @@ _SUMMARY = "report.md"
 _DPI = 100
 # The timeline is drawn from at most about this many bins, whatever the run's length.
 _TIMELINE_BINS = 400
-# Policy events listed one by one in the summary; the totals cover them all.
+# Policy stages listed one by one in the summary; the totals cover them all.
 _POLICY_ROWS = 20
 
 
@@ -178,41 +178,43 @@ def _headline_rows(headline: pd.Series) -> list[list[str]]:
 def _policy_lines(changes: pd.DataFrame) -> list[str]:
     if changes.empty:
         return ["The run has no crossPod policy events: crossPod stayed as it started."]
+    stages = analysis.crosspod_stages(changes)
     measures = ("requests", "accepted", "crosspod_disabled")
     lines = [
-        f"{len(changes):,} policy events ({int(changes['changed'].sum()):,} changed the relation). For each, the "
-        "traffic between the two pods in equal windows before and after it (see `crosspod_changes` "
-        "in docs/analysis.md):",
+        f"{len(changes):,} policy events ({int(changes['changed'].sum()):,} changed the relation) in "
+        f"{len(stages):,} stages. For each pod pair, the traffic between its two pods in equal windows "
+        "before and after the change, summed per stage (see `crosspod_changes` in docs/analysis.md):",
         "",
     ]
-    header = ["time (UTC)", "pods", "set to", "window"] + [
-        f"{m.replace('_', ' ')} before / after" for m in measures
-    ]
+    header = ["time (UTC)", "set to", "pod pairs", "shortest window"]
+    header += [f"{m.replace('_', ' ')} before / after" for m in measures]
     rows = [
         [
-            f"{row['time']:%Y-%m-%d %H:%M}",
-            f"{row['pod_a']} – {row['pod_b']}",
-            "enabled" if row["crosspod"] else "disabled",
+            f"{time:%Y-%m-%d %H:%M}",
+            "enabled" if enabled else "disabled",
+            f"{row['pairs']:,}",
             _duration(row["window"]),
             *(f"{row[f'{m}_before']:,} / {row[f'{m}_after']:,}" for m in measures),
         ]
-        for row in changes.head(_POLICY_ROWS).to_dict("records")
+        for (time, enabled), row in zip(
+            stages.index, stages.head(_POLICY_ROWS).to_dict("records"), strict=False
+        )
     ]
-    totals = changes[[f"{m}_{side}" for m in measures for side in ("before", "after")]].sum()
+    totals = stages.sum(numeric_only=True)
     rows.append(
         [
             "**all**",
             "",
-            "",
+            f"{int(totals['pairs']):,}",
             "",
             *(f"{int(totals[f'{m}_before']):,} / {int(totals[f'{m}_after']):,}" for m in measures),
         ]
     )
-    lines += _table(header, rows, numbers_from=4)
-    if len(changes) > _POLICY_ROWS:
+    lines += _table(header, rows, numbers_from=2)
+    if len(stages) > _POLICY_ROWS:
         lines += [
             "",
-            f"The first {_POLICY_ROWS} of {len(changes):,} policy events are listed; **all** sums every one.",
+            f"The first {_POLICY_ROWS} of {len(stages):,} stages are listed; **all** sums every one.",
         ]
     return lines
 

@@ -393,6 +393,31 @@ def test_crosspod_changes_marks_a_policy_event_that_changes_nothing(tmp_path: Pa
     assert analysis.crosspod_at_end(analysis.from_run(read_run(folder))).empty
 
 
+def test_crosspod_stages_add_up_the_pairs_changed_together() -> None:
+    t1, t2 = _ms(1000), _ms(5000)
+    changes = pd.DataFrame(
+        {
+            "time": [t1, t1, t2, t2],
+            "pod_a": [1, 1, 2, 1],
+            "pod_b": [2, 3, 3, 2],
+            "crosspod": [True, True, True, False],
+            "changed": [True, False, True, True],
+            "window": pd.to_timedelta([4, 3, 2, 2], unit="s"),
+            "requests_before": [0, 1, 2, 3],
+            "requests_after": [5, 6, 7, 8],
+        }
+    )
+    stages = analysis.crosspod_stages(changes)
+    assert stages.index.tolist() == [(t1, True), (t2, False), (t2, True)]
+    assert stages.to_dict("list") == {
+        "pairs": [2, 1, 1],
+        "changed": [1, 1, 1],
+        "window": pd.to_timedelta([3, 2, 2], unit="s").tolist(),
+        "requests_before": [1, 3, 2],
+        "requests_after": [11, 8, 7],
+    }
+
+
 def test_summary_by_hand(hand: analysis.RunFrames) -> None:
     got = analysis.summary(hand).to_dict()
     assert got == {
