@@ -10,7 +10,7 @@ when no Axes is given, so that :mod:`simkit.report` can draw on its own Agg figu
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 import matplotlib.dates as mdates
@@ -80,7 +80,13 @@ def _duration_text(width: pd.Timedelta) -> str:
     return f"{width.total_seconds():g} s"
 
 
-def status_timeline(timeline: pd.DataFrame, ax: Axes | None = None) -> Axes:
+def status_timeline(
+    timeline: pd.DataFrame,
+    ax: Axes | None = None,
+    *,
+    marks: Iterable[pd.Timestamp] = (),
+    mark_label: str = "crossPod change",
+) -> Axes:
     """Stacked areas: stored pairs in each status over time.
 
     Parameters
@@ -88,6 +94,11 @@ def status_timeline(timeline: pd.DataFrame, ax: Axes | None = None) -> Axes:
     timeline : DataFrame
         :func:`simkit.analysis.status_timeline` (with or without bins).
     ax : Axes, optional
+    marks : iterable of Timestamp
+        Times to mark with a dotted vertical line, such as the stages of
+        :func:`simkit.analysis.crosspod_stages` (``stages.index.get_level_values("time")``).
+    mark_label : str
+        Legend entry of the marks.
 
     Examples
     --------
@@ -112,6 +123,14 @@ def status_timeline(timeline: pd.DataFrame, ax: Axes | None = None) -> Axes:
         # Counts hold from one change to the next: steps, not slopes.
         ax.fill_between(x, bottom, top, step="post", color=STATUS_COLORS[status], label=status, linewidth=0)
         bottom = top
+    for i, when in enumerate(dict.fromkeys(marks)):
+        ax.axvline(
+            float(mdates.date2num(pd.Timestamp(when))),  # type: ignore[no-untyped-call]
+            color="0.15",
+            linestyle=":",
+            linewidth=1.2,
+            label=mark_label if i == 0 else None,
+        )
     ax.set_ylim(bottom=0)
     ax.legend(loc="upper left", frameon=False)
     return ax

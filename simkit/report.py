@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import networkx as nx
 import pandas as pd
 from matplotlib.axes import Axes
 from matplotlib.backends.backend_agg import FigureCanvasAgg
@@ -88,24 +89,26 @@ def _png(draw: Callable[[Axes], object], size: tuple[float, float]) -> bytes:
 
 
 def _charts(
-    frames: analysis.RunFrames, top: int
+    frames: analysis.RunFrames, top: int, changes: pd.DataFrame, users: nx.DiGraph, pods: nx.Graph
 ) -> dict[str, tuple[Callable[[Axes], object], tuple[float, float]]]:
     """Each chart file: how to draw it on an Axes, and the figure size in inches."""
-    pods = analysis.largest_pods(frames, top)
-    by_pod = analysis.status_counts(frames, by="pod").loc[pods]
+    largest = analysis.largest_pods(frames, top)
+    by_pod = analysis.status_counts(frames, by="pod").loc[largest]
     timeline = analysis.status_timeline(frames)
     if len(timeline) > _TIMELINE_BINS:
         timeline = analysis.status_timeline(frames, freq=analysis.bin_width(frames, _TIMELINE_BINS))
     matrix = analysis.pod_matrix(frames, top=top)
-    users, pod_graph = graph.user_graph(frames), graph.pod_graph(frames)
+    stages: list[pd.Timestamp] = (
+        list(analysis.crosspod_stages(changes).index.get_level_values("time")) if len(changes) else []
+    )
 
     def answer_times(ax: Axes) -> None:
         for answer in ("ACCEPTED", "REJECTED"):
             plots.time_to_answer(analysis.answer_times(frames, answer), ax=ax, label=answer.lower())
 
-    wide, tall = (8.0, 4.5), (8.0, max(3.0, 1.2 + 0.3 * len(pods)))
+    wide, tall = (8.0, 4.5), (8.0, max(3.0, 1.2 + 0.3 * len(largest)))
     return {
-        "status-timeline.png": (lambda ax: plots.status_timeline(timeline, ax=ax), wide),
+        "status-timeline.png": (lambda ax: plots.status_timeline(timeline, ax=ax, marks=stages), wide),
         "status-by-pod.png": (lambda ax: plots.status_distribution(by_pod, ax=ax), tall),
         "request-counters.png": (
             lambda ax: plots.request_counters(analysis.request_counter_counts(frames), ax=ax),
@@ -124,7 +127,7 @@ def _charts(
             lambda ax: plots.degree_distribution(graph.degree_counts(users), ax=ax),
             wide,
         ),
-        "pod-graph.png": (lambda ax: plots.pod_graph(pod_graph, ax=ax), (8.0, 7.0)),
+        "pod-graph.png": (lambda ax: plots.pod_graph(pods, ax=ax), (8.0, 7.0)),
     }
 
 
@@ -362,7 +365,8 @@ def write_report(
     users, pods = graph.user_graph(frames), graph.pod_graph(frames)
     network = graph.metrics(users, pods)
     written: list[Path] = []
-    for name, (draw, size) in _charts(frames, top).items():
+    changes = analysis.crosspod_changes(frames)
+    for name, (draw, size) in _charts(frames, top, changes, users, pods).items():
         _write(target / name, _png(draw, size))
         written.append(target / name)
     if graphml:
@@ -372,7 +376,7 @@ def write_report(
         frames,
         headline,
         network,
-        analysis.crosspod_changes(frames),
+        changes,
         _title(root, manifest),
         {name: name for name in CHARTS},
     )

@@ -12,6 +12,7 @@ import matplotlib
 
 matplotlib.use("Agg")
 
+import matplotlib.dates as mdates
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
@@ -42,6 +43,16 @@ def test_status_timeline(story: analysis.RunFrames, ax: Axes) -> None:
     # The top layer reaches the largest number of stored records at any time.
     top = max(p.vertices[:, 1].max() for p in ax.collections[-1].get_paths())
     assert top == timeline.sum(axis=1).max() == 4
+
+
+def test_status_timeline_marks_policy_stages(story: analysis.RunFrames, ax: Axes) -> None:
+    stages = analysis.crosspod_stages(analysis.crosspod_changes(story))
+    times = stages.index.get_level_values("time")
+    plots.status_timeline(analysis.status_timeline(story), ax=ax, marks=[*times, times[0]])
+    lines = ax.get_lines()
+    assert len(lines) == 2  # a repeated time is marked once
+    assert [line.get_xdata()[0] for line in lines] == [mdates.date2num(t) for t in times]
+    assert [t.get_text() for t in ax.get_legend().get_texts()][-1] == "crossPod change"
 
 
 def test_status_distribution_stacks_one_bar_per_row(story: analysis.RunFrames, ax: Axes) -> None:
