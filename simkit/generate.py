@@ -19,6 +19,7 @@ any global random state.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import os
 import shutil
@@ -876,6 +877,8 @@ def simulate(
     replay = _engine(engine)
     target = Path(out)
     _check_out(target, overwrite)
+    # The folders this call creates above `out`, removed again (if still empty) on failure.
+    made = [p for p in target.absolute().parents if not p.exists()]
     try:
         target.parent.mkdir(parents=True, exist_ok=True)
         built = Path(tempfile.mkdtemp(prefix=f".{target.name or 'run'}.", suffix=".tmp", dir=target.parent))
@@ -898,7 +901,14 @@ def simulate(
             write_outputs(built, run, result, engine=engine, csv=csv, extra=extra)
         _check_out(target, overwrite)
         _move_into_place(built, target)
+    except BaseException:
+        shutil.rmtree(built, ignore_errors=True)
+        for folder in made:
+            with contextlib.suppress(OSError):
+                folder.rmdir()
+        raise
     finally:
         steps.close()
+        # Left over (emptied) when the files were moved into an existing folder.
         shutil.rmtree(built, ignore_errors=True)
     return result

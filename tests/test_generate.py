@@ -105,7 +105,9 @@ def test_manifest_records_scenario_seed_and_versions(tiny_run: Path) -> None:
     assert manifest["seed"] == sc.seed
     assert set(manifest["versions"]) >= {"numpy", "pyarrow", "python", "simkit"}
     assert manifest["inputs"]["events"]["rows"] == manifest["summary"]["events"]
-    assert str(tiny_run) not in (tiny_run / "manifest.json").read_text()
+    text = (tiny_run / "manifest.json").read_text()
+    assert str(tiny_run) not in text
+    assert ".tmp" not in text
 
 
 def test_generated_folder_is_a_valid_run(tiny_run: Path) -> None:
@@ -460,7 +462,7 @@ def test_a_failure_leaves_nothing_behind(tmp_path: Path, monkeypatch: pytest.Mon
 
     monkeypatch.setattr(simkit.runs, "_engine", broken)
     with pytest.raises(RuntimeError, match="engine failed"):
-        simulate(TINY, tmp_path / "run")
+        simulate(TINY, tmp_path / "runs" / "deep" / "run")
     assert list(tmp_path.iterdir()) == []
 
 
