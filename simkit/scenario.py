@@ -248,6 +248,8 @@ def load_scenario(
     file_crosspod = raw.get("crosspod", {})
     if isinstance(file_crosspod, dict) and "pairs" in file_crosspod and "density" in file_crosspod:
         raise ScenarioError(file, "crosspod.pairs", "either crosspod.density or crosspod.pairs, not both")
+    if isinstance(overrides, str):
+        overrides = [overrides]
     items = (
         list(overrides.items()) if isinstance(overrides, Mapping) else [_split(o, file) for o in overrides]
     )

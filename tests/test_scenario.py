@@ -115,6 +115,7 @@ def test_overrides_as_mapping_or_sequence_agree() -> None:
     b = load_scenario(TINY, ["behaviour.rerequest_chance=0.9", "time.days = 3"])
     assert a == b
     assert a.behaviour.rerequest_chance == 0.9
+    assert load_scenario(TINY, "time.days=3").time.days == 3.0
 
 
 # Each refusal: (file text, overrides, the key the message must name, a phrase it must hold).
