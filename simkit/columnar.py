@@ -23,6 +23,7 @@ writes no files, and does not import pandas.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from itertools import pairwise
 from typing import Any
 
 import numpy as np
@@ -151,6 +152,7 @@ def _pair_tables() -> tuple[_PairTables, list[tuple[int, int, int]]]:
 _CALLER_KNOWN, _CALLER_EXTERNAL, _CALLER_PRIVATE = 1, 2, 4
 _TARGET_KNOWN, _TARGET_EXTERNAL = 8, 16
 _SAME_POD, _SELF = 32, 64
+_POD_SHIFT = 5  # a user's pod sits above these bits in its packed record
 _ACTION_SHIFT = 7
 _CROSSPOD = 1 << (_ACTION_SHIFT + 2)
 _N_FACTS = _CROSSPOD << 1
@@ -231,9 +233,8 @@ class _KeyIndex:
         span = int(self.keys.max()) - self._low + 1 if n else 0
         self._dense = span <= max(dense_factor * n, 1 << 16)
         if self._dense:
-            self._span = span
-            table = np.full(span + 1, -1, np.int32)
-            table[self.keys - self._low] = np.arange(n, dtype=np.int32)
+            table = np.full(span + 2, -1, np.int32)
+            table[self.keys - (self._low - 1)] = np.arange(n, dtype=np.int32)
             self._table = table
             return
         self._bits = max(int(4 * n - 1).bit_length(), 4)
@@ -259,9 +260,9 @@ class _KeyIndex:
     def lookup(self, q: NDArray[np.int64]) -> NDArray[np.int32]:
         """Positions of the queries `q` in the keys (``-1`` where absent)."""
         if self._dense:
-            # A wrapped subtraction is harmless: only true members land inside the span.
-            offset = (q - self._low).view(np.uint64)
-            return self._table[np.minimum(offset, np.uint64(self._span))]
+            # Out-of-span ids clip onto a -1 at either end. A wrapped subtraction is
+            # harmless: only true members land inside the span.
+            return np.take(self._table, q - (self._low - 1), mode="clip")
         home = self._hash(q)
         found = self._table[home]
         keys = np.append(self.keys, 0)
@@ -280,96 +281,119 @@ class _KeyIndex:
 
 
 def _bits(value: int) -> int:
+    """Bits needed to write the non-negative integer `value` (at least 1)."""
     return max(int(value).bit_length(), 1)
 
 
-def _crosspod_enabled(
-    pod_a: NDArray[np.int32],
-    pod_b: NDArray[np.int32],
-    ranks: NDArray[np.int64],
-    n_pods: int,
-    start: NDArray[np.int64],
-    policy: tuple[NDArray[np.int64], NDArray[np.int64], NDArray[np.bool_]],
-) -> NDArray[np.bool_]:
-    """crossPod between pod indices `pod_a` and `pod_b` for events at apply ranks `ranks`.
+def _pair_keys(a: NDArray[np.integer[Any]], b: NDArray[np.integer[Any]], bits: int) -> NDArray[np.int64]:
+    """``smaller << bits | larger`` for each pair of non-negative indices."""
+    key: NDArray[np.int64] = np.minimum(a, b).astype(np.int64)
+    key <<= bits
+    key |= np.maximum(a, b)
+    return key
 
-    `start` holds the pod-pair keys enabled at the start; `policy` is (pod-pair key, the
-    apply rank from which it holds, enabled), in policy apply order.
+
+def _pod_facts(
+    caller: NDArray[np.int32],
+    target: NDArray[np.int32],
+    ts: NDArray[np.int64],
+    population: Population,
+    pods: _KeyIndex,
+    policy: Policy,
+    dense: bool,
+) -> NDArray[np.int16]:
+    """The same-pod and crossPod facts of each event, from its users' packed records.
+
+    `caller` and `target` hold the users' records (see :func:`replay`): the pod above
+    ``_POD_SHIFT``, already multiplied by the number of pods for the caller when `dense`.
+    The policy timeline is known in advance, so the events (in apply order, at times `ts`)
+    are cut into slices at the policy events: within a slice the facts of a pod pair come
+    from one fixed table, read for the whole slice at once. The table is a pods x pods
+    matrix (its diagonal says "same pod") when `dense`, else a vector over the pod pairs
+    that are ever enabled.
     """
-    lo = np.minimum(pod_a, pod_b).astype(np.int64)
-    key = lo * n_pods + np.maximum(pod_a, pod_b)
-    pol_key, pol_slot, pol_on = policy
-    relevant = np.unique(np.concatenate([start, pol_key]))
-    index = _KeyIndex(relevant)
-    where = index.lookup(key)
-    initially = np.append(np.isin(relevant, start), False)
-    enabled = initially[where]
-    if not len(pol_key):
-        return enabled
-    # Events of pod pairs that policy touches: merge them with the policy events in one
-    # sort by (pod pair, rank); a policy event at a rank sorts before the event at that rank.
-    pair_of = np.searchsorted(relevant, pol_key)
-    has_policy = np.zeros(len(relevant) + 1, np.bool_)
-    has_policy[pair_of] = True
-    touched = np.flatnonzero(has_policy[where])
-    if not len(touched):
-        return enabled
-    low_bits = _bits(int(max(int(ranks.max()), int(pol_slot.max())))) + 2
-    ev = (where[touched].astype(np.int64) << low_bits) | (ranks[touched] << 2) | 2
-    pol = (pair_of.astype(np.int64) << low_bits) | (pol_slot << 2) | pol_on.astype(np.int64)
-    # Of several policy events of a pair at one rank, the last in apply order holds.
-    pol_order = np.argsort(pol >> 2, kind="stable")
-    pol = pol[pol_order]
-    last = np.append((pol[1:] >> 2) != (pol[:-1] >> 2), True)
-    merged = np.concatenate([pol[last], ev])
-    order = np.argsort(merged)
-    merged = merged[order]
-    is_policy = (merged & 3) < 2
-    latest = np.maximum.accumulate(np.where(is_policy, np.arange(len(merged)), -1))
-    group = merged >> low_bits
-    seen = (latest >= 0) & (group[np.maximum(latest, 0)] == group)
-    value = np.where(seen, (merged[np.maximum(latest, 0)] & 1) == 1, initially[group])
-    is_event = ~is_policy
-    out = np.empty(len(touched), np.bool_)
-    out[order[is_event] - int(last.sum())] = value[is_event]
-    enabled[touched] = out
-    return enabled
+    n_pods = len(pods.keys)
+    start = population.crosspod.reshape(-1, 2)
+    order = apply_order(policy.ts)
+    a = pods.lookup(np.concatenate([start[:, 0], policy.pod_a[order]]))
+    b = pods.lookup(np.concatenate([start[:, 1], policy.pod_b[order]]))
+    # A pair naming an unknown pod, or a pod with itself, can decide no event: point it at
+    # a spare last cell that no event reads.
+    usable = (a >= 0) & (b >= 0) & (a != b)
+    pod_a = caller >> _POD_SHIFT
+    pod_b = target >> _POD_SHIFT
+    if dense:
+        cell = pod_a
+        cell += pod_b
+        where = np.where(usable, a * n_pods + b, n_pods * n_pods)
+        mirror = np.where(usable, b * n_pods + a, n_pods * n_pods)
+        table = np.zeros(n_pods * n_pods + 1, np.int16)
+        table[: n_pods * n_pods : n_pods + 1] = _SAME_POD
+    else:
+        pod_bits = _bits(n_pods)
+        keys = _pair_keys(a, b, pod_bits)
+        relevant = np.unique(keys[usable])
+        cell = _KeyIndex(relevant).lookup(_pair_keys(pod_a, pod_b, pod_bits))
+        where = np.where(usable, np.searchsorted(relevant, keys), len(relevant))
+        mirror = where
+        table = np.zeros(len(relevant) + 1, np.int16)
+    n_start = len(start)
+    table[where[:n_start]] = _CROSSPOD
+    table[mirror[:n_start]] = _CROSSPOD
+    table[-1] = 0
+    # Policy events at a ts apply before the actions at that ts: each holds from the first
+    # action whose ts is not smaller.
+    begins = np.searchsorted(ts, policy.ts[order], side="left").tolist()
+    on = np.where(policy.crosspod[order], _CROSSPOD, 0).tolist()
+    out = np.empty(len(ts), np.int16)
+    done = 0
+    for j, begin in enumerate(begins):
+        if begin > done:
+            np.take(table, cell[done:begin], out=out[done:begin])
+            done = begin
+        table[where[n_start + j]] = table[mirror[n_start + j]] = on[j]
+        table[-1] = 0
+    np.take(table, cell[done:], out=out[done:])
+    if not dense:
+        out[pod_a == pod_b] = _SAME_POD
+    return out
 
 
-def _group_by_pair(key: NDArray[np.int64], key_max: int) -> tuple[NDArray[np.int64], NDArray[np.int64]]:
-    """Sort positions 0..n-1 by `key`, keeping their order within a key: (keys, positions).
+def _group_by_pair(
+    key: NDArray[np.int64], key_bits: int, payload: NDArray[np.int64], payload_bits: int
+) -> tuple[NDArray[np.int64], NDArray[np.int64]]:
+    """Sort (key, payload) entries by key then payload: (keys, payloads).
 
-    One sort of ``key << b | position`` (``b``: the bits of the largest position), which
-    numpy does far faster than a stable argsort. Keys too wide for that are first split
-    into buckets by their top bits (a stable radix sort), then each bucket sorted so.
+    With payloads increasing along the input, this is a stable sort by key. It is one sort
+    of ``key << payload_bits | payload``, which numpy does far faster than a stable argsort;
+    keys too wide for that are first split into buckets by their top bits (a stable radix
+    sort), and each bucket sorted so.
     """
-    n = len(key)
-    pos_bits = _bits(n - 1)
-    key_bits = _bits(key_max)
-    split = key_bits + pos_bits - 64
+    split = key_bits + payload_bits - 63
     if split <= 0:
-        comp = (key.astype(np.uint64) << np.uint64(pos_bits)) | np.arange(n, dtype=np.uint64)
+        comp = key << payload_bits
+        comp |= payload
         comp.sort()
-        return (comp >> np.uint64(pos_bits)).astype(np.int64), (comp & np.uint64((1 << pos_bits) - 1)).astype(
-            np.int64
-        )
+        keys = comp >> payload_bits
+        comp &= (1 << payload_bits) - 1
+        return keys, comp
     if split > 16:
-        positions = np.lexsort((np.arange(n), key))
-        return key[positions], positions
+        order = np.lexsort((payload, key))
+        return key[order], payload[order]
     low_bits = key_bits - split
     bucket = (key >> low_bits).astype(np.uint16)
     by_bucket = np.argsort(bucket, kind="stable")
-    edges = np.searchsorted(bucket[by_bucket], np.arange((1 << split) + 1), side="left")
-    keys_out = np.empty(n, np.int64)
-    pos_out = np.empty(n, np.int64)
-    for lo, hi in zip(edges[:-1].tolist(), edges[1:].tolist()):
-        if lo == hi:
-            continue
-        members = by_bucket[lo:hi]
-        sub_keys, local = _group_by_pair(key[members] & ((1 << low_bits) - 1), (1 << low_bits) - 1)
-        keys_out[lo:hi] = sub_keys | (key[members[0]] >> low_bits << low_bits)
-        pos_out[lo:hi] = members[local]
-    return keys_out, pos_out
+    edges = np.searchsorted(bucket[by_bucket], np.arange((1 << split) + 1), side="left").tolist()
+    keys_out = np.empty(len(key), np.int64)
+    payload_out = np.empty(len(key), np.int64)
+    for b, (lo, hi) in enumerate(pairwise(edges)):
+        if lo < hi:
+            members = by_bucket[lo:hi]
+            sub_keys, payload_out[lo:hi] = _group_by_pair(
+                key[members] & ((1 << low_bits) - 1), low_bits, payload[members], payload_bits
+            )
+            keys_out[lo:hi] = sub_keys | (b << low_bits)
+    return keys_out, payload_out
 
 
 def _walk_pairs(
@@ -385,15 +409,15 @@ def _walk_pairs(
     """
     t = _TABLES
     n_pairs = len(starts)
+    outcome = np.empty(len(cls), np.uint8)
+    counters = np.empty(len(cls), np.int32)
     if n_pairs == 0:
-        empty = np.zeros(0, np.int64)
-        return (
-            np.zeros(0, np.uint8),
-            np.zeros(0, np.int32),
-            (empty.astype(np.uint8), empty.astype(np.int32), empty, empty),
-        )
+        none = np.zeros(0, np.int64)
+        return outcome, counters, (none.astype(np.uint8), none.astype(np.int32), none, none)
     longest = int(lens.max())
-    if longest < 1 << 16:
+    if longest < 1 << 8:
+        by_length = np.argsort((longest - lens).astype(np.uint8), kind="stable")
+    elif longest < 1 << 16:
         by_length = np.argsort((longest - lens).astype(np.uint16), kind="stable")
     else:
         by_length = np.argsort(-lens, kind="stable")
@@ -405,17 +429,17 @@ def _walk_pairs(
     counter = np.zeros(n_pairs, np.int32)
     created = np.full(n_pairs, -1, np.int64)
     changed = np.full(n_pairs, -1, np.int64)
-    outcome = np.empty(len(cls), np.uint8)
-    counters = np.empty(len(cls), np.int32)
     rank = 0
     while rank < longest and moving[rank] >= tail_below:
         c = int(moving[rank])
         pos = start[:c] + rank
-        code = state[:c] * np.uint8(_N_CLASSES) + cls[pos]
+        code = state[:c] * np.uint8(_N_CLASSES)
+        code += cls[pos]
         outcome[pos] = code
         np.take(t.after, code, out=state[:c])
-        cnt = counter[:c] * t.counter_mul[code] + t.counter_add[code]
-        counter[:c] = cnt
+        cnt = counter[:c]
+        cnt *= t.counter_mul[code]
+        cnt += t.counter_add[code]
         counters[pos] = cnt
         np.copyto(created[:c], pos, where=t.creates[code])
         np.copyto(changed[:c], pos, where=t.changes[code])
@@ -425,22 +449,22 @@ def _walk_pairs(
         after, mul, add = t.after.tolist(), t.counter_mul.tolist(), t.counter_add.tolist()
         creates, changes = t.creates.tolist(), t.changes.tolist()
         for j in range(int(moving[rank])):
-            s, cnt, first, upd = int(state[j]), int(counter[j]), int(created[j]), int(changed[j])
+            s, cnt_, first, upd = int(state[j]), int(counter[j]), int(created[j]), int(changed[j])
             lo, hi = int(start[j]) + rank, int(start[j] + length[j])
             codes, counts = [], []
             for p, c in enumerate(cls[lo:hi].tolist(), lo):
                 code_ = s * _N_CLASSES + c
                 s = after[code_]
-                cnt = cnt * mul[code_] + add[code_]
+                cnt_ = cnt_ * mul[code_] + add[code_]
                 codes.append(code_)
-                counts.append(cnt)
+                counts.append(cnt_)
                 if creates[code_]:
                     first = p
                 if changes[code_]:
                     upd = p
             outcome[lo:hi] = codes
             counters[lo:hi] = counts
-            state[j], counter[j], created[j], changed[j] = s, cnt, first, upd
+            state[j], counter[j], created[j], changed[j] = s, cnt_, first, upd
     final = []
     for values in (state, counter, created, changed):
         back = np.empty_like(values)
@@ -450,7 +474,12 @@ def _walk_pairs(
 
 
 def replay(
-    population: Population, events: Events, policy: Policy | None = None, *, tail_below: int = 64
+    population: Population,
+    events: Events,
+    policy: Policy | None = None,
+    *,
+    tail_below: int = 64,
+    dense_pods: int = 1 << 22,
 ) -> Replay:
     """Replay a log with the columnar engine: the same answers as :func:`simkit.engine.replay`.
 
@@ -465,6 +494,10 @@ def replay(
     tail_below : int
         When fewer pairs than this still have events left, finish them in a plain loop
         (a speed knob; the answers do not depend on it).
+    dense_pods : int
+        Keep crossPod as a pods x pods matrix when it has fewer cells than this, else
+        as a table of the pod pairs ever enabled (a memory knob; the answers do not
+        depend on it).
 
     Returns
     -------
@@ -493,55 +526,69 @@ def replay(
     # like (user_a, user_b).
     pod_order = np.argsort(population.pod_id, kind="stable")
     pods = _KeyIndex(population.pod_id[pod_order])
+    n_pods = len(pod_order)
+    dense = n_pods * n_pods < dense_pods
     user_order = np.argsort(population.user_id, kind="stable")
     user_ids = population.user_id[user_order]
     users = _KeyIndex(user_ids)
     user_pod = pods.lookup(population.user_pod[user_order])
-    user_bits = np.append(
-        (user_pod << 3)
-        | np.where(population.pod_private[pod_order][user_pod], _CALLER_PRIVATE, 0).astype(np.int32)
-        | np.where(population.user_external[user_order], _CALLER_EXTERNAL, 0).astype(np.int32)
+    external = population.user_external[user_order]
+    # Each user's facts as caller and as target, packed with its pod (for the caller times
+    # the number of pods when dense, so that caller + target is the pod pair's cell). A
+    # last entry answers index -1, an unknown id: nothing known.
+    as_caller = np.append(
+        ((user_pod * (n_pods if dense else 1)) << _POD_SHIFT)
+        | np.where(population.pod_private[pod_order][user_pod], _CALLER_PRIVATE, 0)
+        | np.where(external, _CALLER_EXTERNAL, 0)
         | _CALLER_KNOWN,
-        np.int32(0),  # answers index -1, an unknown id: nothing known
-    )
+        0,
+    ).astype(np.int32)
+    as_target = np.append(
+        (user_pod << _POD_SHIFT) | np.where(external, _TARGET_EXTERNAL, 0) | _TARGET_KNOWN, 0
+    ).astype(np.int32)
 
     ia = users.lookup(actor)
     ib = users.lookup(target)
-    ua = user_bits[ia]
-    ub = user_bits[ib]
+    ua = as_caller[ia]
+    ub = as_target[ib]
     # Pack each event's facts; the verdict table applies the checks of §3 in order.
-    facts = (ua & 7) | ((ub & 3) << 3)
-    facts |= ((ua ^ ub) < 8).view(np.uint8).astype(np.int32) << 5  # same pod
-    facts |= (actor == target).view(np.uint8).astype(np.int32) << 6
-    facts |= action.astype(np.int32) << _ACTION_SHIFT
+    facts = ua | ub
+    facts &= _SAME_POD - 1
+    facts |= _pod_facts(ua, ub, ts, population, pods, policy, dense)
+    del ua, ub
+    # With the caller known, the target is the caller exactly when their indices agree.
+    facts |= np.left_shift(ia == ib, 6, dtype=np.int32)
+    facts |= np.left_shift(action, _ACTION_SHIFT, dtype=np.int32)
     verdict = _VERDICTS[facts]
-    undecided = np.flatnonzero(_NEEDS_CROSSPOD[facts])
-    if len(undecided):
-        n_pods = len(pod_order)
-        on = _crosspod_enabled(
-            ua[undecided] >> 3,
-            ub[undecided] >> 3,
-            undecided.astype(np.int64),
-            n_pods,
-            _pod_pair_keys(population.crosspod, pods, n_pods),
-            _policy_timeline(policy, pods, n_pods, ts),
-        )
-        verdict[undecided] = _VERDICTS[facts[undecided] | np.where(on, _CROSSPOD, 0)]
+    del facts
 
-    # The events that reach a pair record, grouped by pair in apply order.
-    paired = np.flatnonzero(verdict < _N_BASES)
-    pa, pb = ia[paired], ib[paired]
+    # The events that reach a pair record, grouped by pair in apply order: sort by pair
+    # key, carrying each event's apply rank and class (the rest sort last, on a key no
+    # pair has).
     n_users = len(user_ids)
-    pair_key, local = _group_by_pair(
-        np.minimum(pa, pb).astype(np.int64) * n_users + np.maximum(pa, pb), n_users * n_users - 1
-    )
-    rank_of = paired[local]  # apply rank of each grouped event
-    cls = verdict[rank_of] * np.uint8(2) + (ia[rank_of] > ib[rank_of])
-    starts = np.flatnonzero(np.append(True, pair_key[1:] != pair_key[:-1])) if len(paired) else paired
-    lens = np.diff(np.append(starts, len(paired)))
+    user_bits_ = _bits(n_users)
+    reaches_pair = verdict < _N_BASES
+    n_paired = int(np.count_nonzero(reaches_pair))
+    key = _pair_keys(ia, ib, user_bits_)
+    key[~reaches_pair] = (1 << (2 * user_bits_)) - 1
+    payload = np.arange(n, dtype=np.int64) << 4
+    payload |= verdict * np.uint8(2) + (ia > ib)  # class: base * 2 + caller's side
+    del ia, ib
+    rank_bits = _bits(n) + 4
+    pair_key, payload = _group_by_pair(key, 2 * user_bits_, payload, rank_bits)
+    del key
+    pair_key, payload = pair_key[:n_paired], payload[:n_paired]
+    cls = (payload & 15).astype(np.uint8)
+    payload >>= 4
+    rank_of = payload  # apply rank of each grouped event
+    starts = np.flatnonzero(pair_key[1:] != pair_key[:-1])
+    starts += 1
+    starts = np.concatenate([np.zeros(min(n_paired, 1), np.int64), starts])
+    lens = np.diff(np.append(starts, n_paired))
     outcome_g, counter_g, (f_state, f_counter, f_created, f_changed) = _walk_pairs(
         cls, starts, lens, tail_below
     )
+    del cls
 
     outcome = verdict
     outcome[rank_of] = outcome_g
@@ -559,17 +606,22 @@ def replay(
 
     kept = np.flatnonzero(f_state != 0)
     keys = pair_key[starts[kept]]
-    user_a = user_ids[keys // max(n_users, 1)]
-    user_b = user_ids[keys % max(n_users, 1)]
+    user_a = user_ids[keys >> user_bits_]
+    user_b = user_ids[keys & ((1 << user_bits_) - 1)]
     state = f_state[kept]
+    requester = np.where(state % 2 == 1, user_a, user_b)
+    status = ((state + 1) // 2).astype(np.int8)
+    request_counter = f_counter[kept]
+    first_requested_at = ts[rank_of[f_created[kept]]]
+    updated_at = ts[rank_of[f_changed[kept]]]
     connections = Connections(
         user_a=user_a,
         user_b=user_b,
-        requester=np.where(state % 2 == 1, user_a, user_b),
-        status=((state + 1) // 2).astype(np.int8),
-        request_counter=f_counter[kept],
-        first_requested_at=ts[rank_of[f_created[kept]]],
-        updated_at=ts[rank_of[f_changed[kept]]],
+        requester=requester,
+        status=status,
+        request_counter=request_counter,
+        first_requested_at=first_requested_at,
+        updated_at=updated_at,
     )
     return Replay(outcomes, connections)
 
@@ -579,25 +631,3 @@ def _unpermute(values: NDArray[Any], order: NDArray[np.int64]) -> NDArray[Any]:
     out = np.empty_like(values)
     out[order] = values
     return out
-
-
-def _pod_pair_keys(pairs: NDArray[np.int64], pods: _KeyIndex, n_pods: int) -> NDArray[np.int64]:
-    """Keys (smaller index * n_pods + larger) of pod pairs given by id, sorted and distinct."""
-    pairs = pairs.reshape(-1, 2)
-    a = pods.lookup(pairs[:, 0]).astype(np.int64)
-    b = pods.lookup(pairs[:, 1]).astype(np.int64)
-    return np.unique(np.minimum(a, b) * n_pods + np.maximum(a, b))
-
-
-def _policy_timeline(
-    policy: Policy, pods: _KeyIndex, n_pods: int, ts: NDArray[np.int64]
-) -> tuple[NDArray[np.int64], NDArray[np.int64], NDArray[np.bool_]]:
-    """Policy events in apply order as (pod-pair key, first apply rank they hold for, on)."""
-    order = apply_order(policy.ts)
-    a = pods.lookup(policy.pod_a[order]).astype(np.int64)
-    b = pods.lookup(policy.pod_b[order]).astype(np.int64)
-    key = np.minimum(a, b) * n_pods + np.maximum(a, b)
-    # Policy events at a ts apply before the actions at that ts: they hold from the first
-    # action whose ts is not smaller.
-    slot = np.searchsorted(ts, policy.ts[order], side="left").astype(np.int64)
-    return key, slot, policy.crosspod[order]

@@ -86,14 +86,15 @@ def worlds(draw: st.DrawFn) -> tuple[Population, Events, Policy]:
 
 
 @CASES
-@given(world=worlds(), tail_below=st.sampled_from(TAILS))
+@given(world=worlds(), tail_below=st.sampled_from(TAILS), dense_pods=st.sampled_from([0, 1 << 22]))
 def test_columnar_agrees_with_the_per_event_engine(
-    world: tuple[Population, Events, Policy], tail_below: int
+    world: tuple[Population, Events, Policy], tail_below: int, dense_pods: int
 ) -> None:
+    # dense_pods=0 keeps crossPod as a table of pod pairs instead of a matrix.
     population, events, policy = world
     assert_same(
         engine.replay(population, events, policy),
-        columnar.replay(population, events, policy, tail_below=tail_below),
+        columnar.replay(population, events, policy, tail_below=tail_below, dense_pods=dense_pods),
     )
 
 
@@ -169,7 +170,10 @@ def test_vectors_through_the_columnar_engine(name: str, tail_below: int) -> None
         [(6, 1, 2, False)],  # after the action: too late
     ],
 )
-def test_policy_events_sharing_a_moment(policy_rows: list[tuple[int, int, int, bool]]) -> None:
+@pytest.mark.parametrize("dense_pods", [0, 1 << 22])
+def test_policy_events_sharing_a_moment(
+    policy_rows: list[tuple[int, int, int, bool]], dense_pods: int
+) -> None:
     population = Population.from_arrays(
         pod_id=[1, 2, 3],
         pod_name=["a", "b", "c"],
@@ -181,7 +185,10 @@ def test_policy_events_sharing_a_moment(policy_rows: list[tuple[int, int, int, b
     )
     events = Events.from_records([(1, 30, 10, "connect"), (5, 10, 20, "connect"), (5, 20, 10, "accept")])
     policy = Policy.from_records(policy_rows)
-    assert_same(engine.replay(population, events, policy), columnar.replay(population, events, policy))
+    assert_same(
+        engine.replay(population, events, policy),
+        columnar.replay(population, events, policy, dense_pods=dense_pods),
+    )
 
 
 def test_empty_log_and_empty_population() -> None:
@@ -195,14 +202,15 @@ def test_empty_log_and_empty_population() -> None:
 @CASES
 @given(
     keys=st.lists(st.integers(0, (1 << 12) - 1), max_size=80),
-    key_bits=st.sampled_from([12, 60, 62]),
+    key_bits=st.sampled_from([12, 50, 60]),
 )
 def test_grouping_by_pair_is_a_stable_sort(keys: list[int], key_bits: int) -> None:
-    # Wide keys (60 or 62 bits) take the bucketed and the lexsort paths.
+    # Wide keys (50 or 60 bits, with 8 bits of payload) take the bucketed and lexsort paths.
     key = np.array(keys, np.int64) << (key_bits - 12)
-    sorted_keys, positions = columnar._group_by_pair(key, (1 << key_bits) - 1)
+    payload = np.arange(len(keys), dtype=np.int64) * 3
+    sorted_keys, payloads = columnar._group_by_pair(key, key_bits, payload, 8)
     expected = np.argsort(key, kind="stable")
-    np.testing.assert_array_equal(positions, expected)
+    np.testing.assert_array_equal(payloads, payload[expected])
     np.testing.assert_array_equal(sorted_keys, key[expected])
 
 
