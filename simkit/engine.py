@@ -10,8 +10,10 @@ tested against, and what a notebook or an HTTP face drives call by call.
 
 from __future__ import annotations
 
+import gc
 from collections.abc import Iterable
 from dataclasses import dataclass
+from itertools import islice, starmap
 from typing import Any
 
 import numpy as np
@@ -21,6 +23,7 @@ from simkit.population import Population
 from simkit.results import Connections, Outcomes, Replay
 from simkit.rules import (
     ACTIONS,
+    CHECKS,
     IMPLICIT,
     REASONS,
     STATUSES,
@@ -89,28 +92,58 @@ class Answer:
 _N_ACTIONS = len(ACTIONS)
 _REASON = {r: i for i, r in enumerate(REASONS)}
 _STATUS = {s: i for i, s in enumerate(STATUSES)}
+_CHECK = {c.number: c for c in CHECKS}
 
 
 def _reason_code(reason: Reason | None) -> int:
     return -1 if reason is None else _REASON[reason]
 
 
-_FLAT = [
-    (cell.code, _reason_code(cell.reason), int(cell.effect))
-    for cell in (TABLE[(View(v), ACTIONS[a])] for v in range(len(View)) for a in range(_N_ACTIONS))
-]
-_IMPLICIT = [(IMPLICIT[a][0], _reason_code(IMPLICIT[a][1])) for a in ACTIONS]
+# The hot loop answers with one int: the position of (code, reason, status) codes in
+# _ANSWERS, plus the request counter above _COUNTER_SHIFT. Unpacking happens once per
+# batch, in numpy.
+_ANSWERS: list[tuple[int, int, int]] = []
+_COUNTER_SHIFT = 8
+_ANSWER_MASK = (1 << _COUNTER_SHIFT) - 1
+
+
+def _answer_code(code: int, reason: Reason | None, status: Status | None) -> int:
+    triple = (code, _reason_code(reason), -1 if status is None else _STATUS[status])
+    if triple not in _ANSWERS:
+        _ANSWERS.append(triple)
+    return _ANSWERS.index(triple)
+
+
+def _check_answer(number: int, status: Status | None = None) -> int:
+    check = _CHECK[number]
+    return _answer_code(check.code, check.reason, status)
+
+
 # View of a record for the caller: index kind * 2 + (caller is the requester).
 _VIEW = [int(View.of(Kind(k), bool(own))) for k in range(len(Kind)) for own in (0, 1)]
-_VIEW_STATUS = [_STATUS[View(v).status] for v in range(len(View))]
-_NONE_STATUS = _STATUS[Status.NONE]
-_ACCEPTED_STATUS = _STATUS[Status.ACCEPTED]
-_R_UNKNOWN_CALLER = _REASON[Reason.UNKNOWN_CALLER]
-_R_SELF = _REASON[Reason.SELF]
-_R_UNKNOWN_USER = _REASON[Reason.UNKNOWN_USER]
-_R_ENTITLEMENT = _REASON[Reason.ENTITLEMENT]
-_R_CROSSPOD = _REASON[Reason.CROSSPOD_DISABLED]
-_R_NOT_FOUND = _REASON[Reason.NOT_FOUND]
+_V_NONE = int(View.NONE)
+_V_PENDING_OUTGOING = int(View.PENDING_OUTGOING)
+# §3: the answers that need no record, and the refusals that show the caller's view.
+_A_UNKNOWN_CALLER = _check_answer(1)
+_A_SELF = _check_answer(2)
+_A_UNKNOWN_USER = _check_answer(3)
+_A_NOT_EXTERNAL = _check_answer(6)
+_IMPLICIT = [_answer_code(*IMPLICIT[a], Status.ACCEPTED) for a in ACTIONS]
+_ENTITLEMENT_BY_VIEW = [_check_answer(5, View(v).status) for v in range(len(View))]
+_CROSSPOD_BY_VIEW = [_check_answer(7, View(v).status) for v in range(len(View))]
+# §4: per (view, action), the answer of a cell that changes nothing, and the effect. A cell
+# that changes the record always succeeds; its answer is read from the record afterwards.
+_CELL = [
+    (_answer_code(cell.code, cell.reason, View(v).status), int(cell.effect))
+    for v in range(len(View))
+    for cell in (TABLE[(View(v), a)] for a in ACTIONS)
+]
+_OK_BY_VIEW = [_answer_code(200, None, View(v).status) for v in range(len(View))]
+if len(_ANSWERS) > 1 << _COUNTER_SHIFT:
+    raise ValueError("engine: answers no longer fit below _COUNTER_SHIFT")
+_ANSWER_CODE = np.array([t[0] for t in _ANSWERS], np.int16)
+_ANSWER_REASON = np.array([t[1] for t in _ANSWERS], np.int8)
+_ANSWER_STATUS = np.array([t[2] for t in _ANSWERS], np.int8)
 _E_CREATE, _E_ACCEPT, _E_DECLINE, _E_DELETE, _E_REREQUEST, _E_REOPEN = (
     int(Effect.CREATE),
     int(Effect.ACCEPT),
@@ -162,7 +195,10 @@ class Engine:
                 population.user_external.tolist(),
             )
         }
-        self._crosspod: set[tuple[int, int]] = {(a, b) for a, b in population.crosspod.tolist()}
+        # Both orientations of each enabled pair, so a lookup needs no ordering.
+        self._crosspod: set[tuple[int, int]] = set()
+        for a, b in population.crosspod.tolist():
+            self.set_crosspod(a, b, True)
         self._records: dict[tuple[int, int], _Record] = {}
         self.now = 0
 
@@ -170,15 +206,14 @@ class Engine:
 
     def set_crosspod(self, pod_a: int, pod_b: int, enabled: bool) -> None:
         """Enable or disable crossPod between two pods from now on."""
-        pair = (pod_a, pod_b) if pod_a < pod_b else (pod_b, pod_a)
         if enabled:
-            self._crosspod.add(pair)
+            self._crosspod.update(((pod_a, pod_b), (pod_b, pod_a)))
         else:
-            self._crosspod.discard(pair)
+            self._crosspod.difference_update(((pod_a, pod_b), (pod_b, pod_a)))
 
     def crosspod_enabled(self, pod_a: int, pod_b: int) -> bool:
         """Whether crossPod is enabled between two pods now."""
-        return ((pod_a, pod_b) if pod_a < pod_b else (pod_b, pod_a)) in self._crosspod
+        return (pod_a, pod_b) in self._crosspod
 
     # -- actions -----------------------------------------------------------------------
 
@@ -189,7 +224,8 @@ class Engine:
         """
         ts = self.now + 1 if ts is None else ts
         self.now = ts
-        code, reason, status, _ = self._step(ts, actor, target, ACTIONS.index(Action(action)))
+        packed = self._step(ts, actor, target, ACTIONS.index(Action(action)))
+        code, reason, status = _ANSWERS[packed & _ANSWER_MASK]
         return self._answer(actor, target, code, reason, status)
 
     def connect(self, actor: int, target: int, ts: int | None = None) -> Answer:
@@ -208,8 +244,8 @@ class Engine:
         """``POST /v1/connection/user/{target}/remove``."""
         return self.apply(actor, target, Action.REMOVE, ts)
 
-    def _step(self, ts: int, a: int, b: int, act: int) -> tuple[int, int, int, int]:
-        """Apply one action; return (code, reason, status, request_counter) codes.
+    def _step(self, ts: int, a: int, b: int, act: int) -> int:
+        """Apply one action; return its answer code plus its counter << _COUNTER_SHIFT.
 
         This is the hot loop of :func:`replay`: it works on small integers prepared from
         :mod:`simkit.rules` and follows §3 check by check, then the §4 cell.
@@ -217,54 +253,55 @@ class Engine:
         users = self._users
         ua = users.get(a)
         if ua is None:
-            return 401, _R_UNKNOWN_CALLER, -1, 0
+            return _A_UNKNOWN_CALLER
         if a == b:
-            return 400, _R_SELF, -1, 0
+            return _A_SELF
         ub = users.get(b)
         if ub is None:
-            return 404, _R_UNKNOWN_USER, -1, 0
+            return _A_UNKNOWN_USER
         pa = ua[0]
         pb = ub[0]
-        if pa == pb and ua[2]:
-            code, reason = _IMPLICIT[act]
-            return code, reason, _ACCEPTED_STATUS, 0
+        refused = None
+        if pa == pb:
+            if ua[2]:
+                return _IMPLICIT[act]
+        elif not ua[1]:
+            refused = _ENTITLEMENT_BY_VIEW
+        elif not ub[1]:
+            return _A_NOT_EXTERNAL
+        elif (pa, pb) not in self._crosspod:
+            refused = _CROSSPOD_BY_VIEW
         key = (a, b) if a < b else (b, a)
         rec = self._records.get(key)
-        if pa != pb:
-            refused = -1
-            if not ua[1]:
-                refused = _R_ENTITLEMENT
-            elif not ub[1]:
-                return 404, _R_UNKNOWN_USER, -1, 0
-            elif ((pa, pb) if pa < pb else (pb, pa)) not in self._crosspod:
-                refused = _R_CROSSPOD
-            if refused >= 0:
-                if rec is None:
-                    return 403, refused, _NONE_STATUS, 0
-                return 403, refused, _VIEW_STATUS[_VIEW[rec[1] * 2 + (rec[0] == a)]], rec[2]
         if rec is None:
-            code, reason, effect = _FLAT[act]
+            if refused is not None:
+                return refused[_V_NONE]
+            answer, effect = _CELL[act]  # the NONE row
             if effect == _E_CREATE:
                 self._records[key] = [a, _PENDING, 1, ts, ts]
-                return code, reason, _VIEW_STATUS[_VIEW[_PENDING * 2 + 1]], 1
-            return code, reason, _NONE_STATUS, 0
-        code, reason, effect = _FLAT[_VIEW[rec[1] * 2 + (rec[0] == a)] * _N_ACTIONS + act]
-        if effect:
-            if effect == _E_DELETE:
-                del self._records[key]
-                return code, reason, _NONE_STATUS, 0
-            if effect == _E_ACCEPT:
-                rec[1] = _ACCEPTED
-            elif effect == _E_DECLINE:
-                rec[1] = _REJECTED
-            elif effect == _E_REREQUEST:
-                rec[0] = a
-                rec[1] = _PENDING
-                rec[2] += 1
-            elif effect == _E_REOPEN:
-                rec[1] = _PENDING
-            rec[4] = ts
-        return code, reason, _VIEW_STATUS[_VIEW[rec[1] * 2 + (rec[0] == a)]], rec[2]
+                return _OK_BY_VIEW[_V_PENDING_OUTGOING] | 1 << _COUNTER_SHIFT
+            return answer
+        view = _VIEW[rec[1] * 2 + (rec[0] == a)]
+        if refused is not None:
+            return refused[view] | rec[2] << _COUNTER_SHIFT
+        answer, effect = _CELL[view * _N_ACTIONS + act]
+        if not effect:
+            return answer | rec[2] << _COUNTER_SHIFT
+        if effect == _E_DELETE:
+            del self._records[key]
+            return _OK_BY_VIEW[_V_NONE]
+        if effect == _E_ACCEPT:
+            rec[1] = _ACCEPTED
+        elif effect == _E_DECLINE:
+            rec[1] = _REJECTED
+        elif effect == _E_REREQUEST:
+            rec[0] = a
+            rec[1] = _PENDING
+            rec[2] += 1
+        elif effect == _E_REOPEN:
+            rec[1] = _PENDING
+        rec[4] = ts
+        return _OK_BY_VIEW[_VIEW[rec[1] * 2 + (rec[0] == a)]] | rec[2] << _COUNTER_SHIFT
 
     def _answer(self, caller: int, other: int, code: int, reason: int, status: int) -> Answer:
         reason_key = REASONS[reason] if reason >= 0 else None
@@ -281,7 +318,7 @@ class Engine:
         rec = self._records.get((caller, other) if caller < other else (other, caller))
         if rec is None:
             return None
-        status = STATUSES[_VIEW_STATUS[_VIEW[rec[1] * 2 + (rec[0] == caller)]]]
+        status = View(_VIEW[rec[1] * 2 + (rec[0] == caller)]).status
         return UserConnection(other, status, rec[3], rec[4], rec[2])
 
     # -- read-only calls ---------------------------------------------------------------
@@ -370,40 +407,51 @@ class Engine:
     def run(self, events: Events, policy: Policy | None = None) -> Outcomes:
         """Apply a whole log in apply order (§5); return the outcomes in input order."""
         n = len(events)
-        ts = events.ts.tolist()
-        actor = events.actor.tolist()
-        target = events.target.tolist()
-        action = events.action.tolist()
-        code = [0] * n
-        reason = [0] * n
-        status = [0] * n
-        counter = [0] * n
+        in_order = n < 2 or bool(np.all(events.ts[1:] >= events.ts[:-1]))
+        order = events.ts[:0] if in_order else apply_order(events.ts)
+        ts = events.ts if in_order else events.ts[order]
+        rows = zip(
+            ts.tolist(),
+            (events.actor if in_order else events.actor[order]).tolist(),
+            (events.target if in_order else events.target[order]).tolist(),
+            (events.action if in_order else events.action[order]).tolist(),
+        )
+        # Policy events at a ts apply before the actions at that ts: each comes into force
+        # before the first action whose ts is not smaller.
         if policy is not None and len(policy):
-            pol = apply_order(policy.ts).tolist()
-            pts = [int(policy.ts[j]) for j in pol]
-            pol_rows = [(int(policy.pod_a[j]), int(policy.pod_b[j]), bool(policy.crosspod[j])) for j in pol]
+            pol = apply_order(policy.ts)
+            begins = np.searchsorted(ts, policy.ts[pol], side="left").tolist()
+            changes = zip(
+                policy.pod_a[pol].tolist(), policy.pod_b[pol].tolist(), policy.crosspod[pol].tolist()
+            )
         else:
-            pts, pol_rows = [], []
-        n_pol = len(pts)
-        pi = 0
-        step = self._step
-        for i in apply_order(events.ts).tolist():
-            t = ts[i]
-            # Policy events at a ts apply before the actions at that ts.
-            while pi < n_pol and pts[pi] <= t:
-                self.set_crosspod(*pol_rows[pi])
-                pi += 1
-            code[i], reason[i], status[i], counter[i] = step(t, actor[i], target[i], action[i])
-        while pi < n_pol:
-            self.set_crosspod(*pol_rows[pi])
-            pi += 1
+            begins, changes = [], zip()
+        packed: list[int] = []
+        done = 0
+        # Records are lists, tracked by the cyclic garbage collector; a batch makes millions
+        # and none can be part of a cycle, so the collector's passes over them are pure cost.
+        collecting = gc.isenabled()
+        gc.disable()
+        try:
+            for begin, (pod_a, pod_b, enabled) in zip(begins, changes):
+                packed.extend(starmap(self._step, islice(rows, begin - done)))
+                done = begin
+                self.set_crosspod(pod_a, pod_b, enabled)
+            packed.extend(starmap(self._step, rows))
+        finally:
+            if collecting:
+                gc.enable()
         if n:
             self.now = max(self.now, int(events.ts.max()))
+        answers = np.array(packed, dtype=np.int64)
+        if not in_order:
+            answers[order] = answers.copy()
+        kind = answers & _ANSWER_MASK
         return Outcomes(
-            code=np.array(code, dtype=np.int16),
-            reason=np.array(reason, dtype=np.int8),
-            status=np.array(status, dtype=np.int8),
-            request_counter=np.array(counter, dtype=np.int32),
+            code=_ANSWER_CODE[kind],
+            reason=_ANSWER_REASON[kind],
+            status=_ANSWER_STATUS[kind],
+            request_counter=(answers >> _COUNTER_SHIFT).astype(np.int32),
         )
 
 
