@@ -38,7 +38,7 @@ if TYPE_CHECKING:
 from simkit.errors import RunDirError
 from simkit.events import apply_order
 from simkit.results import Replay
-from simkit.rules import ACTIONS, CHECKS, TABLE, Effect, Kind
+from simkit.rules import ACTIONS, CHECKS, REASONS, TABLE, Effect, Kind
 from simkit.runs import Run, connections_table, outcomes_table, read_run
 
 __all__ = [
@@ -103,7 +103,7 @@ _BIN_WIDTHS = tuple(
 )
 
 
-@dataclass(frozen=True, eq=False)
+@dataclass(frozen=True, eq=False, repr=False)
 class RunFrames:
     """A run as pandas frames: its input tables and what the replay answered.
 
@@ -134,6 +134,12 @@ class RunFrames:
     policy: pd.DataFrame
     events: pd.DataFrame
     connections: pd.DataFrame
+
+    def __repr__(self) -> str:
+        return (
+            f"RunFrames({len(self.pods):,} pods, {len(self.users):,} users, {len(self.events):,} events, "
+            f"{len(self.policy):,} policy events, {len(self.connections):,} connections)"
+        )
 
 
 # -- building the frames --------------------------------------------------------------------
@@ -207,8 +213,10 @@ def from_run(run: Run, result: Replay | None = None) -> RunFrames:
     --------
     >>> from simkit import read_run
     >>> frames = from_run(read_run("data/samples/story"))
-    >>> len(frames.events), frames.connections["status"].tolist()
-    (46, ['PENDING', 'ACCEPTED', 'PENDING', 'ACCEPTED'])
+    >>> frames
+    RunFrames(3 pods, 7 users, 46 events, 2 policy events, 4 connections)
+    >>> frames.connections["status"].tolist()
+    ['PENDING', 'ACCEPTED', 'PENDING', 'ACCEPTED']
     """
     if result is None:
         from simkit.engine import replay
@@ -1111,8 +1119,6 @@ def error_counts(frames: RunFrames, freq: str | pd.Timedelta | None = None) -> p
     2023-11-14 22:40:00                0                  3     1
     2023-11-14 22:50:00                0                  1     0
     """
-    from simkit.rules import REASONS
-
     edges, width = _bins(frames, freq)
     ev = frames.events
     refused = ev[ev["code"] != 200]

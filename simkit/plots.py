@@ -3,8 +3,8 @@
 Each function draws one frame produced by :mod:`simkit.analysis` (or one graph of
 :mod:`simkit.graph`) on `ax` (the current Axes if ``None``), labels the axes with their
 units and returns the Axes, like pandas' ``.plot`` and networkx's drawing functions. They
-compute nothing (no counting, no filtering, no statistics) and never call ``show`` or
-``savefig``: the caller decides where a chart goes. ``matplotlib.pyplot`` is imported only
+compute nothing of their own (no counting, grouping or statistics) and never call ``show``
+or ``savefig``: the caller decides where a chart goes. ``matplotlib.pyplot`` is imported only
 when no Axes is given, so that :mod:`simkit.report` can draw on its own Agg figures.
 """
 
@@ -211,6 +211,19 @@ def request_counters(counts: pd.DataFrame, ax: Axes | None = None) -> Axes:
     return ax
 
 
+def _wait_unit(waits: pd.Series, label: str) -> tuple[str, pd.Timedelta]:
+    """The unit to draw waits in: the one already on the axis label, else one that fits."""
+    # A second curve on the same Axes must keep the unit of the first.
+    for name, unit in _DURATION_UNITS:
+        if f"({name})" in label:
+            return name, unit
+    longest = waits.max()
+    for name, unit in _DURATION_UNITS:
+        if longest >= 2 * unit:
+            return name, unit
+    return "seconds", pd.Timedelta(seconds=1)
+
+
 def time_to_answer(waits: pd.Series, ax: Axes | None = None, *, label: str | None = None) -> Axes:
     """Empirical CDF of the time requests waited for their answer.
 
@@ -241,14 +254,7 @@ def time_to_answer(waits: pd.Series, ax: Axes | None = None, *, label: str | Non
         ax.set_xlabel(ax.get_xlabel() or "time to answer")
         _no_data(ax, "answered requests")
         return ax
-    # A second curve on the same Axes keeps the unit of the first.
-    current = ax.get_xlabel()
-    unit_name, unit = next(
-        ((n, u) for n, u in _DURATION_UNITS if f"({n})" in current),
-        next(
-            ((n, u) for n, u in _DURATION_UNITS if waits.max() >= 2 * u), ("seconds", pd.Timedelta(seconds=1))
-        ),
-    )
+    unit_name, unit = _wait_unit(waits, ax.get_xlabel())
     ax.set_xlabel(f"time to answer ({unit_name})")
     ax.ecdf(waits.dt.total_seconds().to_numpy(dtype=float) / unit.total_seconds(), label=label)
     ax.set_ylim(0, 1.02)
