@@ -206,7 +206,11 @@ def request_counters(counts: pd.DataFrame, ax: Axes | None = None) -> Axes:
     if counts.empty:
         _no_data(ax, "stored records")
         return ax
-    ax.bar(counts.index.to_numpy(), counts["records"].to_numpy(), color=STATUS_COLORS["PENDING"], width=0.8)
+    bars = ax.bar(
+        counts.index.to_numpy(), counts["records"].to_numpy(), color=STATUS_COLORS["PENDING"], width=0.8
+    )
+    # The bars past 1 are small; their numbers say what the eye cannot.
+    ax.bar_label(bars, fmt="{:,.0f}", padding=2)
     ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     return ax
 

@@ -74,6 +74,7 @@ def test_status_distribution_of_pod_pairs_labels_both_pods(story: analysis.RunFr
 def test_request_counters(story: analysis.RunFrames, ax: Axes) -> None:
     plots.request_counters(analysis.request_counter_counts(story), ax=ax)
     assert [(p.get_x() + p.get_width() / 2, p.get_height()) for p in ax.patches] == [(1, 3), (2, 1)]
+    assert [t.get_text() for t in ax.texts] == ["3", "1"]
     assert ax.get_xlabel() == "requestCounter (requests made on the record)"
     assert ax.get_ylabel() == "stored records"
 
