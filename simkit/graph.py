@@ -13,7 +13,6 @@ draws nothing (:mod:`simkit.plots` does) and applies no connection rule.
 from __future__ import annotations
 
 import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +21,7 @@ import numpy as np
 import pandas as pd
 
 from simkit.analysis import STATUS_COLUMNS, RunFrames, crosspod_at_end, status_counts
+from simkit.atomic import atomic_path
 
 __all__ = [
     "bridging_pods",
@@ -399,12 +399,6 @@ def write_graphml(g: nx.Graph, path: str | os.PathLike[str]) -> Path:
     (1, 10)
     """
     target = Path(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
-    os.close(fd)
-    try:
+    with atomic_path(target) as tmp:
         nx.write_graphml(g, tmp)
-        os.replace(tmp, target)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
     return target

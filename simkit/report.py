@@ -15,7 +15,6 @@ import io
 import json
 import math
 import os
-import tempfile
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,6 +27,7 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
 from simkit import analysis, graph, plots
+from simkit.atomic import write_bytes
 from simkit.errors import RunDirError
 
 __all__ = ["CHARTS", "Report", "write_report"]
@@ -65,17 +65,6 @@ class Report:
         rows = _headline_rows(self.headline)
         width = max(len(k) for k, _ in rows) + 2
         return "\n".join(f"{k + ':':<{width}}{v}" for k, v in rows)
-
-
-def _write(target: Path, data: bytes) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-        os.replace(tmp, target)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def _png(draw: Callable[[Axes], object], size: tuple[float, float]) -> bytes:
@@ -367,7 +356,7 @@ def write_report(
     written: list[Path] = []
     changes = analysis.crosspod_changes(frames)
     for name, (draw, size) in _charts(frames, top, changes, users, pods).items():
-        _write(target / name, _png(draw, size))
+        write_bytes(target / name, _png(draw, size))
         written.append(target / name)
     if graphml:
         written.append(graph.write_graphml(users, target / "users.graphml"))
@@ -381,6 +370,6 @@ def write_report(
         {name: name for name in CHARTS},
     )
     summary = target / _SUMMARY
-    _write(summary, text.encode("utf-8"))
+    write_bytes(summary, text.encode("utf-8"))
     written.append(summary)
     return Report(summary, tuple(written), headline)

@@ -16,9 +16,7 @@ import hashlib
 import json
 import os
 import platform
-import tempfile
-from collections.abc import Callable, Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -31,6 +29,7 @@ import pyarrow.parquet as pq
 from numpy.typing import NDArray
 
 from simkit import __version__
+from simkit.atomic import atomic_path
 from simkit.errors import InputError, RunDirError
 from simkit.events import Events, Policy
 from simkit.population import Population, problems
@@ -281,21 +280,8 @@ def read_run(path: str | os.PathLike[str]) -> Run:
 # -- writing ------------------------------------------------------------------------------
 
 
-@contextmanager
-def _atomic(target: Path) -> Iterator[Path]:
-    """Yield a temporary path beside `target`; rename it onto `target` only on success."""
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
-    os.close(fd)
-    try:
-        yield Path(tmp)
-        os.replace(tmp, target)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def _write_parquet(table: pa.Table, target: Path) -> None:
-    with _atomic(target) as tmp:
+    with atomic_path(target) as tmp:
         pq.write_table(table, tmp, **_PARQUET_OPTIONS)
 
 
@@ -303,13 +289,13 @@ def _write_csv(table: pa.Table, target: Path) -> None:
     # Arrow quotes every string; the outputs hold only ids, numbers and status keys (no commas
     # or quotes), so they are written bare, as spreadsheet users and the vectors expect.
     options = pacsv.WriteOptions(include_header=False, quoting_style="none")
-    with _atomic(target) as tmp, tmp.open("wb") as fh:
+    with atomic_path(target) as tmp, tmp.open("wb") as fh:
         fh.write((",".join(table.column_names) + "\n").encode())
         pacsv.write_csv(table, fh, write_options=options)
 
 
 def _write_text(text: str, target: Path) -> None:
-    with _atomic(target) as tmp:
+    with atomic_path(target) as tmp:
         tmp.write_text(text, encoding="utf-8")
 
 
