@@ -26,7 +26,9 @@ from simkit.errors import InputError, RunDirError, ScenarioError, SimkitError
 from simkit.events import Events, Policy
 from simkit.population import Pod, Population, User
 from simkit.results import Connections, Outcomes, Replay
+from simkit.generate import simulate
 from simkit.rules import Action, Reason, Status
+from simkit.scenario import Scenario, load_scenario
 
 # Names of edge modules, loaded on first use (PEP 562): public name -> module.
 _LAZY = {
@@ -50,15 +52,18 @@ __all__ = [
     "Replay",
     "Run",
     "RunDirError",
+    "Scenario",
     "ScenarioError",
     "SimkitError",
     "Status",
     "User",
     "UserConnection",
     "__version__",
+    "load_scenario",
     "read_run",
     "replay",
     "replay_run",
+    "simulate",
 ]
 
 

@@ -52,15 +52,18 @@ def test_public_api_is_pinned() -> None:
         "Replay",
         "Run",
         "RunDirError",
+        "Scenario",
         "ScenarioError",
         "SimkitError",
         "Status",
         "User",
         "UserConnection",
         "__version__",
+        "load_scenario",
         "read_run",
         "replay",
         "replay_run",
+        "simulate",
     ]
 
 
