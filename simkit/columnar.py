@@ -204,8 +204,6 @@ def _verdicts(answers: list[tuple[int, int, int]]) -> NDArray[np.uint8]:
 
 _TABLES, _ANSWERS = _pair_tables()
 _VERDICTS = _verdicts(_ANSWERS)
-# Whether a combination of facts (without the crossPod bit) needs crossPod to be decided.
-_NEEDS_CROSSPOD = _VERDICTS[:_CROSSPOD] != _VERDICTS[_CROSSPOD:]
 if len(_ANSWERS) > 256:
     raise ValueError("columnar: outcome codes no longer fit in uint8")
 _ANSWER_CODE = np.array([a[0] for a in _ANSWERS], np.int16)
@@ -293,113 +291,114 @@ def _pair_keys(a: NDArray[np.integer[Any]], b: NDArray[np.integer[Any]], bits: i
     return key
 
 
-def _pod_facts(
-    caller: NDArray[np.int32],
-    target: NDArray[np.int32],
-    ts: NDArray[np.int64],
-    population: Population,
-    pods: _KeyIndex,
-    policy: Policy,
-    dense: bool,
-) -> NDArray[np.int16]:
-    """The same-pod and crossPod facts of each event, from its users' packed records.
+class _PodPairs:
+    """The same-pod and crossPod facts of events, read chunk by chunk in apply order.
 
-    `caller` and `target` hold the users' records (see :func:`replay`): the pod above
-    ``_POD_SHIFT``, already multiplied by the number of pods for the caller when `dense`.
-    The policy timeline is known in advance, so the events (in apply order, at times `ts`)
-    are cut into slices at the policy events: within a slice the facts of a pod pair come
-    from one fixed table, read for the whole slice at once. The table is a pods x pods
+    The policy timeline is known in advance, so the events are cut into slices at the
+    policy events: within a slice the facts of a pod pair come from one fixed table, read
+    for the whole slice at once, and the table changes between slices. It is a pods x pods
     matrix (its diagonal says "same pod") when `dense`, else a vector over the pod pairs
-    that are ever enabled.
+    that are ever enabled. Chunks must be read in order, without gaps.
     """
-    n_pods = len(pods.keys)
-    start = population.crosspod.reshape(-1, 2)
-    order = apply_order(policy.ts)
-    a = pods.lookup(np.concatenate([start[:, 0], policy.pod_a[order]]))
-    b = pods.lookup(np.concatenate([start[:, 1], policy.pod_b[order]]))
-    # A pair naming an unknown pod, or a pod with itself, can decide no event: point it at
-    # a spare last cell that no event reads.
-    usable = (a >= 0) & (b >= 0) & (a != b)
-    pod_a = caller >> _POD_SHIFT
-    pod_b = target >> _POD_SHIFT
-    if dense:
-        cell = pod_a
-        cell += pod_b
-        where = np.where(usable, a * n_pods + b, n_pods * n_pods)
-        mirror = np.where(usable, b * n_pods + a, n_pods * n_pods)
-        table = np.zeros(n_pods * n_pods + 1, np.int16)
-        table[: n_pods * n_pods : n_pods + 1] = _SAME_POD
-    else:
-        pod_bits = _bits(n_pods)
-        keys = _pair_keys(a, b, pod_bits)
-        relevant = np.unique(keys[usable])
-        cell = _KeyIndex(relevant).lookup(_pair_keys(pod_a, pod_b, pod_bits))
-        where = np.where(usable, np.searchsorted(relevant, keys), len(relevant))
-        mirror = where
-        table = np.zeros(len(relevant) + 1, np.int16)
-    n_start = len(start)
-    table[where[:n_start]] = _CROSSPOD
-    table[mirror[:n_start]] = _CROSSPOD
-    table[-1] = 0
-    # Policy events at a ts apply before the actions at that ts: each holds from the first
-    # action whose ts is not smaller.
-    begins = np.searchsorted(ts, policy.ts[order], side="left").tolist()
-    on = np.where(policy.crosspod[order], _CROSSPOD, 0).tolist()
-    out = np.empty(len(ts), np.int16)
-    done = 0
-    for j, begin in enumerate(begins):
-        if begin > done:
-            np.take(table, cell[done:begin], out=out[done:begin])
-            done = begin
-        table[where[n_start + j]] = table[mirror[n_start + j]] = on[j]
+
+    def __init__(
+        self, population: Population, pods: _KeyIndex, policy: Policy, ts: NDArray[np.int64], dense: bool
+    ) -> None:
+        n_pods = len(pods.keys)
+        start = population.crosspod.reshape(-1, 2)
+        order = apply_order(policy.ts)
+        a = pods.lookup(np.concatenate([start[:, 0], policy.pod_a[order]]))
+        b = pods.lookup(np.concatenate([start[:, 1], policy.pod_b[order]]))
+        # A pair naming an unknown pod, or a pod with itself, decides no event: it gets
+        # a spare last cell that no event reads.
+        usable = (a >= 0) & (b >= 0) & (a != b)
+        self._dense = dense
+        if dense:
+            where = np.where(usable, a * n_pods + b, n_pods * n_pods)
+            mirror = np.where(usable, b * n_pods + a, n_pods * n_pods)
+            table = np.zeros(n_pods * n_pods + 1, np.int16)
+            table[: n_pods * n_pods : n_pods + 1] = _SAME_POD
+        else:
+            self._pod_bits = _bits(n_pods)
+            keys = _pair_keys(a, b, self._pod_bits)
+            relevant = np.unique(keys[usable])
+            self._relevant = _KeyIndex(relevant)
+            where = np.where(usable, np.searchsorted(relevant, keys), len(relevant))
+            mirror = where
+            table = np.zeros(len(relevant) + 1, np.int16)
+        n_start = len(start)
+        table[where[:n_start]] = _CROSSPOD
+        table[mirror[:n_start]] = _CROSSPOD
         table[-1] = 0
-    np.take(table, cell[done:], out=out[done:])
-    if not dense:
-        out[pod_a == pod_b] = _SAME_POD
+        self._table = table
+        self._cells = list(zip(where[n_start:].tolist(), mirror[n_start:].tolist()))
+        self._on = np.where(policy.crosspod[order], _CROSSPOD, 0).tolist()
+        # Policy events at a ts apply before the actions at that ts: each holds from the
+        # first action (in apply order) whose ts is not smaller.
+        self._begins = np.searchsorted(ts, policy.ts[order], side="left").tolist()
+        self._next = 0
+
+    def read(self, caller: NDArray[np.int32], target: NDArray[np.int32], start: int) -> NDArray[np.int16]:
+        """Facts of the events at apply ranks ``start...``, from their users' packed records.
+
+        `caller` and `target` hold the records (see :func:`replay`): the pod above
+        ``_POD_SHIFT``, the caller's already times the number of pods when dense.
+        """
+        pod_a = caller >> _POD_SHIFT
+        pod_b = target >> _POD_SHIFT
+        if self._dense:
+            cell = pod_a
+            cell += pod_b
+        else:
+            cell = self._relevant.lookup(_pair_keys(pod_a, pod_b, self._pod_bits))
+        out = np.empty(len(cell), np.int16)
+        end = start + len(cell)
+        done = 0
+        table = self._table
+        while self._next < len(self._begins) and self._begins[self._next] <= end:
+            begin = self._begins[self._next] - start
+            if begin > done:
+                np.take(table, cell[done:begin], out=out[done:begin])
+                done = begin
+            where, mirror = self._cells[self._next]
+            table[where] = table[mirror] = self._on[self._next]
+            table[-1] = 0
+            self._next += 1
+        np.take(table, cell[done:], out=out[done:])
+        if not self._dense:
+            out[pod_a == pod_b] = _SAME_POD
+        return out
+
+
+# Elements per piece of every pass over a whole log. numpy allocates the temporaries of an
+# operation (indices converted to intp, intermediate results) whole; above about 32 MB the C
+# allocator maps them freshly from the system each time, and first touching fresh memory
+# costs more than the work. Pieces of 2**21 keep every temporary on the reused heap.
+_CHUNK = 1 << 21
+
+
+def _spans(n: int, chunk: int) -> list[tuple[int, int]]:
+    """``[lo, hi)`` pieces of ``range(n)`` of at most `chunk` elements."""
+    return [(lo, min(lo + chunk, n)) for lo in range(0, n, chunk)]
+
+
+def _take(table: NDArray[Any], index: NDArray[Any], out: NDArray[Any], chunk: int) -> NDArray[Any]:
+    """``out[:] = table[index]``, piece by piece."""
+    for lo, hi in _spans(len(index), chunk):
+        np.take(table, index[lo:hi], out=out[lo:hi])
     return out
 
 
-def _group_by_pair(
-    key: NDArray[np.int64], key_bits: int, payload: NDArray[np.int64], payload_bits: int
-) -> tuple[NDArray[np.int64], NDArray[np.int64]]:
-    """Sort (key, payload) entries by key then payload: (keys, payloads).
-
-    With payloads increasing along the input, this is a stable sort by key. It is one sort
-    of ``key << payload_bits | payload``, which numpy does far faster than a stable argsort;
-    keys too wide for that are first split into buckets by their top bits (a stable radix
-    sort), and each bucket sorted so.
-    """
-    split = key_bits + payload_bits - 63
-    if split <= 0:
-        comp = key << payload_bits
-        comp |= payload
-        comp.sort()
-        keys = comp >> payload_bits
-        comp &= (1 << payload_bits) - 1
-        return keys, comp
-    if split > 16:
-        order = np.lexsort((payload, key))
-        return key[order], payload[order]
-    low_bits = key_bits - split
-    bucket = (key >> low_bits).astype(np.uint16)
-    by_bucket = np.argsort(bucket, kind="stable")
-    edges = np.searchsorted(bucket[by_bucket], np.arange((1 << split) + 1), side="left").tolist()
-    keys_out = np.empty(len(key), np.int64)
-    payload_out = np.empty(len(key), np.int64)
-    for b, (lo, hi) in enumerate(pairwise(edges)):
-        if lo < hi:
-            members = by_bucket[lo:hi]
-            sub_keys, payload_out[lo:hi] = _group_by_pair(
-                key[members] & ((1 << low_bits) - 1), low_bits, payload[members], payload_bits
-            )
-            keys_out[lo:hi] = sub_keys | (b << low_bits)
-    return keys_out, payload_out
+def _put(dest: NDArray[Any], index: NDArray[Any], values: NDArray[Any], chunk: int) -> None:
+    """``dest[index] = values``, piece by piece."""
+    for lo, hi in _spans(len(index), chunk):
+        dest[index[lo:hi]] = values[lo:hi]
 
 
 def _walk_pairs(
-    cls: NDArray[np.uint8], starts: NDArray[np.int64], lens: NDArray[np.int64], tail_below: int
+    cls: NDArray[np.uint8], starts: NDArray[np.int64], tail_below: int, chunk: int
 ) -> tuple[NDArray[np.uint8], NDArray[np.int32], tuple[NDArray[Any], ...]]:
-    """Run the pair state machine over events grouped by pair.
+    """Run the pair state machine over events grouped by pair (pair j from `starts[j]`).
 
     Returns each event's outcome code and request counter, and per pair the final state,
     counter, and the positions of the last creating and last changing events. All pairs
@@ -412,8 +411,11 @@ def _walk_pairs(
     outcome = np.empty(len(cls), np.uint8)
     counters = np.empty(len(cls), np.int32)
     if n_pairs == 0:
-        none = np.zeros(0, np.int64)
-        return outcome, counters, (none.astype(np.uint8), none.astype(np.int32), none, none)
+        none = np.zeros(0, np.int32)
+        return outcome, counters, (none.astype(np.uint8), none, none, none)
+    lens = np.empty(n_pairs, np.int32)
+    np.subtract(starts[1:], starts[:-1], out=lens[:-1], casting="unsafe")
+    lens[-1] = len(cls) - starts[-1]
     longest = int(lens.max())
     if longest < 1 << 8:
         by_length = np.argsort((longest - lens).astype(np.uint8), kind="stable")
@@ -421,28 +423,35 @@ def _walk_pairs(
         by_length = np.argsort((longest - lens).astype(np.uint16), kind="stable")
     else:
         by_length = np.argsort(-lens, kind="stable")
-    start = starts[by_length]
-    length = lens[by_length]
     # moving[r]: pairs with more than r events.
-    moving = n_pairs - np.cumsum(np.bincount(length, minlength=longest + 1))
+    moving = n_pairs - np.cumsum(np.bincount(lens, minlength=longest + 1))
+    length = _take(lens, by_length, lens.copy(), chunk)
+    start = _take(starts, by_length, np.empty(n_pairs, np.int32), chunk)
     state = np.zeros(n_pairs, np.uint8)
     counter = np.zeros(n_pairs, np.int32)
-    created = np.full(n_pairs, -1, np.int64)
-    changed = np.full(n_pairs, -1, np.int64)
+    created = np.full(n_pairs, -1, np.int32)
+    changed = np.full(n_pairs, -1, np.int32)
+    size = min(n_pairs, chunk)
+    pos_buf = np.empty(size, np.int32)
+    code_buf = np.empty(size, np.uint8)
+    step_buf = np.empty(size, np.int32)
     rank = 0
     while rank < longest and moving[rank] >= tail_below:
-        c = int(moving[rank])
-        pos = start[:c] + rank
-        code = state[:c] * np.uint8(_N_CLASSES)
-        code += cls[pos]
-        outcome[pos] = code
-        np.take(t.after, code, out=state[:c])
-        cnt = counter[:c]
-        cnt *= t.counter_mul[code]
-        cnt += t.counter_add[code]
-        counters[pos] = cnt
-        np.copyto(created[:c], pos, where=t.creates[code])
-        np.copyto(changed[:c], pos, where=t.changes[code])
+        for lo, hi in _spans(int(moving[rank]), chunk):
+            pos, code, step = pos_buf[: hi - lo], code_buf[: hi - lo], step_buf[: hi - lo]
+            np.add(start[lo:hi], rank, out=pos)
+            np.multiply(state[lo:hi], np.uint8(_N_CLASSES), out=code)
+            code += cls[pos]
+            outcome[pos] = code
+            np.take(t.after, code, out=state[lo:hi])
+            cnt = counter[lo:hi]
+            np.take(t.counter_mul, code, out=step)
+            cnt *= step
+            np.take(t.counter_add, code, out=step)
+            cnt += step
+            counters[pos] = cnt
+            np.copyto(created[lo:hi], pos, where=t.creates[code])
+            np.copyto(changed[lo:hi], pos, where=t.changes[code])
         rank += 1
     if rank < longest:
         # The few long pairs left: a plain loop per pair, over Python lists.
@@ -450,7 +459,7 @@ def _walk_pairs(
         creates, changes = t.creates.tolist(), t.changes.tolist()
         for j in range(int(moving[rank])):
             s, cnt_, first, upd = int(state[j]), int(counter[j]), int(created[j]), int(changed[j])
-            lo, hi = int(start[j]) + rank, int(start[j] + length[j])
+            lo, hi = int(start[j]) + rank, int(start[j]) + int(length[j])
             codes, counts = [], []
             for p, c in enumerate(cls[lo:hi].tolist(), lo):
                 code_ = s * _N_CLASSES + c
@@ -468,9 +477,74 @@ def _walk_pairs(
     final = []
     for values in (state, counter, created, changed):
         back = np.empty_like(values)
-        back[by_length] = values
+        _put(back, by_length, values, chunk)
         final.append(back)
     return outcome, counters, tuple(final)
+
+
+class _Buckets:
+    """The events that reach a pair, as sort entries, kept by bucket of their pair key.
+
+    With one bucket the entries go straight into one array, sorted in place at the end.
+    With several, each piece of the log leaves one small array per bucket; a group of
+    consecutive buckets is joined only when it is about to be walked, and its pieces are
+    then dropped, so the entries are held about once, never twice.
+    """
+
+    def __init__(self, n_buckets: int, capacity: int) -> None:
+        self.n_buckets = n_buckets
+        self.counts = np.zeros(n_buckets, np.int64)
+        self._all = np.empty(capacity if n_buckets == 1 else 0, np.int64)
+        self._pieces: list[list[NDArray[np.int64]]] = [[] for _ in range(n_buckets)] if n_buckets > 1 else []
+
+    def reserve(self, size: int) -> NDArray[np.int64]:
+        """Room for `size` entries of one piece of the log, to fill then :meth:`add`."""
+        if self.n_buckets == 1:
+            start = int(self.counts[0])
+            return self._all[start : start + size]
+        return np.empty(size, np.int64)
+
+    def add(self, entries: NDArray[np.int64], bucket: NDArray[np.int64]) -> None:
+        """Keep a piece's entries (filled in the room :meth:`reserve` gave), by bucket."""
+        if self.n_buckets == 1:
+            self.counts[0] += len(entries)
+            return
+        order = np.argsort(bucket.astype(np.uint16) if self.n_buckets <= 1 << 16 else bucket, kind="stable")
+        here = np.bincount(bucket, minlength=self.n_buckets)
+        self.counts += here
+        ordered = entries[order]
+        ends = np.cumsum(here).tolist()
+        for b in np.flatnonzero(here).tolist():
+            self._pieces[b].append(ordered[ends[b] - int(here[b]) : ends[b]])
+
+    def groups(self, size: int) -> list[tuple[int, int]]:
+        """Runs ``[b0, b1)`` of consecutive buckets holding about `size` entries each."""
+        runs, start, held = [], 0, 0
+        for b, count in enumerate(self.counts.tolist()):
+            if held and held + count > size:
+                runs.append((start, b))
+                start, held = b, 0
+            held += count
+        runs.append((start, self.n_buckets))
+        return runs
+
+    def take(self, b0: int, b1: int) -> tuple[NDArray[np.int64], NDArray[np.int64]]:
+        """The entries of buckets ``[b0, b1)``, sorted by (bucket, value), and where each begins."""
+        starts = np.zeros(b1 - b0 + 1, np.int64)
+        np.cumsum(self.counts[b0:b1], out=starts[1:])
+        if self.n_buckets == 1:
+            joined = self._all[: starts[-1]]
+        else:
+            joined = np.empty(int(starts[-1]), np.int64)
+            for b in range(b0, b1):
+                lo = int(starts[b - b0])
+                for piece in self._pieces[b]:
+                    joined[lo : lo + len(piece)] = piece
+                    lo += len(piece)
+                self._pieces[b] = []
+        for lo, hi in pairwise(starts.tolist()):
+            joined[lo:hi].sort()
+        return joined, starts
 
 
 def replay(
@@ -480,6 +554,8 @@ def replay(
     *,
     tail_below: int = 64,
     dense_pods: int = 1 << 22,
+    chunk: int = _CHUNK,
+    key_bits: int = 63,
 ) -> Replay:
     """Replay a log with the columnar engine: the same answers as :func:`simkit.engine.replay`.
 
@@ -491,13 +567,14 @@ def replay(
         The action events, in input order (any ``ts`` order).
     policy : Policy, optional
         crossPod changes over time.
-    tail_below : int
-        When fewer pairs than this still have events left, finish them in a plain loop
-        (a speed knob; the answers do not depend on it).
-    dense_pods : int
-        Keep crossPod as a pods x pods matrix when it has fewer cells than this, else
-        as a table of the pod pairs ever enabled (a memory knob; the answers do not
-        depend on it).
+    tail_below, dense_pods, chunk, key_bits : int
+        Speed and memory knobs; the answers never depend on them. `tail_below`: when
+        fewer pairs than this still have events left, finish them in a plain loop.
+        `dense_pods`: keep crossPod as a pods x pods matrix when it has fewer cells than
+        this, else as a table of the pod pairs ever enabled. `chunk`: elements per piece
+        of each pass over the log (pairs are walked 8 pieces at a time). `key_bits`:
+        width of the integers sorted to group events by pair; wider ones are first split
+        into buckets by their top bits.
 
     Returns
     -------
@@ -516,11 +593,7 @@ def replay(
     n = len(events)
     in_order = n < 2 or bool(np.all(events.ts[1:] >= events.ts[:-1]))
     order = np.arange(0) if in_order else apply_order(events.ts)
-    if in_order:
-        ts, actor, target, action = events.ts, events.actor, events.target, events.action
-    else:
-        ts, actor, target = events.ts[order], events.actor[order], events.target[order]
-        action = events.action[order]
+    ts = events.ts if in_order else events.ts[order]
 
     # Pods and users sorted by id: a pod's or user's index is its rank, so pair keys sort
     # like (user_a, user_b).
@@ -546,88 +619,248 @@ def replay(
     as_target = np.append(
         (user_pod << _POD_SHIFT) | np.where(external, _TARGET_EXTERNAL, 0) | _TARGET_KNOWN, 0
     ).astype(np.int32)
+    pod_pairs = _PodPairs(population, pods, policy, ts, dense)
 
-    ia = users.lookup(actor)
-    ib = users.lookup(target)
-    ua = as_caller[ia]
-    ub = as_target[ib]
-    # Pack each event's facts; the verdict table applies the checks of §3 in order.
-    facts = ua | ub
-    facts &= _SAME_POD - 1
-    facts |= _pod_facts(ua, ub, ts, population, pods, policy, dense)
-    del ua, ub
-    # With the caller known, the target is the caller exactly when their indices agree.
-    facts |= np.left_shift(ia == ib, 6, dtype=np.int32)
-    facts |= np.left_shift(action, _ACTION_SHIFT, dtype=np.int32)
-    verdict = _VERDICTS[facts]
-    del facts
+    # Each event that reaches a pair record becomes one integer, its entry: pair key,
+    # apply rank, class (action or view-showing refusal, times the caller's side). Sorting
+    # entries groups the events by pair, in apply order. Where an entry would need more
+    # than `key_bits`, the top bits of the pair key pick a bucket instead.
+    side_bits = _bits(len(user_ids))  # a pair key is smaller index << side_bits | larger
+    keys = _KeyLayout(side_bits, _bits(n - 1), key_bits)
+    verdict = np.empty(n, np.uint8)
+    entries = _Buckets(keys.n_buckets, n)
+    for lo, hi in _spans(n, chunk):
+        rows = slice(lo, hi) if in_order else order[lo:hi]
+        ia = users.lookup(events.actor[rows])
+        ib = users.lookup(events.target[rows])
+        ua = as_caller[ia]
+        ub = as_target[ib]
+        # The facts of each event, packed; the verdict table applies §3 in order.
+        facts = ua | ub
+        facts &= _SAME_POD - 1
+        facts |= pod_pairs.read(ua, ub, lo)
+        del ua, ub
+        # With the caller known, the target is the caller exactly when their indices agree.
+        facts |= np.left_shift(ia == ib, 6, dtype=np.int32)
+        facts |= np.left_shift(events.action[rows], _ACTION_SHIFT, dtype=np.int32)
+        v = verdict[lo:hi]
+        np.take(_VERDICTS, facts, out=v)
+        del facts
+        paired = np.flatnonzero(v < _N_BASES)
+        pa, pb = ia[paired], ib[paired]
+        cls = v[paired] * np.uint8(2)
+        cls += pa > pb
+        key = _pair_keys(pa, pb, side_bits)
+        del ia, ib, pa, pb
+        entry = entries.reserve(len(paired))
+        np.bitwise_and(key, (1 << keys.low_bits) - 1, out=entry)
+        entry <<= keys.entry_shift
+        paired += lo
+        paired <<= 4
+        entry |= paired
+        entry |= cls
+        key >>= keys.low_bits
+        entries.add(entry, key)
 
-    # The events that reach a pair record, grouped by pair in apply order: sort by pair
-    # key, carrying each event's apply rank and class (the rest sort last, on a key no
-    # pair has).
-    n_users = len(user_ids)
-    user_bits_ = _bits(n_users)
-    reaches_pair = verdict < _N_BASES
-    n_paired = int(np.count_nonzero(reaches_pair))
-    key = _pair_keys(ia, ib, user_bits_)
-    key[~reaches_pair] = (1 << (2 * user_bits_)) - 1
-    payload = np.arange(n, dtype=np.int64) << 4
-    payload |= verdict * np.uint8(2) + (ia > ib)  # class: base * 2 + caller's side
-    del ia, ib
-    rank_bits = _bits(n) + 4
-    pair_key, payload = _group_by_pair(key, 2 * user_bits_, payload, rank_bits)
-    del key
-    pair_key, payload = pair_key[:n_paired], payload[:n_paired]
-    cls = (payload & 15).astype(np.uint8)
-    payload >>= 4
-    rank_of = payload  # apply rank of each grouped event
-    starts = np.flatnonzero(pair_key[1:] != pair_key[:-1])
-    starts += 1
-    starts = np.concatenate([np.zeros(min(n_paired, 1), np.int64), starts])
-    lens = np.diff(np.append(starts, n_paired))
-    outcome_g, counter_g, (f_state, f_counter, f_created, f_changed) = _walk_pairs(
-        cls, starts, lens, tail_below
-    )
-    del cls
-
-    outcome = verdict
-    outcome[rank_of] = outcome_g
+    # Pairs are independent: walk them a slice of the grouped events at a time (cut where
+    # a pair begins), so that the per-pair arrays stay the size of a slice.
     counter = np.zeros(n, np.int32)
-    counter[rank_of] = counter_g
+    records = _Records(int(entries.counts.sum()))
+    for b0, b1 in entries.groups(8 * chunk):
+        pairs = _Pairs(*entries.take(b0, b1), b0, keys)
+        for lo, hi in pairs.slices(8 * chunk):
+            cls_g, rank_of, starts, pair_key = pairs.extract(lo, hi, chunk)
+            outcome_g, counter_g, (f_state, f_counter, f_created, f_changed) = _walk_pairs(
+                cls_g, starts, tail_below, chunk
+            )
+            del cls_g, starts
+            _put(verdict, rank_of, outcome_g, chunk)
+            _put(counter, rank_of, counter_g, chunk)
+            del outcome_g, counter_g
+            kept = np.flatnonzero(f_state)
+            records.add(
+                user_ids,
+                pair_key[kept],
+                side_bits,
+                f_state[kept],
+                f_counter[kept],
+                ts[rank_of[f_created[kept]]],
+                ts[rank_of[f_changed[kept]]],
+            )
+        del pairs
+    del entries
+
+    outcome = verdict if in_order else _unpermute(verdict, order, chunk)
+    del verdict
     if not in_order:
-        outcome = _unpermute(outcome, order)
-        counter = _unpermute(counter, order)
+        counter = _unpermute(counter, order, chunk)
     outcomes = Outcomes(
-        code=_ANSWER_CODE[outcome],
-        reason=_ANSWER_REASON[outcome],
-        status=_ANSWER_STATUS[outcome],
+        code=_take(_ANSWER_CODE, outcome, np.empty(n, np.int16), chunk),
+        reason=_take(_ANSWER_REASON, outcome, np.empty(n, np.int8), chunk),
+        status=_take(_ANSWER_STATUS, outcome, np.empty(n, np.int8), chunk),
         request_counter=counter,
     )
-
-    kept = np.flatnonzero(f_state != 0)
-    keys = pair_key[starts[kept]]
-    user_a = user_ids[keys >> user_bits_]
-    user_b = user_ids[keys & ((1 << user_bits_) - 1)]
-    state = f_state[kept]
-    requester = np.where(state % 2 == 1, user_a, user_b)
-    status = ((state + 1) // 2).astype(np.int8)
-    request_counter = f_counter[kept]
-    first_requested_at = ts[rank_of[f_created[kept]]]
-    updated_at = ts[rank_of[f_changed[kept]]]
-    connections = Connections(
-        user_a=user_a,
-        user_b=user_b,
-        requester=requester,
-        status=status,
-        request_counter=request_counter,
-        first_requested_at=first_requested_at,
-        updated_at=updated_at,
-    )
-    return Replay(outcomes, connections)
+    return Replay(outcomes, records.connections())
 
 
-def _unpermute(values: NDArray[Any], order: NDArray[np.int64]) -> NDArray[Any]:
+@dataclass(frozen=True)
+class _KeyLayout:
+    """How a pair key and an apply rank share one sort entry.
+
+    An entry is ``low key bits << entry_shift | apply rank << 4 | class``; the key's top
+    `split` bits, if any, pick one of `n_buckets` buckets instead.
+    """
+
+    side_bits: int
+    rank_bits: int
+    key_bits: int
+
+    @property
+    def entry_shift(self) -> int:
+        return self.rank_bits + 4
+
+    @property
+    def split(self) -> int:
+        return min(max(0, 2 * self.side_bits + self.entry_shift - self.key_bits), 2 * self.side_bits)
+
+    @property
+    def low_bits(self) -> int:
+        return 2 * self.side_bits - self.split
+
+    @property
+    def n_buckets(self) -> int:
+        return 1 << self.split
+
+
+class _Pairs:
+    """Entries of consecutive buckets, sorted by (bucket, low key bits, apply rank)."""
+
+    def __init__(
+        self,
+        grouped: NDArray[np.int64],
+        bucket_starts: NDArray[np.int64],
+        first_bucket: int,
+        keys: _KeyLayout,
+    ) -> None:
+        self.grouped = grouped
+        self.bucket_starts = bucket_starts
+        self.first_bucket = first_bucket
+        self.keys = keys
+
+    def _next_pair(self, at: int) -> int:
+        """The first position at or after `at` where a pair begins."""
+        after = int(np.searchsorted(self.bucket_starts, at, side="right"))
+        if self.bucket_starts[after - 1] == at:
+            return at
+        bucket_end = int(self.bucket_starts[after])
+        width = 64
+        while True:
+            end = min(at + width, bucket_end)
+            part = self.grouped[at - 1 : end] >> self.keys.entry_shift
+            change = np.flatnonzero(part[1:] != part[:-1])
+            if len(change):
+                return at + int(change[0])
+            if end == bucket_end:
+                return bucket_end
+            width *= 4
+
+    def slices(self, size: int) -> list[tuple[int, int]]:
+        """``[lo, hi)`` slices of about `size` events, each holding whole pairs."""
+        n = len(self.grouped)
+        cuts = [0]
+        while cuts[-1] + size < n:
+            cuts.append(self._next_pair(cuts[-1] + size))
+        cuts.append(n)
+        return [(lo, hi) for lo, hi in pairwise(cuts) if lo < hi]
+
+    def extract(
+        self, lo: int, hi: int, chunk: int
+    ) -> tuple[NDArray[np.uint8], NDArray[Any], NDArray[np.int64], NDArray[np.int64]]:
+        """For the events of slice [lo, hi): classes, apply ranks, pair starts, pair keys."""
+        part = self.grouped[lo:hi]
+        n = hi - lo
+        shift = self.keys.entry_shift
+        # A pair begins where the key part changes, or where a bucket begins.
+        first = np.empty(n, np.bool_)
+        first[:1] = True
+        for a, b in _spans(n - 1, chunk):
+            np.not_equal(part[a + 1 : b + 1] >> shift, part[a:b] >> shift, out=first[a + 1 : b + 1])
+        inside = self.bucket_starts[(self.bucket_starts > lo) & (self.bucket_starts < hi)] - lo
+        first[inside] = True
+        starts = np.flatnonzero(first)
+        del first
+        # The bucket of each pair: the last bucket starting at or before it.
+        edges = np.concatenate([[0], inside, [n]])
+        bucket = self.first_bucket + int(np.searchsorted(self.bucket_starts, lo, side="right")) - 1
+        per_bucket = np.diff(np.searchsorted(starts, edges))
+        pair_key = np.repeat(np.arange(bucket, bucket + len(per_bucket), dtype=np.int64), per_bucket)
+        pair_key <<= self.keys.low_bits
+        for a, b in _spans(len(starts), chunk):
+            pair_key[a:b] |= part[starts[a:b]] >> shift
+        cls = np.empty(n, np.uint8)
+        rank_of = np.empty(n, np.int32 if self.keys.rank_bits < 31 else np.int64)
+        for a, b in _spans(n, chunk):
+            np.bitwise_and(part[a:b], 15, out=cls[a:b], casting="unsafe")
+            piece = part[a:b] >> 4
+            np.bitwise_and(piece, (1 << self.keys.rank_bits) - 1, out=rank_of[a:b], casting="unsafe")
+        return cls, rank_of, starts, pair_key
+
+
+class _Records:
+    """The final pair records, filled slice by slice in key order.
+
+    Arrays are reserved for `capacity` records but only the filled part is ever touched,
+    so unused room costs address space, not memory.
+    """
+
+    def __init__(self, capacity: int) -> None:
+        self.user_a = np.empty(capacity, np.int64)
+        self.user_b = np.empty(capacity, np.int64)
+        self.requester = np.empty(capacity, np.int64)
+        self.status = np.empty(capacity, np.int8)
+        self.counter = np.empty(capacity, np.int32)
+        self.first = np.empty(capacity, np.int64)
+        self.updated = np.empty(capacity, np.int64)
+        self.size = 0
+
+    def add(
+        self,
+        user_ids: NDArray[np.int64],
+        key: NDArray[np.int64],
+        side_bits: int,
+        state: NDArray[np.uint8],
+        counter: NDArray[np.int32],
+        first: NDArray[np.int64],
+        updated: NDArray[np.int64],
+    ) -> None:
+        """Append records given by pair key (user indices) and state code."""
+        lo, hi = self.size, self.size + len(key)
+        user_a, user_b = self.user_a[lo:hi], self.user_b[lo:hi]
+        np.take(user_ids, key >> side_bits, out=user_a)
+        key &= (1 << side_bits) - 1
+        np.take(user_ids, key, out=user_b)
+        # State codes: odd ones have the smaller user as requester (see _STATES).
+        np.copyto(self.requester[lo:hi], np.where(state % 2 == 1, user_a, user_b))
+        self.status[lo:hi] = (state + 1) // 2
+        self.counter[lo:hi], self.first[lo:hi], self.updated[lo:hi] = counter, first, updated
+        self.size = hi
+
+    def connections(self) -> Connections:
+        """The records as :class:`Connections`."""
+        size = self.size
+        return Connections(
+            user_a=self.user_a[:size],
+            user_b=self.user_b[:size],
+            requester=self.requester[:size],
+            status=self.status[:size],
+            request_counter=self.counter[:size],
+            first_requested_at=self.first[:size],
+            updated_at=self.updated[:size],
+        )
+
+
+def _unpermute(values: NDArray[Any], order: NDArray[np.int64], chunk: int) -> NDArray[Any]:
     """Values in apply order back to input order."""
     out = np.empty_like(values)
-    out[order] = values
+    _put(out, order, values, chunk)
     return out

@@ -86,26 +86,46 @@ def worlds(draw: st.DrawFn) -> tuple[Population, Events, Policy]:
 
 
 @CASES
-@given(world=worlds(), tail_below=st.sampled_from(TAILS), dense_pods=st.sampled_from([0, 1 << 22]))
+@given(
+    world=worlds(),
+    tail_below=st.sampled_from(TAILS),
+    dense_pods=st.sampled_from([0, 1 << 22]),
+    chunk=st.sampled_from([1, 5, 1 << 22]),
+    key_bits=st.sampled_from([8, 63]),
+)
 def test_columnar_agrees_with_the_per_event_engine(
-    world: tuple[Population, Events, Policy], tail_below: int, dense_pods: int
+    world: tuple[Population, Events, Policy], tail_below: int, dense_pods: int, chunk: int, key_bits: int
 ) -> None:
-    # dense_pods=0 keeps crossPod as a table of pod pairs instead of a matrix.
+    # The knobs change how the work is cut, never the answers: dense_pods=0 keeps crossPod
+    # as a table of pod pairs, chunk=1 or 5 cuts the log (and the policy slices, and the
+    # grouped events) into pieces,
+    # key_bits=8 splits the pair keys into buckets.
     population, events, policy = world
     assert_same(
         engine.replay(population, events, policy),
-        columnar.replay(population, events, policy, tail_below=tail_below, dense_pods=dense_pods),
+        columnar.replay(
+            population,
+            events,
+            policy,
+            tail_below=tail_below,
+            dense_pods=dense_pods,
+            chunk=chunk,
+            key_bits=key_bits,
+        ),
     )
 
 
 @CASES
 @given(
     n_users=st.integers(2, 5),
-    moves=st.lists(st.tuples(st.integers(0, 4), st.integers(0, 4), st.integers(0, 3)), max_size=300),
+    moves=st.lists(
+        st.tuples(st.integers(0, 4), st.integers(0, 4), st.integers(0, 3)), min_size=40, max_size=300
+    ),
     tail_below=st.sampled_from(TAILS),
+    chunk=st.sampled_from([1, 3, 1 << 22]),
 )
 def test_long_histories_of_few_pairs_agree(
-    n_users: int, moves: list[tuple[int, int, int]], tail_below: int
+    n_users: int, moves: list[tuple[int, int, int]], tail_below: int, chunk: int
 ) -> None:
     # Few users, many events: long runs per pair, where the plain loop takes over.
     population = Population.from_arrays(
@@ -122,7 +142,39 @@ def test_long_histories_of_few_pairs_agree(
     )
     assert_same(
         engine.replay(population, events, Policy.empty()),
-        columnar.replay(population, events, Policy.empty(), tail_below=tail_below),
+        columnar.replay(population, events, Policy.empty(), tail_below=tail_below, chunk=chunk),
+    )
+
+
+@pytest.mark.parametrize("key_bits", [8, 63])
+@pytest.mark.parametrize("chunk", [1, 2])
+@pytest.mark.parametrize("seed", range(6))
+def test_slices_cut_between_pairs(seed: int, chunk: int, key_bits: int) -> None:
+    # Long pairs (one of 150 events) and small pieces: the grouped events are cut into
+    # slices of 8 * chunk events, and each cut must move on to where a pair begins, also
+    # across buckets of the pair keys (key_bits=8).
+    rng = np.random.default_rng(seed)
+    population = Population.from_arrays(
+        pod_id=[1, 2, 3],
+        pod_name=["a", "b", "c"],
+        pod_private=[True, True, False],
+        user_id=[10, 20, 30, 31, 40, 41],
+        user_pod=[1, 2, 3, 3, 1, 2],
+        user_external=[True] * 6,
+        crosspod=[(1, 2), (2, 3), (1, 3)],
+    )
+    users = np.array([10, 20, 30, 31, 40, 41])
+    actor = rng.choice(users, 250)
+    target = rng.choice(users, 250)
+    actor[:150], target[:150] = 10, 20  # one long pair first
+    action = rng.integers(0, len(ACTIONS), 250)
+    ts = np.sort(rng.integers(0, 100, 250))
+    events = Events.from_records(
+        [(int(t), int(a), int(b), ACTIONS[k].value) for t, a, b, k in zip(ts, actor, target, action)]
+    )
+    assert_same(
+        engine.replay(population, events, Policy.empty()),
+        columnar.replay(population, events, Policy.empty(), chunk=chunk, key_bits=key_bits),
     )
 
 
@@ -197,21 +249,6 @@ def test_empty_log_and_empty_population() -> None:
     assert len(result.outcomes) == 0 and len(result.connections) == 0
     events = Events.from_records([(1, 5, 6, "connect"), (0, 5, 5, "accept")])
     assert_same(engine.replay(population, events), columnar.replay(population, events))
-
-
-@CASES
-@given(
-    keys=st.lists(st.integers(0, (1 << 12) - 1), max_size=80),
-    key_bits=st.sampled_from([12, 50, 60]),
-)
-def test_grouping_by_pair_is_a_stable_sort(keys: list[int], key_bits: int) -> None:
-    # Wide keys (50 or 60 bits, with 8 bits of payload) take the bucketed and lexsort paths.
-    key = np.array(keys, np.int64) << (key_bits - 12)
-    payload = np.arange(len(keys), dtype=np.int64) * 3
-    sorted_keys, payloads = columnar._group_by_pair(key, key_bits, payload, 8)
-    expected = np.argsort(key, kind="stable")
-    np.testing.assert_array_equal(payloads, payload[expected])
-    np.testing.assert_array_equal(sorted_keys, key[expected])
 
 
 @CASES
