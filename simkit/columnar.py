@@ -22,9 +22,12 @@ writes no files, and does not import pandas.
 
 from __future__ import annotations
 
+from collections import deque
+from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from itertools import pairwise
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 from numpy.typing import NDArray
@@ -292,13 +295,14 @@ def _pair_keys(a: NDArray[np.integer[Any]], b: NDArray[np.integer[Any]], bits: i
 
 
 class _PodPairs:
-    """The same-pod and crossPod facts of events, read chunk by chunk in apply order.
+    """The same-pod and crossPod facts of events, span by span of the log in apply order.
 
-    The policy timeline is known in advance, so the events are cut into slices at the
-    policy events: within a slice the facts of a pod pair come from one fixed table, read
-    for the whole slice at once, and the table changes between slices. It is a pods x pods
-    matrix (its diagonal says "same pod") when `dense`, else a vector over the pod pairs
-    that are ever enabled. Chunks must be read in order, without gaps.
+    The policy timeline is known in advance, so the events are cut at the policy events:
+    between two of them the facts of a pod pair come from one fixed table, read for all
+    those events at once. The table is a pods x pods matrix (its diagonal says "same pod")
+    when `dense`, else a vector over the pod pairs that are ever enabled. Each span of the
+    log gets its own copy of the table as it stands at the span's start, so that spans can
+    be read in any order, on any thread.
     """
 
     def __init__(
@@ -336,13 +340,41 @@ class _PodPairs:
         # Policy events at a ts apply before the actions at that ts: each holds from the
         # first action (in apply order) whose ts is not smaller.
         self._begins = np.searchsorted(ts, policy.ts[order], side="left").tolist()
-        self._next = 0
 
-    def read(self, caller: NDArray[np.int32], target: NDArray[np.int32], start: int) -> NDArray[np.int16]:
-        """Facts of the events at apply ranks ``start...``, from their users' packed records.
+    def tables(
+        self, spans: list[tuple[int, int]]
+    ) -> Iterator[tuple[NDArray[np.int16], list[tuple[int, ...]]]]:
+        """For each span of apply ranks, in order: the table at its start (a copy of its
+        own) and the policy changes inside it, as (offset in the span, cell, mirror, value).
+        """
+        table: NDArray[np.int16] = self._table.copy()
+        changes = list(zip(self._begins, self._cells, self._on))
+        j = 0
+        for lo, hi in spans:
+            while j < len(changes) and changes[j][0] <= lo:
+                _, (where, mirror), on = changes[j]
+                table[where] = table[mirror] = on
+                j += 1
+            table[-1] = 0
+            inside: list[tuple[int, ...]] = []
+            while j < len(changes) and changes[j][0] < hi:
+                begin, (where, mirror), on = changes[j]
+                inside.append((begin - lo, where, mirror, on))
+                j += 1
+            yield table.copy(), inside
+
+    def read(
+        self,
+        caller: NDArray[np.int32],
+        target: NDArray[np.int32],
+        table: NDArray[np.int16],
+        changes: list[tuple[int, ...]],
+    ) -> NDArray[np.int16]:
+        """Facts of a span's events, from their users' packed records and :meth:`tables`.
 
         `caller` and `target` hold the records (see :func:`replay`): the pod above
-        ``_POD_SHIFT``, the caller's already times the number of pods when dense.
+        ``_POD_SHIFT``, the caller's already times the number of pods when dense. `table`
+        is changed in place.
         """
         pod_a = caller >> _POD_SHIFT
         pod_b = target >> _POD_SHIFT
@@ -352,18 +384,13 @@ class _PodPairs:
         else:
             cell = self._relevant.lookup(_pair_keys(pod_a, pod_b, self._pod_bits))
         out = np.empty(len(cell), np.int16)
-        end = start + len(cell)
         done = 0
-        table = self._table
-        while self._next < len(self._begins) and self._begins[self._next] <= end:
-            begin = self._begins[self._next] - start
+        for begin, where, mirror, on in changes:
             if begin > done:
                 np.take(table, cell[done:begin], out=out[done:begin])
                 done = begin
-            where, mirror = self._cells[self._next]
-            table[where] = table[mirror] = self._on[self._next]
+            table[where] = table[mirror] = on
             table[-1] = 0
-            self._next += 1
         np.take(table, cell[done:], out=out[done:])
         if not self._dense:
             out[pod_a == pod_b] = _SAME_POD
@@ -395,13 +422,44 @@ def _put(dest: NDArray[Any], index: NDArray[Any], values: NDArray[Any], chunk: i
         dest[index[lo:hi]] = values[lo:hi]
 
 
+_T = TypeVar("_T")
+_R = TypeVar("_R")
+
+
+def _in_order(fn: Callable[..., _R], jobs: Iterator[tuple[Any, ...]], threads: int) -> Iterator[_R]:
+    """``fn(*job)`` for each job, on `threads` threads, results in job order.
+
+    At most `threads` jobs run ahead of the result being read, so that memory held by
+    finished results stays bounded.
+    """
+    if threads <= 1:
+        for job in jobs:
+            yield fn(*job)
+        return
+    with ThreadPoolExecutor(threads) as pool:
+        pending: deque[Future[_R]] = deque()
+        for job in jobs:
+            pending.append(pool.submit(fn, *job))
+            if len(pending) > threads:
+                yield pending.popleft().result()
+        while pending:
+            yield pending.popleft().result()
+
+
+def _joined(spans: list[tuple[int, int]], tables: Iterator[tuple[Any, ...]]) -> Iterator[tuple[Any, ...]]:
+    """Each span's bounds followed by its entry of `tables`."""
+    for (lo, hi), extra in zip(spans, tables):
+        yield (lo, hi, *extra)
+
+
 def _walk_pairs(
     cls: NDArray[np.uint8], starts: NDArray[np.int64], tail_below: int, chunk: int
-) -> tuple[NDArray[np.uint8], NDArray[np.int32], tuple[NDArray[Any], ...]]:
+) -> tuple[NDArray[np.uint8], NDArray[np.int32], tuple[NDArray[np.int64], NDArray[np.int64]]]:
     """Run the pair state machine over events grouped by pair (pair j from `starts[j]`).
 
-    Returns each event's outcome code and request counter, and per pair the final state,
-    counter, and the positions of the last creating and last changing events. All pairs
+    Returns each event's outcome code and request counter, and per pair its final
+    ``state << 32 | counter`` and ``last creating << 32 | last changing`` event positions
+    (``-1``: none; the low half as unsigned 32 bits). All pairs
     move together, one rank within the pair at a time; pairs sorted longest first keep the
     pairs still moving at the front of each array. When fewer than `tail_below` pairs are
     left, their remaining events run in a plain loop, cheaper than a numpy call per rank.
@@ -411,8 +469,7 @@ def _walk_pairs(
     outcome = np.empty(len(cls), np.uint8)
     counters = np.empty(len(cls), np.int32)
     if n_pairs == 0:
-        none = np.zeros(0, np.int32)
-        return outcome, counters, (none.astype(np.uint8), none, none, none)
+        return outcome, counters, (np.zeros(0, np.int64), np.zeros(0, np.int64))
     lens = np.empty(n_pairs, np.int32)
     np.subtract(starts[1:], starts[:-1], out=lens[:-1], casting="unsafe")
     lens[-1] = len(cls) - starts[-1]
@@ -423,9 +480,10 @@ def _walk_pairs(
         by_length = np.argsort((longest - lens).astype(np.uint16), kind="stable")
     else:
         by_length = np.argsort(-lens, kind="stable")
-    # moving[r]: pairs with more than r events.
-    moving = n_pairs - np.cumsum(np.bincount(lens, minlength=longest + 1))
-    length = _take(lens, by_length, lens.copy(), chunk)
+    length = _take(lens, by_length, np.empty_like(lens), chunk)
+    del lens
+    # moving[r]: pairs with more than r events (length is sorted, longest first).
+    moving = n_pairs - np.searchsorted(length[::-1], np.arange(longest + 1), side="right")
     start = _take(starts, by_length, np.empty(n_pairs, np.int32), chunk)
     state = np.zeros(n_pairs, np.uint8)
     counter = np.zeros(n_pairs, np.int32)
@@ -474,18 +532,25 @@ def _walk_pairs(
             outcome[lo:hi] = codes
             counters[lo:hi] = counts
             state[j], counter[j], created[j], changed[j] = s, cnt_, first, upd
-    final = []
-    for values in (state, counter, created, changed):
-        back = np.empty_like(values)
-        _put(back, by_length, values, chunk)
-        final.append(back)
-    return outcome, counters, tuple(final)
+    # Back to pair order, two values to an int64: half the scattered writes.
+    finals = []
+    for high, low in ((state, counter), (created, changed)):
+        packed = np.empty(n_pairs, np.int64)
+        for lo, hi in _spans(n_pairs, chunk):
+            piece = packed[lo:hi]
+            np.left_shift(high[lo:hi], 32, out=piece, dtype=np.int64)
+            piece |= low[lo:hi].view(np.uint32)
+        back = np.empty(n_pairs, np.int64)
+        _put(back, by_length, packed, chunk)
+        del packed
+        finals.append(back)
+    return outcome, counters, (finals[0], finals[1])
 
 
 class _Buckets:
     """The events that reach a pair, as sort entries, kept by bucket of their pair key.
 
-    With one bucket the entries go straight into one array, sorted in place at the end.
+    With one bucket the entries are copied into one array, sorted in place at the end.
     With several, each piece of the log leaves one small array per bucket; a group of
     consecutive buckets is joined only when it is about to be walked, and its pieces are
     then dropped, so the entries are held about once, never twice.
@@ -497,16 +562,11 @@ class _Buckets:
         self._all = np.empty(capacity if n_buckets == 1 else 0, np.int64)
         self._pieces: list[list[NDArray[np.int64]]] = [[] for _ in range(n_buckets)] if n_buckets > 1 else []
 
-    def reserve(self, size: int) -> NDArray[np.int64]:
-        """Room for `size` entries of one piece of the log, to fill then :meth:`add`."""
+    def add(self, entries: NDArray[np.int64], bucket: NDArray[np.int64]) -> None:
+        """Keep the entries of the next piece of the log, by bucket."""
         if self.n_buckets == 1:
             start = int(self.counts[0])
-            return self._all[start : start + size]
-        return np.empty(size, np.int64)
-
-    def add(self, entries: NDArray[np.int64], bucket: NDArray[np.int64]) -> None:
-        """Keep a piece's entries (filled in the room :meth:`reserve` gave), by bucket."""
-        if self.n_buckets == 1:
+            self._all[start : start + len(entries)] = entries
             self.counts[0] += len(entries)
             return
         order = np.argsort(bucket.astype(np.uint16) if self.n_buckets <= 1 << 16 else bucket, kind="stable")
@@ -556,6 +616,7 @@ def replay(
     dense_pods: int = 1 << 22,
     chunk: int = _CHUNK,
     key_bits: int = 63,
+    threads: int = 2,
 ) -> Replay:
     """Replay a log with the columnar engine: the same answers as :func:`simkit.engine.replay`.
 
@@ -567,14 +628,14 @@ def replay(
         The action events, in input order (any ``ts`` order).
     policy : Policy, optional
         crossPod changes over time.
-    tail_below, dense_pods, chunk, key_bits : int
+    tail_below, dense_pods, chunk, key_bits, threads : int
         Speed and memory knobs; the answers never depend on them. `tail_below`: when
         fewer pairs than this still have events left, finish them in a plain loop.
         `dense_pods`: keep crossPod as a pods x pods matrix when it has fewer cells than
         this, else as a table of the pod pairs ever enabled. `chunk`: elements per piece
         of each pass over the log (pairs are walked 8 pieces at a time). `key_bits`:
         width of the integers sorted to group events by pair; wider ones are first split
-        into buckets by their top bits.
+        into buckets by their top bits. `threads`: threads walking pairs (1: none).
 
     Returns
     -------
@@ -628,8 +689,11 @@ def replay(
     side_bits = _bits(len(user_ids))  # a pair key is smaller index << side_bits | larger
     keys = _KeyLayout(side_bits, _bits(n - 1), key_bits)
     verdict = np.empty(n, np.uint8)
-    entries = _Buckets(keys.n_buckets, n)
-    for lo, hi in _spans(n, chunk):
+
+    def facts_of(
+        lo: int, hi: int, table: NDArray[np.int16], changes: list[tuple[int, ...]]
+    ) -> tuple[NDArray[np.int64], NDArray[np.int64]]:
+        """Verdicts of the events at apply ranks [lo, hi); entries and buckets of those paired."""
         rows = slice(lo, hi) if in_order else order[lo:hi]
         ia = users.lookup(events.actor[rows])
         ib = users.lookup(events.target[rows])
@@ -638,7 +702,7 @@ def replay(
         # The facts of each event, packed; the verdict table applies §3 in order.
         facts = ua | ub
         facts &= _SAME_POD - 1
-        facts |= pod_pairs.read(ua, ub, lo)
+        facts |= pod_pairs.read(ua, ub, table, changes)
         del ua, ub
         # With the caller known, the target is the caller exactly when their indices agree.
         facts |= np.left_shift(ia == ib, 6, dtype=np.int32)
@@ -652,46 +716,48 @@ def replay(
         cls += pa > pb
         key = _pair_keys(pa, pb, side_bits)
         del ia, ib, pa, pb
-        entry = entries.reserve(len(paired))
-        np.bitwise_and(key, (1 << keys.low_bits) - 1, out=entry)
+        entry = key & ((1 << keys.low_bits) - 1)
         entry <<= keys.entry_shift
         paired += lo
         paired <<= 4
         entry |= paired
         entry |= cls
         key >>= keys.low_bits
-        entries.add(entry, key)
+        return entry, key
+
+    spans = _spans(n, chunk)
+    entries = _Buckets(keys.n_buckets, n)
+    for entry, bucket in _in_order(facts_of, _joined(spans, pod_pairs.tables(spans)), threads):
+        entries.add(entry, bucket)
 
     # Pairs are independent: walk them a slice of the grouped events at a time (cut where
-    # a pair begins), so that the per-pair arrays stay the size of a slice.
+    # a pair begins), so that the per-pair arrays stay the size of a slice, and on
+    # `threads` threads (numpy lets go of the interpreter lock inside its loops). Each
+    # slice's answers go straight to their events; its records are added in slice order.
     counter = np.zeros(n, np.int32)
     records = _Records(int(entries.counts.sum()))
-    for b0, b1 in entries.groups(8 * chunk):
-        pairs = _Pairs(*entries.take(b0, b1), b0, keys)
-        for lo, hi in pairs.slices(8 * chunk):
-            cls_g, rank_of, starts, pair_key = pairs.extract(lo, hi, chunk)
-            outcome_g, counter_g, (f_state, f_counter, f_created, f_changed) = _walk_pairs(
-                cls_g, starts, tail_below, chunk
-            )
-            del cls_g, starts
-            _put(verdict, rank_of, outcome_g, chunk)
-            _put(counter, rank_of, counter_g, chunk)
-            del outcome_g, counter_g
-            kept = np.flatnonzero(f_state)
-            records.add(
-                user_ids,
-                pair_key[kept],
-                side_bits,
-                f_state[kept],
-                f_counter[kept],
-                ts[rank_of[f_created[kept]]],
-                ts[rank_of[f_changed[kept]]],
-            )
-        del pairs
-    del entries
+
+    def walk(pairs: _Pairs, lo: int, hi: int) -> tuple[NDArray[Any], ...]:
+        cls_g, rank_of, starts, pair_key = pairs.extract(lo, hi, chunk)
+        outcome_g, counter_g, (f_state, f_events) = _walk_pairs(cls_g, starts, tail_below, chunk)
+        del cls_g, starts
+        _put(verdict, rank_of, outcome_g, chunk)
+        _put(counter, rank_of, counter_g, chunk)
+        del outcome_g, counter_g
+        kept = np.flatnonzero(f_state >> 32)
+        return pair_key[kept], f_state[kept], f_events[kept], rank_of
+
+    slices = (
+        (pairs, lo, hi)
+        for b0, b1 in entries.groups(8 * chunk)
+        for pairs in (_Pairs(*entries.take(b0, b1), b0, keys),)
+        for lo, hi in pairs.slices(4 * chunk)
+    )
+    for key, state, at, rank_of in _in_order(walk, slices, threads):
+        records.add(user_ids, key, side_bits, state, at, rank_of, ts)
+    del entries, slices
 
     outcome = verdict if in_order else _unpermute(verdict, order, chunk)
-    del verdict
     if not in_order:
         counter = _unpermute(counter, order, chunk)
     outcomes = Outcomes(
@@ -828,22 +894,31 @@ class _Records:
         user_ids: NDArray[np.int64],
         key: NDArray[np.int64],
         side_bits: int,
-        state: NDArray[np.uint8],
-        counter: NDArray[np.int32],
-        first: NDArray[np.int64],
-        updated: NDArray[np.int64],
+        state: NDArray[np.int64],
+        events: NDArray[np.int64],
+        rank_of: NDArray[Any],
+        ts: NDArray[np.int64],
     ) -> None:
-        """Append records given by pair key (user indices) and state code."""
-        lo, hi = self.size, self.size + len(key)
-        user_a, user_b = self.user_a[lo:hi], self.user_b[lo:hi]
-        np.take(user_ids, key >> side_bits, out=user_a)
-        key &= (1 << side_bits) - 1
-        np.take(user_ids, key, out=user_b)
-        # State codes: odd ones have the smaller user as requester (see _STATES).
-        np.copyto(self.requester[lo:hi], np.where(state % 2 == 1, user_a, user_b))
-        self.status[lo:hi] = (state + 1) // 2
-        self.counter[lo:hi], self.first[lo:hi], self.updated[lo:hi] = counter, first, updated
-        self.size = hi
+        """Append records from their pair keys (user indices) and packed finals.
+
+        `state` and `events` are :func:`_walk_pairs`' ``state << 32 | counter`` and
+        ``last creating << 32 | last changing`` positions, which `rank_of` turns into apply
+        ranks and `ts` into times.
+        """
+        for a, b in _spans(len(key), _CHUNK):
+            lo, hi = self.size + a, self.size + b
+            user_a, user_b = self.user_a[lo:hi], self.user_b[lo:hi]
+            np.take(user_ids, key[a:b] >> side_bits, out=user_a)
+            np.take(user_ids, key[a:b] & ((1 << side_bits) - 1), out=user_b)
+            np.copyto(self.counter[lo:hi], state[a:b], casting="unsafe")  # the low 32 bits
+            code = state[a:b] >> 32
+            # State codes: odd ones have the smaller user as requester (see _STATES).
+            np.copyto(self.requester[lo:hi], np.where(code % 2 == 1, user_a, user_b))
+            code += 1
+            np.floor_divide(code, 2, out=self.status[lo:hi], casting="unsafe")
+            np.take(ts, rank_of[events[a:b] >> 32], out=self.first[lo:hi])
+            np.take(ts, rank_of[events[a:b].astype(np.int32)], out=self.updated[lo:hi])
+        self.size += len(key)
 
     def connections(self) -> Connections:
         """The records as :class:`Connections`."""

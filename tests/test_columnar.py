@@ -92,14 +92,20 @@ def worlds(draw: st.DrawFn) -> tuple[Population, Events, Policy]:
     dense_pods=st.sampled_from([0, 1 << 22]),
     chunk=st.sampled_from([1, 5, 1 << 22]),
     key_bits=st.sampled_from([8, 63]),
+    threads=st.sampled_from([1, 2]),
 )
 def test_columnar_agrees_with_the_per_event_engine(
-    world: tuple[Population, Events, Policy], tail_below: int, dense_pods: int, chunk: int, key_bits: int
+    world: tuple[Population, Events, Policy],
+    tail_below: int,
+    dense_pods: int,
+    chunk: int,
+    key_bits: int,
+    threads: int,
 ) -> None:
     # The knobs change how the work is cut, never the answers: dense_pods=0 keeps crossPod
     # as a table of pod pairs, chunk=1 or 5 cuts the log (and the policy slices, and the
     # grouped events) into pieces,
-    # key_bits=8 splits the pair keys into buckets.
+    # key_bits=8 splits the pair keys into buckets, threads=1 runs everything in line.
     population, events, policy = world
     assert_same(
         engine.replay(population, events, policy),
@@ -111,6 +117,7 @@ def test_columnar_agrees_with_the_per_event_engine(
             dense_pods=dense_pods,
             chunk=chunk,
             key_bits=key_bits,
+            threads=threads,
         ),
     )
 
