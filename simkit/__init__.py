@@ -24,9 +24,9 @@ __version__ = "0.1.0"
 from simkit.engine import Answer, Engine, UserConnection, replay
 from simkit.errors import InputError, RunDirError, ScenarioError, SimkitError
 from simkit.events import Events, Policy
+from simkit.generate import simulate
 from simkit.population import Pod, Population, User
 from simkit.results import Connections, Outcomes, Replay
-from simkit.generate import simulate
 from simkit.rules import Action, Reason, Status
 from simkit.scenario import Scenario, load_scenario
 
