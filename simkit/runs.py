@@ -75,7 +75,9 @@ _ACTION_NAMES = pa.array([a.value for a in ACTIONS])
 _INT_PATTERN = r"^\s*[+-]?[0-9]+\s*$"
 _BOOL_TRUE = pa.array(["true", "1"])
 _BOOL_NAMES = pa.array(["true", "false", "1", "0"])
-_PARQUET_OPTIONS: dict[str, Any] = {"compression": "zstd", "use_dictionary": True}
+# Without the Arrow schema stored, a column written from an Arrow dictionary (see _labels) is
+# a plain string column in the file (§5) and reads back as one.
+_PARQUET_OPTIONS: dict[str, Any] = {"compression": "zstd", "use_dictionary": True, "store_schema": False}
 
 
 @dataclass(frozen=True, eq=False)
@@ -299,33 +301,44 @@ def _write_text(text: str, target: Path) -> None:
         tmp.write_text(text, encoding="utf-8")
 
 
-def _labels(codes: NDArray[np.integer[Any]], names: list[str]) -> pa.Array:
-    """String column from small-integer codes; ``-1`` becomes null."""
+def _labels(codes: NDArray[np.integer[Any]], names: list[str], as_strings: bool = True) -> pa.Array:
+    """String column from small-integer codes; ``-1`` becomes null.
+
+    With `as_strings` false the column stays an Arrow dictionary of the same strings: the
+    Parquet writer stores it dictionary-encoded as it is, instead of building every string
+    and hashing it again (at 10^8 rows, gigabytes and many seconds).
+    """
     mask = codes < 0
     indices = pa.array(np.where(mask, 0, codes).astype(np.int32), mask=mask)
-    return pa.DictionaryArray.from_arrays(indices, pa.array(names, pa.string())).cast(pa.string())
+    labels = pa.DictionaryArray.from_arrays(indices, pa.array(names, pa.string()))
+    return labels.cast(pa.string()) if as_strings else labels
 
 
-def outcomes_table(outcomes: Outcomes) -> pa.Table:
-    """Outcomes as an Arrow table with the fixed types of §5."""
+def outcomes_table(outcomes: Outcomes, *, as_strings: bool = True) -> pa.Table:
+    """Outcomes as an Arrow table with the fixed types of §5.
+
+    `as_strings=False` gives `reason` and `status` as Arrow dictionary columns of the same
+    strings, for writing files (see :func:`write_outputs`).
+    """
     return pa.table(
         {
             "code": pa.array(outcomes.code, pa.int16()),
-            "reason": _labels(outcomes.reason, [r.value for r in REASONS]),
-            "status": _labels(outcomes.status, [s.value for s in STATUSES]),
+            "reason": _labels(outcomes.reason, [r.value for r in REASONS], as_strings),
+            "status": _labels(outcomes.status, [s.value for s in STATUSES], as_strings),
             "request_counter": pa.array(outcomes.request_counter, pa.int32()),
         }
     )
 
 
-def connections_table(connections: Connections) -> pa.Table:
-    """Final connections as an Arrow table with the fixed types of §5."""
+def connections_table(connections: Connections, *, as_strings: bool = True) -> pa.Table:
+    """Final connections as an Arrow table with the fixed types of §5 (`as_strings`: as
+    for :func:`outcomes_table`)."""
     return pa.table(
         {
             "user_a": pa.array(connections.user_a, pa.int64()),
             "user_b": pa.array(connections.user_b, pa.int64()),
             "requester": pa.array(connections.requester, pa.int64()),
-            "status": _labels(connections.status, [k.name for k in Kind]),
+            "status": _labels(connections.status, [k.name for k in Kind], as_strings),
             "request_counter": pa.array(connections.request_counter, pa.int32()),
             "first_requested_at": pa.array(connections.first_requested_at, pa.int64()),
             "updated_at": pa.array(connections.updated_at, pa.int64()),
@@ -333,8 +346,11 @@ def connections_table(connections: Connections) -> pa.Table:
     )
 
 
-def input_tables(population: Population, events: Events, policy: Policy) -> dict[str, pa.Table]:
-    """The input tables of a run as Arrow tables, in the columns of §5."""
+def input_tables(
+    population: Population, events: Events, policy: Policy, *, as_strings: bool = True
+) -> dict[str, pa.Table]:
+    """The input tables of a run as Arrow tables, in the columns of §5 (`as_strings`: as
+    for :func:`outcomes_table`, for the `action` column)."""
     return {
         "pods": pa.table(
             {
@@ -369,7 +385,7 @@ def input_tables(population: Population, events: Events, policy: Policy) -> dict
                 "ts": pa.array(events.ts, pa.int64()),
                 "actor": pa.array(events.actor, pa.int64()),
                 "target": pa.array(events.target, pa.int64()),
-                "action": _labels(events.action, [a.value for a in ACTIONS]),
+                "action": _labels(events.action, [a.value for a in ACTIONS], as_strings),
             }
         ),
     }
@@ -382,7 +398,7 @@ def write_inputs(
     root = Path(path)
     root.mkdir(parents=True, exist_ok=True)
     written: dict[str, Path] = {}
-    for name, table in input_tables(population, events, policy).items():
+    for name, table in input_tables(population, events, policy, as_strings=False).items():
         target = root / f"{name}.parquet"
         _write_parquet(table, target)
         written[name] = target
@@ -414,8 +430,8 @@ def write_outputs(
     root = Path(out)
     root.mkdir(parents=True, exist_ok=True)
     tables = {
-        "outcomes": outcomes_table(result.outcomes),
-        "connections": connections_table(result.connections),
+        "outcomes": outcomes_table(result.outcomes, as_strings=False),
+        "connections": connections_table(result.connections, as_strings=False),
     }
     written: dict[str, Path] = {}
     for name, table in tables.items():
