@@ -309,7 +309,8 @@ def _labels(codes: NDArray[np.integer[Any]], names: list[str], as_strings: bool 
     and hashing it again (at 10^8 rows, gigabytes and many seconds).
     """
     mask = codes < 0
-    indices = pa.array(np.where(mask, 0, codes).astype(np.int32), mask=mask)
+    # int8 codes: every label list here is short (statuses, reasons, actions).
+    indices = pa.array(np.where(mask, 0, codes).astype(np.int8), mask=mask)
     labels = pa.DictionaryArray.from_arrays(indices, pa.array(names, pa.string()))
     return labels.cast(pa.string()) if as_strings else labels
 
