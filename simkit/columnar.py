@@ -6,18 +6,21 @@ never affect each other, except through the crossPod relation, whose timeline is
 before the replay starts. So:
 
 1. the checks of ``connections.md`` §3 are computed for every event at once: users are
-   looked up in a table, each event's facts (caller known, same pod, ...) are packed into a
-   small integer, and a verdict table built by running :data:`simkit.rules.CHECKS` in order
-   over every combination of facts gives the answer or says "the pair's state decides";
-2. crossPod at each event's time comes from the sorted policy timeline;
-3. the events that reach a pair record are grouped by pair in apply order (one integer
-   sort), and the pair state machine of §4 runs for all pairs together, one rank within
-   the pair at a time, through a (state, event class) table built from
-   :data:`simkit.rules.TABLE`.
+   looked up in a table, each event's facts (caller known, same pod, crossPod now, ...)
+   are packed into a small integer, and a verdict table, built by running
+   :data:`simkit.rules.CHECKS` in order over every combination of facts, gives the answer
+   or says "the pair record decides"; crossPod at each event's time comes from the policy
+   timeline, cut into spans between policy events;
+2. each event that reaches a pair record becomes one integer (pair key, apply rank,
+   class); sorting these integers groups the events by pair in apply order;
+3. the pair state machine of §4 runs for all pairs together, one rank within the pair at
+   a time, through a (state, event class) table built from :data:`simkit.rules.TABLE`.
 
-Every answer is looked up in tables derived from :mod:`simkit.rules` when this module is
-imported, so a rule changes in one place. This module holds no rules of its own, reads and
-writes no files, and does not import pandas.
+Every pass goes over the log in pieces, so temporaries stay small, and on two threads
+(numpy releases the interpreter lock inside its loops). Every answer comes from tables
+derived from :mod:`simkit.rules` when this module is imported, so a rule changes in one
+place. This module holds no rules of its own, reads and writes no files, and does not
+import pandas. ``docs/performance.md`` explains the design and its costs.
 """
 
 from __future__ import annotations
@@ -459,10 +462,10 @@ def _walk_pairs(
 
     Returns each event's outcome code and request counter, and per pair its final
     ``state << 32 | counter`` and ``last creating << 32 | last changing`` event positions
-    (``-1``: none; the low half as unsigned 32 bits). All pairs
-    move together, one rank within the pair at a time; pairs sorted longest first keep the
-    pairs still moving at the front of each array. When fewer than `tail_below` pairs are
-    left, their remaining events run in a plain loop, cheaper than a numpy call per rank.
+    (``-1``: none; the low half as unsigned 32 bits). All pairs move together, one rank
+    within the pair at a time; pairs sorted longest first keep the pairs still moving at
+    the front of each array. When fewer than `tail_below` pairs are left, their remaining
+    events run in a plain loop, cheaper than a numpy call per rank.
     """
     t = _TABLES
     n_pairs = len(starts)
