@@ -15,6 +15,7 @@ from pathlib import Path
 from simkit import __version__
 from simkit.errors import SimkitError
 from simkit.results import Replay
+from simkit.runs import ENGINES
 
 __all__ = ["main"]
 
@@ -96,6 +97,16 @@ def _report(args: argparse.Namespace) -> int:
     return 0
 
 
+def _add_replay_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--engine",
+        choices=ENGINES,
+        default="event",
+        help="replay engine: columnar (numpy, fast) or event (the per-event reference) (default: %(default)s)",
+    )
+    p.add_argument("--csv", action="store_true", help="also write outcomes.csv and connections.csv")
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="simkit",
@@ -124,13 +135,7 @@ def _parser() -> argparse.ArgumentParser:
         metavar="DIR",
         help="write outputs here (created if missing); RUN_DIR is left untouched",
     )
-    p.add_argument(
-        "--engine",
-        choices=["event", "columnar"],
-        default="event",
-        help="replay engine (default: %(default)s)",
-    )
-    p.add_argument("--csv", action="store_true", help="also write outcomes.csv and connections.csv")
+    _add_replay_options(p)
     p.set_defaults(handler=_replay)
 
     p = sub.add_parser(
@@ -178,13 +183,7 @@ def _parser() -> argparse.ArgumentParser:
         action="store_true",
         help="replace the run in DIR if DIR is not empty (other files are kept)",
     )
-    p.add_argument(
-        "--engine",
-        choices=["event", "columnar"],
-        default="event",
-        help="replay engine (default: %(default)s)",
-    )
-    p.add_argument("--csv", action="store_true", help="also write outcomes.csv and connections.csv")
+    _add_replay_options(p)
     p.set_defaults(handler=_run)
 
     # -- `simkit report` (analysis: simkit.report) is added here.
