@@ -359,12 +359,15 @@ class _PodPairs:
                 table[where] = table[mirror] = on
                 j += 1
             table[-1] = 0
+            snapshot = table.copy()
             inside: list[tuple[int, ...]] = []
             while j < len(changes) and changes[j][0] < hi:
                 begin, (where, mirror), on = changes[j]
                 inside.append((begin - lo, where, mirror, on))
+                # The span applies this change to its own copy; later spans see it here.
+                table[where] = table[mirror] = on
                 j += 1
-            yield table.copy(), inside
+            yield snapshot, inside
 
     def read(
         self,

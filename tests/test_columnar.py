@@ -185,6 +185,44 @@ def test_slices_cut_between_pairs(seed: int, chunk: int, key_bits: int) -> None:
     )
 
 
+@pytest.mark.parametrize("dense_pods", [0, 1 << 22])
+@pytest.mark.parametrize("chunk", [3, 4, 7])
+@pytest.mark.parametrize("seed", range(4))
+def test_policy_changes_inside_pieces_reach_later_pieces(seed: int, chunk: int, dense_pods: int) -> None:
+    # Pieces of 3 to 7 events and a policy change every few events: most changes fall
+    # inside a piece, and every later piece must see them.
+    rng = np.random.default_rng(seed)
+    pods = [1, 2, 3, 4]
+    population = Population.from_arrays(
+        pod_id=pods,
+        pod_name=[f"pod{p}" for p in pods],
+        pod_private=[True, True, True, False],
+        user_id=range(12),
+        user_pod=[pods[i % 4] for i in range(12)],
+        user_external=[True] * 12,
+        crosspod=[(1, 2)],
+    )
+    n = 200
+    ts = np.sort(rng.integers(0, 400, n))
+    events = Events.from_records(
+        [
+            (int(t), int(a), int(b), ACTIONS[int(k)].value)
+            for t, a, b, k in zip(ts, rng.integers(0, 12, n), rng.integers(0, 12, n), rng.integers(0, 2, n))
+        ]
+    )
+    pairs = [(a, b) for a in pods for b in pods if a < b]
+    policy = Policy.from_records(
+        [
+            (int(t), *pairs[int(rng.integers(len(pairs)))], bool(rng.integers(2)))
+            for t in rng.integers(0, 400, 60)
+        ]
+    )
+    assert_same(
+        engine.replay(population, events, policy),
+        columnar.replay(population, events, policy, chunk=chunk, dense_pods=dense_pods),
+    )
+
+
 @pytest.mark.parametrize("tail_below", TAILS)
 @pytest.mark.parametrize("name", VECTOR_NAMES)
 def test_vectors_through_the_columnar_engine(name: str, tail_below: int) -> None:
