@@ -656,6 +656,8 @@ def replay(
     >>> result.outcomes.statuses(), result.connections.statuses()
     (['PENDING_OUTGOING', 'REJECTED'], ['REJECTED'])
     """
+    if not 1 <= key_bits <= 63:
+        raise ValueError(f"key_bits must be between 1 and 63 (an int64), got {key_bits}")
     policy = policy if policy is not None else Policy.empty()
     n = len(events)
     in_order = n < 2 or bool(np.all(events.ts[1:] >= events.ts[:-1]))

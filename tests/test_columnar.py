@@ -288,6 +288,12 @@ def test_policy_events_sharing_a_moment(
     )
 
 
+@pytest.mark.parametrize("key_bits", [0, 64])
+def test_sort_keys_must_fit_an_int64(key_bits: int) -> None:
+    with pytest.raises(ValueError, match="key_bits"):
+        columnar.replay(Population.from_records([], []), Events.empty(), key_bits=key_bits)
+
+
 def test_empty_log_and_empty_population() -> None:
     population = Population.from_records([], [])
     result = columnar.replay(population, Events.empty(), Policy.empty())
