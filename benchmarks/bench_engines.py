@@ -95,6 +95,14 @@ def main() -> None:
     )
     print(f"best of {args.repeat} runs:")
 
+    def engine_run() -> Outcomes:
+        return Engine(population).run(events, policy)
+
+    engine_seconds, engine_outcomes = _measure("Engine.run", args.repeat, engine_run, n)
+    columnar_seconds, columnar_result = _measure(
+        "columnar.replay", args.repeat, lambda: columnar.replay(population, events, policy), n
+    )
+    # The baseline last: its millions of dicts would otherwise crowd the engines' runs.
     baseline_seconds = None
     if not args.skip_baseline:
         rows = _rows(population, events, policy)
@@ -107,14 +115,6 @@ def main() -> None:
             n,
         )
         del rows
-
-    def engine_run() -> Outcomes:
-        return Engine(population).run(events, policy)
-
-    engine_seconds, engine_outcomes = _measure("Engine.run", args.repeat, engine_run, n)
-    columnar_seconds, columnar_result = _measure(
-        "columnar.replay", args.repeat, lambda: columnar.replay(population, events, policy), n
-    )
 
     same = all(
         np.array_equal(getattr(engine_outcomes, f), getattr(columnar_result.outcomes, f))
