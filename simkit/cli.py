@@ -101,7 +101,7 @@ def _add_replay_options(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--engine",
         choices=ENGINES,
-        default="event",
+        default="columnar",
         help="replay engine: columnar (numpy, fast) or event (the per-event reference) (default: %(default)s)",
     )
     p.add_argument("--csv", action="store_true", help="also write outcomes.csv and connections.csv")

@@ -883,7 +883,7 @@ def simulate(
     *,
     seed: int | None = None,
     overwrite: bool = False,
-    engine: str = "event",
+    engine: str = "columnar",
     csv: bool = False,
     progress: bool | None = None,
 ) -> Replay:
@@ -903,8 +903,9 @@ def simulate(
         true; then simkit's own run files there are replaced and other files left alone.
     seed : int, optional
         Overrides the scenario's seed.
-    engine : {"event", "columnar"}
-        The replay engine.
+    engine : {"columnar", "event"}
+        The replay engine: the numpy columnar engine (default), or the per-event
+        reference engine; both give the same outputs.
     csv : bool
         Also write ``outcomes.csv`` and ``connections.csv``.
     progress : bool, optional

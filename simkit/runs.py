@@ -500,13 +500,15 @@ def replay_run(
     path: str | os.PathLike[str],
     out: str | os.PathLike[str] | None = None,
     *,
-    engine: str = "event",
+    engine: str = "columnar",
     csv: bool = False,
 ) -> Replay:
     """Replay a run folder and write its outputs: the Python face of ``simkit replay``.
 
     Outputs go into the run folder itself unless `out` names another folder, in which
     case the run folder is left untouched. Nothing is written if the inputs are refused.
+    `engine` is ``"columnar"`` (numpy, the default) or ``"event"`` (the per-event
+    reference engine); both give the same outcomes and connections.
 
     Examples
     --------
