@@ -9,7 +9,6 @@ edge (:mod:`simkit.runs`, :mod:`simkit.analysis`).
 
 from __future__ import annotations
 
-from collections import Counter
 from dataclasses import dataclass
 
 import numpy as np
@@ -70,8 +69,8 @@ class Connections:
 
     def status_counts(self) -> dict[str, int]:
         """Number of records per status, in the order pending, accepted, rejected."""
-        counts = Counter(self.status.tolist())
-        return {k.name: counts.get(int(k), 0) for k in (Kind.PENDING, Kind.ACCEPTED, Kind.REJECTED)}
+        counts = np.bincount(self.status.astype(np.intp), minlength=len(Kind))
+        return {k.name: int(counts[k]) for k in (Kind.PENDING, Kind.ACCEPTED, Kind.REJECTED)}
 
 
 @dataclass(frozen=True, eq=False)
