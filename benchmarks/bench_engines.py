@@ -39,9 +39,9 @@ from workload import make_log
 from simkit import columnar
 from simkit.engine import Engine
 from simkit.events import Events, Policy
+from simkit.io.runs import input_tables
 from simkit.population import Population
 from simkit.results import Outcomes
-from simkit.runs import input_tables
 
 GB = 1e9
 _Log = tuple[Population, Events, Policy]

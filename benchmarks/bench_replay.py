@@ -32,8 +32,8 @@ import pyarrow.parquet as pq
 from measure import Process, run_process
 from workload import make_log
 
-from simkit import columnar
-from simkit.runs import read_run, write_inputs, write_outputs
+from simkit.engines import replay
+from simkit.io.runs import read_run, write_inputs, write_outputs
 
 HERE = Path(__file__).resolve().parent
 GB = 1e9
@@ -131,9 +131,9 @@ def main() -> None:
         start = time.perf_counter()
         folder = read_run(run)
         read = time.perf_counter()
-        result = columnar.replay(folder.population, folder.events, folder.policy)
+        result = replay(folder.population, folder.events, folder.policy, engine="columnar")
         replayed = time.perf_counter()
-        write_outputs(root / "stages", folder, result, engine="columnar")
+        write_outputs(root / "stages", folder, result)
         written = time.perf_counter()
         print(
             f"simkit replay stages: read_run {read - start:.2f} s, columnar.replay {replayed - read:.2f} s, "

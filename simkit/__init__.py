@@ -1,9 +1,10 @@
 """simkit: simulate and analyse user connections across pods of an enterprise chat network.
 
 The core (rules, population, events, the per-event engine) is plain Python and numpy;
-files, tables, graphs and charts live in edge modules (:mod:`simkit.runs`,
-:mod:`simkit.analysis`, ...) that are imported only when one of their names is first used,
-so ``import simkit`` loads no pyarrow, pandas, networkx or matplotlib.
+files, tables, graphs and charts live in edge modules (:mod:`simkit.io.runs`,
+:mod:`simkit.analysis`, ...) and whole jobs in :mod:`simkit.pipeline`; these are imported
+only when one of their names is first used, so ``import simkit`` loads no pyarrow, pandas,
+networkx or matplotlib.
 
 Examples
 --------
@@ -19,25 +20,27 @@ Examples
 
 from __future__ import annotations
 
-__version__ = "0.1.0"
-
-from simkit.engine import Answer, Engine, UserConnection, replay
+from simkit.engine import Answer, Engine, UserConnection
+from simkit.engines import DEFAULT_ENGINE, ENGINES, replay
 from simkit.errors import InputError, RunDirError, ScenarioError, SimkitError
 from simkit.events import Events, Policy
-from simkit.generate import simulate
 from simkit.population import Pod, Population, User
 from simkit.results import Connections, Outcomes, Replay
 from simkit.rules import Action, Reason, Status
 from simkit.scenario import Scenario, load_scenario
+from simkit.version import __version__
 
 # Names of edge modules, loaded on first use (PEP 562): public name -> module.
 _LAZY = {
-    "Run": "simkit.runs",
-    "read_run": "simkit.runs",
-    "replay_run": "simkit.runs",
+    "Run": "simkit.io.runs",
+    "read_run": "simkit.io.runs",
+    "replay_run": "simkit.pipeline",
+    "simulate": "simkit.pipeline",
 }
 
 __all__ = [
+    "DEFAULT_ENGINE",
+    "ENGINES",
     "Action",
     "Answer",
     "Connections",

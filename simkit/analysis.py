@@ -35,11 +35,12 @@ from numpy.typing import NDArray
 if TYPE_CHECKING:
     from pandas._libs.tslibs.nattype import NaTType
 
+from simkit.engines import replay
 from simkit.errors import RunDirError
 from simkit.events import apply_order
+from simkit.io.runs import Run, connections_table, outcomes_table, read_run
 from simkit.results import Replay
 from simkit.rules import ACTIONS, CHECKS, REASONS, TABLE, Effect, Kind
-from simkit.runs import Run, connections_table, outcomes_table, read_run
 
 __all__ = [
     "CODES",
@@ -207,7 +208,8 @@ def from_run(run: Run, result: Replay | None = None) -> RunFrames:
     run : Run
         The inputs, as :func:`simkit.read_run` returns them.
     result : Replay, optional
-        What replaying `run` gave; replayed here with the per-event engine if left out.
+        What replaying `run` gave; replayed here with the default engine
+        (:data:`simkit.engines.DEFAULT_ENGINE`) if left out.
 
     Examples
     --------
@@ -219,8 +221,6 @@ def from_run(run: Run, result: Replay | None = None) -> RunFrames:
     ['PENDING', 'ACCEPTED', 'PENDING', 'ACCEPTED']
     """
     if result is None:
-        from simkit.engine import replay
-
         result = replay(run.population, run.events, run.policy)
     if len(result.outcomes) != len(run.events):
         raise ValueError(

@@ -12,10 +12,10 @@ import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from simkit import __version__
+from simkit.engines import DEFAULT_ENGINE, ENGINES
 from simkit.errors import SimkitError
 from simkit.results import Replay
-from simkit.runs import ENGINES
+from simkit.version import __version__
 
 __all__ = ["main"]
 
@@ -33,7 +33,7 @@ def _summary(result: Replay) -> str:
 
 
 def _replay(args: argparse.Namespace) -> int:
-    from simkit.runs import replay_run
+    from simkit.pipeline import replay_run
 
     result = replay_run(args.run_dir, args.out, engine=args.engine, csv=args.csv)
     print(_summary(result))
@@ -61,7 +61,7 @@ _positive = _whole_number(1, "a positive integer")
 
 
 def _run(args: argparse.Namespace) -> int:
-    from simkit.generate import simulate
+    from simkit.pipeline import simulate
     from simkit.scenario import load_scenario
 
     scenario = load_scenario(args.scenario, args.overrides)
@@ -75,7 +75,7 @@ def _run(args: argparse.Namespace) -> int:
 
 
 def _validate(args: argparse.Namespace) -> int:
-    from simkit.runs import read_run
+    from simkit.io.runs import read_run
 
     run = read_run(args.run_dir)
     pop = run.population
@@ -100,7 +100,7 @@ def _add_replay_options(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--engine",
         choices=ENGINES,
-        default="columnar",
+        default=DEFAULT_ENGINE,
         help="replay engine: columnar (numpy, fast) or event (the per-event reference) (default: %(default)s)",
     )
     p.add_argument("--csv", action="store_true", help="also write outcomes.csv and connections.csv")
@@ -145,7 +145,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("run_dir", type=Path, metavar="RUN_DIR", help="folder with the input tables")
     p.set_defaults(handler=_validate)
 
-    # -- `simkit run` (scenarios: simkit.generate) is added here.
+    # -- `simkit run` (scenarios: simkit.pipeline.simulate) is added here.
     p = sub.add_parser(
         "run",
         help="generate a scenario's traffic, replay it and write the run folder",

@@ -2,8 +2,8 @@
 
 :func:`generate` turns a :class:`~simkit.scenario.Scenario` into the input tables of a run
 (a :class:`~simkit.population.Population`, action :class:`~simkit.events.Events` and
-crossPod :class:`~simkit.events.Policy` events); :func:`simulate` also replays them and
-writes the complete run folder, the Python face of ``simkit run``.
+crossPod :class:`~simkit.events.Policy` events); :func:`simkit.pipeline.simulate` also
+replays them and writes the complete run folder, the Python face of ``simkit run``.
 
 Everything is drawn with numpy, a column at a time, so that a year of a million users
 (about 10⁸ events) is generated in seconds. All randomness flows from one seed, split with
@@ -19,29 +19,21 @@ any global random state.
 
 from __future__ import annotations
 
-import contextlib
 import functools
-import os
-import shutil
-import sys
-import tempfile
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
 
-from simkit.errors import RunDirError
 from simkit.events import Events, Policy
 from simkit.population import Population
-from simkit.results import Replay
 from simkit.rules import ACTIONS, Action
-from simkit.scenario import BehaviourSection, CrossPodSection, Scenario, load_scenario
+from simkit.scenario import BehaviourSection, CrossPodSection, Scenario
+from simkit.seeds import Seed, seed_sequence
 
-__all__ = ["FIRST_USER_ID", "generate", "simulate"]
+__all__ = ["FIRST_USER_ID", "generate"]
 
 FIRST_USER_ID = 1_000_000
 """User ids are ``FIRST_USER_ID + row``, pod by pod, so they never look like pod ids."""
@@ -766,16 +758,16 @@ def _unpack(ts: _I64, packed: _I64, spare: _I64) -> Events:
     return Events(ts=ts, actor=packed, target=target, action=action)
 
 
-def generate(scenario: Scenario, seed: int | None = None) -> tuple[Population, Events, Policy]:
+def generate(scenario: Scenario, seed: Seed | None = None) -> tuple[Population, Events, Policy]:
     """Draw a population, a crossPod policy and the action events of a scenario.
 
     Parameters
     ----------
     scenario : Scenario
         The knobs (see ``docs/scenarios.md``).
-    seed : int, optional
-        Where all randomness flows from; ``None`` takes ``scenario.seed``. The same scenario
-        and seed always give the same arrays.
+    seed : int or numpy.random.SeedSequence, optional
+        Where all randomness flows from (see :mod:`simkit.seeds`); ``None`` takes
+        ``scenario.seed``. The same scenario and seed always give the same arrays.
 
     Returns
     -------
@@ -796,12 +788,8 @@ def generate(scenario: Scenario, seed: int | None = None) -> tuple[Population, E
     >>> bool((again.actor == events.actor).all())
     True
     """
-    seed = scenario.seed if seed is None else seed
-    if seed < 0:
-        raise ValueError(f"seed must be a non-negative integer, got {seed}")
-    rngs = dict(
-        zip(_STREAMS, (np.random.default_rng(s) for s in np.random.SeedSequence(seed).spawn(len(_STREAMS))))
-    )
+    streams = seed_sequence(scenario.seed if seed is None else seed).spawn(len(_STREAMS))
+    rngs = dict(zip(_STREAMS, (np.random.default_rng(s) for s in streams)))
     world = _world(scenario, rngs["population"])
     timeline = _timeline(scenario, world, rngs["crosspod"])
     first = _requests(scenario, world, timeline, rngs["requests"])
@@ -810,164 +798,3 @@ def generate(scenario: Scenario, seed: int | None = None) -> tuple[Population, E
     del first
     events = _sorted_events(parts, scenario.time.start_ms)
     return _population(world, _initial_pairs(timeline)), events, timeline.policy
-
-
-# -- a whole run --------------------------------------------------------------------------
-
-
-def _auto_progress() -> bool:
-    return sys.stderr.isatty() and not os.environ.get("CI")
-
-
-class _Steps:
-    """A progress bar over the named steps of a run, or nothing when it would not be seen."""
-
-    def __init__(self, steps: list[str], show: bool) -> None:
-        self._bar: Any = None
-        if show:
-            from tqdm import tqdm
-
-            self._bar = tqdm(total=len(steps), file=sys.stderr, unit="step", leave=False)
-
-    @contextmanager
-    def step(self, label: str) -> Iterator[None]:
-        if self._bar is not None:
-            self._bar.set_description(label)
-        yield
-        if self._bar is not None:
-            self._bar.update(1)
-
-    def close(self) -> None:
-        if self._bar is not None:
-            self._bar.close()
-
-
-_OWNED_SUFFIXES = (".csv", ".parquet")
-
-
-def _owned(name: str) -> bool:
-    """Whether a file name is one simkit writes in a run folder (and may replace)."""
-    from simkit.runs import INPUT_TABLES, OUTPUT_FILES
-
-    stems = (*INPUT_TABLES, "outcomes", "connections")
-    return name in OUTPUT_FILES or any(name == s + x for s in stems for x in _OWNED_SUFFIXES)
-
-
-def _check_out(out: Path, overwrite: bool) -> None:
-    if out.exists() and not out.is_dir():
-        raise RunDirError(f"{out}: not a folder; expected a folder to write the run into")
-    if out.is_dir() and any(out.iterdir()) and not overwrite:
-        raise RunDirError(f"{out}: folder is not empty; give --overwrite (overwrite=True) to replace its run")
-
-
-def _move_into_place(built: Path, out: Path) -> None:
-    """Put the files of `built` into `out`, the manifest last; remove stale run files there."""
-    if not out.exists():
-        # mkdtemp made the folder private; give it the permissions a plain mkdir would.
-        umask = os.umask(0)
-        os.umask(umask)
-        built.chmod(0o777 & ~umask)
-        built.rename(out)
-        return
-    fresh = {p.name for p in built.iterdir()}
-    for old in sorted(out.iterdir()):
-        if old.is_file() and _owned(old.name) and old.name not in fresh:
-            old.unlink()
-    for name in sorted(fresh, key=lambda n: (n == "manifest.json", n)):
-        os.replace(built / name, out / name)
-
-
-def simulate(
-    scenario: Scenario | str | os.PathLike[str],
-    out: str | os.PathLike[str],
-    *,
-    seed: int | None = None,
-    overwrite: bool = False,
-    engine: str = "columnar",
-    csv: bool = False,
-    progress: bool | None = None,
-) -> Replay:
-    """Generate a scenario's traffic, replay it, and write the complete run folder.
-
-    The Python face of ``simkit run``. The folder gets the input tables (Parquet), the
-    outputs and a manifest recording the scenario, the seed and the versions. Everything
-    is built in a temporary folder beside `out` and moved in only when complete, so a
-    failure leaves `out` as it was.
-
-    Parameters
-    ----------
-    scenario : Scenario, str or PathLike
-        A scenario, or the path of a scenario file.
-    out : str or PathLike
-        The run folder (created if missing). If it holds anything, `overwrite` must be
-        true; then simkit's own run files there are replaced and other files left alone.
-    seed : int, optional
-        Overrides the scenario's seed.
-    engine : {"columnar", "event"}
-        The replay engine: the numpy columnar engine (default), or the per-event
-        reference engine; both give the same outputs.
-    csv : bool
-        Also write ``outcomes.csv`` and ``connections.csv``.
-    progress : bool, optional
-        Show a progress bar on stderr; by default only when stderr is a terminal and the
-        environment variable ``CI`` is not set.
-
-    Raises
-    ------
-    RunDirError
-        `out` is a file, or a non-empty folder without `overwrite`.
-    ScenarioError
-        The scenario file is refused.
-
-    Examples
-    --------
-    >>> import tempfile
-    >>> with tempfile.TemporaryDirectory() as tmp:
-    ...     result = simulate("data/scenarios/tiny.toml", Path(tmp) / "tiny")
-    ...     sorted(p.name for p in (Path(tmp) / "tiny").iterdir())
-    ['connections.parquet', 'crosspod.parquet', 'events.parquet', 'manifest.json', 'outcomes.parquet', 'pods.parquet', 'policy.parquet', 'users.parquet']
-    >>> sorted(result.outcomes.code_counts())
-    [200, 400, 403, 404]
-    """
-    from simkit.runs import Run, _engine, write_inputs, write_outputs
-
-    sc = scenario if isinstance(scenario, Scenario) else load_scenario(scenario)
-    seed = sc.seed if seed is None else seed
-    replay = _engine(engine)
-    target = Path(out)
-    _check_out(target, overwrite)
-    # The folders this call creates above `out`, removed again (if still empty) on failure.
-    made = [p for p in target.absolute().parents if not p.exists()]
-    try:
-        target.parent.mkdir(parents=True, exist_ok=True)
-        built = Path(tempfile.mkdtemp(prefix=f".{target.name or 'run'}.", suffix=".tmp", dir=target.parent))
-    except OSError as exc:
-        raise RunDirError(f"{target}: cannot create the run folder ({exc.strerror or exc})") from None
-    steps = _Steps(
-        ["generate", "write inputs", "replay", "write outputs"],
-        _auto_progress() if progress is None else progress,
-    )
-    try:
-        with steps.step(f"generating {sc.name}"):
-            population, events, policy = generate(sc, seed)
-        with steps.step(f"writing {len(events):,} events"):
-            files = write_inputs(built, population, events, policy)
-        with steps.step(f"replaying ({engine} engine)"):
-            result = replay(population, events, policy)
-        with steps.step("writing outputs"):
-            run = Run(built, population, events, policy, files)
-            extra = {"scenario": sc.to_dict(), "scenario_name": sc.name, "seed": seed}
-            write_outputs(built, run, result, engine=engine, csv=csv, extra=extra)
-        _check_out(target, overwrite)
-        _move_into_place(built, target)
-    except BaseException:
-        shutil.rmtree(built, ignore_errors=True)
-        for folder in made:
-            with contextlib.suppress(OSError):
-                folder.rmdir()
-        raise
-    finally:
-        steps.close()
-        # Left over (emptied) when the files were moved into an existing folder.
-        shutil.rmtree(built, ignore_errors=True)
-    return result

@@ -21,7 +21,7 @@ import numpy as np
 import pandas as pd
 
 from simkit.analysis import STATUS_COLUMNS, RunFrames, crosspod_at_end, status_counts
-from simkit.atomic import atomic_path
+from simkit.io.atomic import atomic_path
 
 __all__ = [
     "bridging_pods",

@@ -4,7 +4,7 @@ A :class:`Population` is columnar (one numpy array per field) so that a million 
 megabytes, not a million objects; :class:`Pod` and :class:`User` are the record forms a
 person types in a notebook. This module checks the population's own consistency
 (:func:`problems`) but knows nothing of files: naming the file a problem came from is the
-job of :mod:`simkit.runs`.
+job of :mod:`simkit.io.runs`.
 """
 
 from __future__ import annotations

@@ -26,9 +26,11 @@ from matplotlib.axes import Axes
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
-from simkit import analysis, graph, plots
-from simkit.atomic import write_bytes
+import simkit.analysis as analysis
+import simkit.graph as graph
+import simkit.plots as plots
 from simkit.errors import RunDirError
+from simkit.io.atomic import write_bytes
 
 __all__ = ["CHARTS", "Report", "write_report"]
 

@@ -4,7 +4,7 @@
 row per stored pair record, sorted by ``(user_a, user_b)``. Codes for `reason` and
 `status` are positions in :data:`simkit.rules.REASONS` and :data:`simkit.rules.STATUSES`
 (``-1`` is null). Every engine returns these; frames and files are built from them at the
-edge (:mod:`simkit.runs`, :mod:`simkit.analysis`).
+edge (:mod:`simkit.io.runs`, :mod:`simkit.analysis`).
 """
 
 from __future__ import annotations
@@ -75,7 +75,12 @@ class Connections:
 
 @dataclass(frozen=True, eq=False)
 class Replay:
-    """The result of replaying a log: per-event outcomes and the final records."""
+    """The result of replaying a log: per-event outcomes and the final records.
+
+    `engine` names the engine that produced it (see :mod:`simkit.engines`), so that what a
+    manifest records is what ran.
+    """
 
     outcomes: Outcomes
     connections: Connections
+    engine: str | None = None

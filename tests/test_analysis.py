@@ -16,8 +16,8 @@ from hypothesis import strategies as st
 from simkit import Engine, Events, Pod, Policy, Population, User, analysis, read_run, replay_run
 from simkit.errors import RunDirError
 from simkit.events import apply_order
+from simkit.io.runs import Run
 from simkit.rules import ACTIONS
-from simkit.runs import Run
 
 # A world whose answers are counted by hand in the tests below. Pods 1 and 2 are private
 # with crossPod between them; pod 3 is public; 13 is not external; 99 does not exist.

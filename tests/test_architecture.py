@@ -41,6 +41,8 @@ def test_public_api_is_pinned() -> None:
         "Action",
         "Answer",
         "Connections",
+        "DEFAULT_ENGINE",
+        "ENGINES",
         "Engine",
         "Events",
         "InputError",

@@ -11,10 +11,10 @@ from hypothesis import HealthCheck, given, settings
 
 from simkit import columnar, engine
 from simkit.events import Events, Policy
+from simkit.io.runs import read_run
 from simkit.population import Population
 from simkit.results import Replay
 from simkit.rules import ACTIONS
-from simkit.runs import read_run
 from tests.conftest import VECTOR_NAMES, read_expected
 
 VECTORS = Path(__file__).parent / "vectors"

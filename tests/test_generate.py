@@ -14,14 +14,15 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-import simkit.runs
+import simkit.pipeline
 from simkit.cli import main
 from simkit.errors import RunDirError
 from simkit.events import Events
-from simkit.generate import FIRST_USER_ID, generate, simulate
+from simkit.generate import FIRST_USER_ID, generate
+from simkit.io.runs import read_run
+from simkit.pipeline import simulate
 from simkit.population import Population, problems
 from simkit.rules import ACTIONS, Action
-from simkit.runs import read_run
 from simkit.scenario import Scenario, load_scenario
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -454,13 +455,10 @@ def test_empty_existing_folder_is_used(tmp_path: Path) -> None:
 
 
 def test_a_failure_leaves_nothing_behind(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    def broken(name: str) -> object:
-        def replay(*args: object) -> object:
-            raise RuntimeError("engine failed")
+    def broken(*args: object, **kwargs: object) -> object:
+        raise RuntimeError("engine failed")
 
-        return replay
-
-    monkeypatch.setattr(simkit.runs, "_engine", broken)
+    monkeypatch.setattr(simkit.pipeline, "replay", broken)
     with pytest.raises(RuntimeError, match="engine failed"):
         simulate(TINY, tmp_path / "runs" / "deep" / "run")
     assert list(tmp_path.iterdir()) == []
@@ -494,12 +492,15 @@ def test_progress_bar_only_when_asked_or_on_a_terminal(
     assert bool(err) is shown
 
 
-def test_columnar_engine_agrees_on_generated_traffic(tiny_run: Path, tmp_path: Path) -> None:
-    pytest.importorskip("simkit.columnar")
-    out = tmp_path / "columnar"
-    simulate(TINY, out, engine="columnar")
+def test_engines_agree_on_generated_traffic_and_the_manifest_names_each(
+    tiny_run: Path, tmp_path: Path
+) -> None:
+    out = tmp_path / "event"
+    simulate(TINY, out, engine="event")
     for name in ("outcomes.parquet", "connections.parquet"):
         assert (out / name).read_bytes() == (tiny_run / name).read_bytes()
+    assert json.loads((out / "manifest.json").read_text())["engine"] == "event"
+    assert json.loads((tiny_run / "manifest.json").read_text())["engine"] == "columnar"
 
 
 def test_worked_example_of_the_docs_is_what_tiny_prints(

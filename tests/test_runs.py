@@ -19,7 +19,7 @@ from hypothesis import HealthCheck, given, settings
 from simkit import Events, Policy, Population, read_run, replay_run
 from simkit.cli import main
 from simkit.errors import InputError, RunDirError
-from simkit.runs import input_tables, write_inputs
+from simkit.io.runs import input_tables, write_inputs
 
 
 def _edit(run: Path, table: str, row: int, column: str, value: str) -> None:
@@ -232,12 +232,12 @@ def test_output_types_are_fixed(story_run: Path) -> None:
 def test_a_failed_write_leaves_no_file(
     story_run: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import simkit.runs
+    import simkit.io.runs
 
     def broken(*args: object, **kwargs: object) -> None:
         raise OSError("disk full")
 
-    monkeypatch.setattr(simkit.runs.pq, "write_table", broken)
+    monkeypatch.setattr(simkit.io.runs.pq, "write_table", broken)
     out = tmp_path / "out"
     with pytest.raises(OSError, match="disk full"):
         replay_run(story_run, out=out)

@@ -8,7 +8,9 @@ import pyarrow.parquet as pq
 import pytest
 
 from simkit.cli import main
-from simkit.runs import ENGINES, read_run, replay_run
+from simkit.engines import ENGINES
+from simkit.io.runs import read_run
+from simkit.pipeline import replay_run
 from tests.conftest import VECTOR_NAMES, copy_inputs, read_expected
 
 

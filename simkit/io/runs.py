@@ -6,7 +6,7 @@ and the column; writes the inputs of a generated run, and the outputs of a repla
 (``outcomes.parquet``, ``connections.parquet``, ``manifest.json``), each through a
 temporary name and a rename so that no half-written file is ever left. It never modifies
 an input file. This module is the edge where arrays become Arrow tables; it holds no
-rules.
+rules, runs no engine.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ import hashlib
 import json
 import os
 import platform
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -28,28 +28,28 @@ import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 from numpy.typing import NDArray
 
-from simkit import __version__
-from simkit.atomic import atomic_path
 from simkit.errors import InputError, RunDirError
 from simkit.events import Events, Policy
+from simkit.io.atomic import atomic_path
 from simkit.population import Population, problems
 from simkit.results import Connections, Outcomes, Replay
 from simkit.rules import ACTIONS, REASONS, STATUSES, Kind
+from simkit.version import __version__
 
 __all__ = [
-    "ENGINES",
     "INPUT_TABLES",
     "OUTPUT_FILES",
     "Run",
+    "connections_table",
+    "input_tables",
+    "outcomes_table",
     "read_run",
-    "replay_run",
     "write_inputs",
     "write_outputs",
 ]
 
 INPUT_TABLES: tuple[str, ...] = ("pods", "users", "crosspod", "policy", "events")
 OUTPUT_FILES: tuple[str, ...] = ("outcomes.parquet", "connections.parquet", "manifest.json")
-ENGINES: tuple[str, ...] = ("event", "columnar")
 
 _OPTIONAL_TABLES = {"policy"}
 _ColumnKind = Literal["int", "ts", "bool", "str", "action"]
@@ -419,15 +419,18 @@ def write_outputs(
     run: Run,
     result: Replay,
     *,
-    engine: str = "event",
     csv: bool = False,
     extra: Mapping[str, Any] | None = None,
 ) -> dict[str, Path]:
     """Write a replay's outputs and manifest into `out` (created if missing).
 
     Each file goes to a temporary name first and is renamed into place, the manifest
-    last. `extra` adds keys to the manifest (a generated run's scenario and seed).
+    last. The manifest names the engine that made `result` (``result.engine``, set by
+    :func:`simkit.engines.replay`); `extra` adds keys to it (a generated run's scenario
+    and seed).
     """
+    if result.engine is None:
+        raise ValueError("write_outputs: result.engine is unset; replay with simkit.engines.replay")
     root = Path(out)
     root.mkdir(parents=True, exist_ok=True)
     tables = {
@@ -442,7 +445,7 @@ def write_outputs(
             written[f"{name}.csv"] = root / f"{name}.csv"
             _write_csv(table, written[f"{name}.csv"])
     manifest: dict[str, Any] = {
-        "engine": engine,
+        "engine": result.engine,
         "inputs": {
             name: {"file": file.name, "rows": _rows(name, run), "sha256": _sha256(file)}
             for name, file in sorted(run.files.items())
@@ -482,45 +485,3 @@ def _rows(name: str, run: Run) -> int:
         "policy": len(run.policy),
         "events": len(run.events),
     }[name]
-
-
-def _engine(name: str) -> Callable[[Population, Events, Policy], Replay]:
-    if name == "event":
-        from simkit.engine import replay
-
-        return replay
-    if name == "columnar":
-        from simkit.columnar import replay as columnar_replay
-
-        return columnar_replay
-    raise ValueError(f"unknown engine {name!r}; expected one of {', '.join(ENGINES)}")
-
-
-def replay_run(
-    path: str | os.PathLike[str],
-    out: str | os.PathLike[str] | None = None,
-    *,
-    engine: str = "columnar",
-    csv: bool = False,
-) -> Replay:
-    """Replay a run folder and write its outputs: the Python face of ``simkit replay``.
-
-    Outputs go into the run folder itself unless `out` names another folder, in which
-    case the run folder is left untouched. Nothing is written if the inputs are refused.
-    `engine` is ``"columnar"`` (numpy, the default) or ``"event"`` (the per-event
-    reference engine); both give the same outcomes and connections.
-
-    Examples
-    --------
-    >>> import tempfile
-    >>> with tempfile.TemporaryDirectory() as tmp:
-    ...     result = replay_run("data/samples/story", out=tmp)
-    ...     sorted(p.name for p in Path(tmp).iterdir())
-    ['connections.parquet', 'manifest.json', 'outcomes.parquet']
-    >>> result.connections.status_counts()
-    {'PENDING': 2, 'ACCEPTED': 2, 'REJECTED': 0}
-    """
-    run = read_run(path)
-    result = _engine(engine)(run.population, run.events, run.policy)
-    write_outputs(run.path if out is None else out, run, result, engine=engine, csv=csv)
-    return result
