@@ -9,8 +9,9 @@ job of :mod:`simkit.io.runs`.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
+from itertools import repeat
 
 import numpy as np
 from numpy.typing import NDArray
@@ -29,11 +30,18 @@ class Pod:
 
 @dataclass(frozen=True, slots=True)
 class User:
-    """A user; `external` users are entitled to communicate across pods."""
+    """A user; `external` users are entitled to communicate across pods.
+
+    `username` (unique, non-empty), `display_name` and `email` are optional; a user without
+    a username is known as ``user<user_id>`` (:meth:`Population.username`).
+    """
 
     user_id: int
     pod_id: int
     external: bool = True
+    username: str | None = None
+    display_name: str | None = None
+    email: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,6 +61,10 @@ class Population:
     Columns are numpy arrays in input order. `crosspod` holds each enabled pair once, as
     ``(smaller, larger)`` rows sorted ascending, whatever way round it was given.
 
+    `user_name`, `user_display_name` and `user_email` are the optional columns of the users
+    table: one string per user, or ``None`` where the table has no such column. Ask
+    :meth:`username` for a user's username, given or by default.
+
     Examples
     --------
     >>> pop = Population.from_records(
@@ -63,7 +75,9 @@ class Population:
     >>> pop.n_users, pop.crosspod.tolist()
     (2, [[1, 2]])
     >>> pop.user(20)
-    User(user_id=20, pod_id=2, external=False)
+    User(user_id=20, pod_id=2, external=False, username=None, display_name=None, email=None)
+    >>> pop.username(20), pop.user_name is None
+    ('user20', True)
     """
 
     pod_id: NDArray[np.int64]
@@ -73,6 +87,9 @@ class Population:
     user_pod: NDArray[np.int64]
     user_external: NDArray[np.bool_]
     crosspod: NDArray[np.int64]
+    user_name: tuple[str, ...] | None = None
+    user_display_name: tuple[str, ...] | None = None
+    user_email: tuple[str, ...] | None = None
 
     @classmethod
     def from_arrays(
@@ -85,6 +102,9 @@ class Population:
         user_pod: Iterable[int] | NDArray[np.int64],
         user_external: Iterable[bool] | NDArray[np.bool_],
         crosspod: Iterable[tuple[int, int]] | NDArray[np.int64] = (),
+        user_name: Iterable[str] | None = None,
+        user_display_name: Iterable[str] | None = None,
+        user_email: Iterable[str] | None = None,
     ) -> Population:
         """Build a population from columns; raise ``ValueError`` on the first problem."""
         pairs = np.asarray(list(crosspod) if not isinstance(crosspod, np.ndarray) else crosspod)
@@ -97,6 +117,9 @@ class Population:
             user_pod=_int_array(user_pod),
             user_external=_bool_array(user_external),
             crosspod=pairs,
+            user_name=_texts(user_name),
+            user_display_name=_texts(user_display_name),
+            user_email=_texts(user_email),
         )
         first = next(problems(pop), None)
         if first is not None:
@@ -111,9 +134,17 @@ class Population:
         users: Iterable[User],
         crosspod: Iterable[tuple[int, int]] = (),
     ) -> Population:
-        """Build a population from :class:`Pod` and :class:`User` records."""
+        """Build a population from :class:`Pod` and :class:`User` records.
+
+        A user given no username takes the default one (see :meth:`username`) when others
+        have one. A display name or an email is given for every user or for none; otherwise
+        ``ValueError``.
+        """
         pods = list(pods)
         users = list(users)
+        names: list[str] | None = None
+        if any(u.username is not None for u in users):
+            names = [u.username if u.username is not None else _default_username(u.user_id) for u in users]
         return cls.from_arrays(
             pod_id=[p.pod_id for p in pods],
             pod_name=[p.name for p in pods],
@@ -122,6 +153,9 @@ class Population:
             user_pod=[u.pod_id for u in users],
             user_external=[u.external for u in users],
             crosspod=list(crosspod),
+            user_name=names,
+            user_display_name=_all_or_none(users, "display_name", [u.display_name for u in users]),
+            user_email=_all_or_none(users, "email", [u.email for u in users]),
         )
 
     def _normalised(self) -> Population:
@@ -135,6 +169,9 @@ class Population:
             user_pod=self.user_pod,
             user_external=self.user_external,
             crosspod=np.ascontiguousarray(pairs, dtype=np.int64),
+            user_name=self.user_name,
+            user_display_name=self.user_display_name,
+            user_email=self.user_email,
         )
 
     @property
@@ -156,16 +193,51 @@ class Population:
 
     def users(self) -> Iterator[User]:
         """The users as records, in input order."""
-        for uid, pod, ext in zip(self.user_id.tolist(), self.user_pod.tolist(), self.user_external.tolist()):
-            yield User(uid, pod, ext)
+        columns = zip(
+            self.user_id.tolist(),
+            self.user_pod.tolist(),
+            self.user_external.tolist(),
+            _or_nones(self.user_name),
+            _or_nones(self.user_display_name),
+            _or_nones(self.user_email),
+        )
+        for uid, pod, ext, name, shown, email in columns:
+            yield User(uid, pod, ext, name, shown, email)
 
     def user(self, user_id: int) -> User:
         """The user with this id; ``KeyError`` if there is none."""
+        i = self._row(user_id)
+        return User(
+            int(self.user_id[i]),
+            int(self.user_pod[i]),
+            bool(self.user_external[i]),
+            self.user_name[i] if self.user_name is not None else None,
+            self.user_display_name[i] if self.user_display_name is not None else None,
+            self.user_email[i] if self.user_email is not None else None,
+        )
+
+    def username(self, user_id: int) -> str:
+        """The user's username: the one given, else ``user<user_id>``; ``KeyError`` if there
+        is no such user."""
+        i = self._row(user_id)
+        return self.user_name[i] if self.user_name is not None else _default_username(user_id)
+
+    def usernames(self) -> tuple[str, ...]:
+        """Every user's username (as :meth:`username` gives it), in input order."""
+        if self.user_name is not None:
+            return self.user_name
+        return tuple(_default_username(uid) for uid in self.user_id.tolist())
+
+    def _row(self, user_id: int) -> int:
         hits = np.flatnonzero(self.user_id == user_id)
         if not len(hits):
             raise KeyError(user_id)
-        i = int(hits[0])
-        return User(int(self.user_id[i]), int(self.user_pod[i]), bool(self.user_external[i]))
+        return int(hits[0])
+
+
+def _default_username(user_id: int) -> str:
+    """The username of a user given none (``connections.md`` §1, a choice of simkit's)."""
+    return f"user{user_id}"
 
 
 def _int_array(values: Iterable[int] | NDArray[np.int64]) -> NDArray[np.int64]:
@@ -180,6 +252,28 @@ def _bool_array(values: Iterable[bool] | NDArray[np.bool_]) -> NDArray[np.bool_]
     return np.fromiter(values, dtype=np.bool_)
 
 
+def _texts(values: Iterable[str] | None) -> tuple[str, ...] | None:
+    return None if values is None else tuple(str(v) for v in values)
+
+
+def _or_nones(values: tuple[str, ...] | None) -> Iterable[str | None]:
+    return repeat(None) if values is None else values
+
+
+def _all_or_none(users: list[User], column: str, values: list[str | None]) -> list[str] | None:
+    """`values` if every user has one, ``None`` if none has; else ``ValueError``."""
+    given = [v for v in values if v is not None]
+    if not given:
+        return None
+    if len(given) < len(values):
+        row = values.index(None)
+        raise ValueError(
+            f"users: row {row + 1}, column {column!r}: a value for every user or for none "
+            f"(user {users[row].user_id} has none)"
+        )
+    return given
+
+
 def _first_duplicate(values: NDArray[np.int64]) -> int | None:
     """0-based position of the first value that repeats an earlier one, or ``None``."""
     if len(values) < 2:
@@ -190,6 +284,16 @@ def _first_duplicate(values: NDArray[np.int64]) -> int | None:
     seen = np.zeros(len(values), dtype=bool)
     seen[first_seen] = True
     return int(np.flatnonzero(~seen)[0])
+
+
+def _first_repeat(values: Sequence[str]) -> int | None:
+    """0-based position of the first string that repeats an earlier one, or ``None``."""
+    seen: set[str] = set()
+    for i, value in enumerate(values):
+        if value in seen:
+            return i
+        seen.add(value)
+    return None
 
 
 def _first_unknown(values: NDArray[np.int64], known: NDArray[np.int64]) -> int | None:
@@ -213,11 +317,35 @@ def problems(pop: Population, *, policy_pods: NDArray[np.int64] | None = None) -
     bad = _first_unknown(pop.user_pod, pop.pod_id)
     if bad is not None:
         yield Problem("users", bad, "pod_id", f"a pod_id of pods ({pop.user_pod[bad]} is unknown)")
+    yield from _text_problems(pop)
     tables: list[tuple[str, NDArray[np.int64]]] = [("crosspod", pop.crosspod.reshape(-1, 2))]
     if policy_pods is not None:
         tables.append(("policy", policy_pods.reshape(-1, 2)))
     for table, pairs in tables:
         yield from _pair_problems(table, pairs, pop.pod_id)
+
+
+def _text_problems(pop: Population) -> Iterator[Problem]:
+    """The optional text columns of users: one non-empty value per user, usernames unique."""
+    for column, values in (
+        ("username", pop.user_name),
+        ("display_name", pop.user_display_name),
+        ("email", pop.user_email),
+    ):
+        if values is None:
+            continue
+        if len(values) != pop.n_users:
+            yield Problem(
+                "users", None, column, f"one {column} per user ({len(values)} for {pop.n_users} users)"
+            )
+            continue
+        empty = next((i for i, v in enumerate(values) if not v.strip()), None)
+        if empty is not None:
+            yield Problem("users", empty, column, "a value (the cell is empty)")
+    if pop.user_name is not None and len(pop.user_name) == pop.n_users:
+        dup = _first_repeat(pop.user_name)
+        if dup is not None:
+            yield Problem("users", dup, "username", f"a unique username ({pop.user_name[dup]!r} repeats)")
 
 
 def _pair_problems(table: str, pairs: NDArray[np.int64], pod_ids: NDArray[np.int64]) -> Iterator[Problem]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import dataclasses
 import hashlib
 import json
 import re
@@ -12,14 +13,16 @@ from pathlib import Path
 import hypothesis.strategies as st
 import numpy as np
 import pyarrow as pa
+import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 import pytest
 from hypothesis import HealthCheck, given, settings
 
-from simkit import Events, Policy, Population, read_run, replay_run
+from simkit import Events, Pod, Policy, Population, User, read_run, replay_run
 from simkit.cli import main
 from simkit.errors import InputError, RunDirError
 from simkit.io.runs import input_tables, write_inputs
+from simkit.schema import TABLES, ColumnType
 
 
 def _edit(run: Path, table: str, row: int, column: str, value: str) -> None:
@@ -44,6 +47,22 @@ def _drop_column(run: Path, table: str, column: str) -> None:
         writer = csv.DictWriter(fh, fieldnames=fields, lineterminator="\n", extrasaction="ignore")
         writer.writeheader()
         writer.writerows(rows)
+
+
+def _add_column(run: Path, table: str, column: str, values: list[str]) -> None:
+    """Add a column to a CSV table, one value per data row."""
+    file = run / f"{table}.csv"
+    with file.open(newline="") as fh:
+        rows = list(csv.DictReader(fh))
+    assert len(rows) == len(values)
+    with file.open("w", newline="") as fh:
+        writer = csv.DictWriter(fh, fieldnames=[*rows[0], column], lineterminator="\n")
+        writer.writeheader()
+        writer.writerows({**row, column: value} for row, value in zip(rows, values))
+
+
+# One username per user of the story vector (7 users).
+STORY_NAMES = ["ann", "bo", "cy", "di", "ed", "flo", "gus"]
 
 
 def _append(run: Path, table: str, line: str) -> None:
@@ -83,6 +102,27 @@ REFUSED: list[tuple[str, Mutation, str, int | None, str | None]] = [
     ("crosspod pod with itself", lambda r: _append(r, "crosspod", "30,30"), "crosspod.csv", 2, "pod_b"),
     ("policy pod with itself", lambda r: _edit(r, "policy", 2, "pod_b", "10"), "policy.csv", 2, "pod_b"),
     ("ragged row", lambda r: _append(r, "events", "1700002760000,101"), "events.csv", 47, None),
+    (
+        "duplicate username",
+        lambda r: _add_column(r, "users", "username", [*STORY_NAMES[:4], "bo", *STORY_NAMES[5:]]),
+        "users.csv",
+        5,
+        "username",
+    ),
+    (
+        "empty username",
+        lambda r: _add_column(r, "users", "username", [*STORY_NAMES[:2], " ", *STORY_NAMES[3:]]),
+        "users.csv",
+        3,
+        "username",
+    ),
+    (
+        "empty email",
+        lambda r: _add_column(r, "users", "email", ["", *STORY_NAMES[1:]]),
+        "users.csv",
+        1,
+        "email",
+    ),
     (
         "table as CSV and Parquet",
         lambda r: _to_parquet(r, "users", keep_csv=True),
@@ -229,6 +269,184 @@ def test_output_types_are_fixed(story_run: Path) -> None:
     ]
 
 
+# What each logical type of simkit.schema is written as.
+ARROW_TYPES = {
+    ColumnType.ID: pa.int64(),
+    ColumnType.TS: pa.int64(),
+    ColumnType.BOOL: pa.bool_(),
+    ColumnType.STR: pa.string(),
+    ColumnType.ACTION: pa.string(),
+    ColumnType.LABEL: pa.string(),
+    ColumnType.INT16: pa.int16(),
+    ColumnType.INT32: pa.int32(),
+}
+
+
+def _named(pop: Population) -> Population:
+    """`pop` with every optional column of users filled in."""
+    ids = pop.user_id.tolist()
+    return dataclasses.replace(
+        pop,
+        user_name=tuple(f"name-{u}" for u in ids),
+        user_display_name=tuple(f"User {u}, Esq." for u in ids),
+        user_email=tuple(f"u{u}@example.com" for u in ids),
+    )
+
+
+def test_the_schema_gives_the_written_columns_and_types(story_run: Path, tmp_path: Path) -> None:
+    replay_run(story_run)
+    run = read_run(story_run)
+    write_inputs(tmp_path, _named(run.population), run.events, run.policy)
+    files = {name: tmp_path / f"{name}.parquet" for name in ("pods", "users", "crosspod", "policy", "events")}
+    files |= {name: story_run / f"{name}.parquet" for name in ("outcomes", "connections")}
+    assert set(files) == set(TABLES)
+    for name, file in files.items():
+        columns = TABLES[name].columns
+        written = pq.read_table(file)
+        assert written.column_names == [c.name for c in columns], name
+        assert written.schema.types == [ARROW_TYPES[c.type] for c in columns], name
+        nulls = {c.name: written.column(c.name).null_count for c in columns}
+        assert not [c.name for c in columns if nulls[c.name] and not c.nullable], name
+    outcomes = pq.read_table(files["outcomes"])
+    assert outcomes.column("reason").null_count > 0  # null on 200, as Parquet null
+    assert outcomes.column("status").null_count > 0  # null for unknown_caller, self, unknown_user
+
+
+# -- the optional columns of users ----------------------------------------------------------
+
+
+def test_a_population_without_usernames_writes_the_three_column_users_table(tmp_path: Path) -> None:
+    run = read_run("data/samples/story")
+    assert run.population.user_name is None
+    write_inputs(tmp_path, run.population, run.events, run.policy)
+    users = pq.read_table(tmp_path / "users.parquet")
+    assert users.schema == pa.schema(
+        [("user_id", pa.int64()), ("pod_id", pa.int64()), ("external", pa.bool_())]
+    )
+    # The same bytes as the table written by hand with the writer's options.
+    plain = pa.table(
+        {
+            "user_id": pa.array(run.population.user_id, pa.int64()),
+            "pod_id": pa.array(run.population.user_pod, pa.int64()),
+            "external": pa.array(run.population.user_external, pa.bool_()),
+        }
+    )
+    pq.write_table(
+        plain, tmp_path / "plain.parquet", compression="zstd", use_dictionary=True, store_schema=False
+    )
+    assert (tmp_path / "users.parquet").read_bytes() == (tmp_path / "plain.parquet").read_bytes()
+
+
+def _write_csv_inputs(folder: Path, pop: Population, events: Events, policy: Policy) -> None:
+    folder.mkdir(parents=True, exist_ok=True)
+    for name, table in input_tables(pop, events, policy).items():
+        pacsv.write_csv(table, folder / f"{name}.csv")
+
+
+@pytest.mark.parametrize("names", [False, True], ids=["plain", "named"])
+@pytest.mark.parametrize("form", ["csv", "parquet"])
+def test_users_round_trip_with_and_without_the_optional_columns(
+    names: bool, form: str, tmp_path: Path
+) -> None:
+    pop = Population.from_records(
+        pods=[Pod(1, "Bank, Inc."), Pod(2, 'The "Fund"', private=False)],
+        users=[User(7, 1), User(3, 1, external=False), User(12, 2)],
+        crosspod=[(1, 2)],
+    )
+    if names:
+        pop = dataclasses.replace(
+            pop,
+            user_name=("ann", " bo", "Zoë"),
+            user_display_name=("Ann, of Bank", 'Bo "B."', "Zoë Ñ"),
+            user_email=("ann@bank.example", "bo@bank.example", "zoe@fund.example"),
+        )
+    events = Events.from_records([(1, 7, 12, "connect")])
+    write = write_inputs if form == "parquet" else _write_csv_inputs
+    write(tmp_path / "run", pop, events, Policy.empty())
+    assert (tmp_path / "run" / f"users.{form}").is_file()
+    back = read_run(tmp_path / "run").population
+    for column in ("user_id", "user_pod", "user_external"):
+        assert np.array_equal(getattr(back, column), getattr(pop, column)), column
+    assert (back.user_name, back.user_display_name, back.user_email) == (
+        pop.user_name,
+        pop.user_display_name,
+        pop.user_email,
+    )
+    assert list(back.users()) == list(pop.users())
+    expected = ["user7", "user3", "user12"] if not names else ["ann", " bo", "Zoë"]
+    assert list(back.usernames()) == expected
+    assert input_tables(back, events, Policy.empty()) == input_tables(pop, events, Policy.empty())
+
+
+def test_a_duplicate_username_is_refused_with_one_line(story_run: Path) -> None:
+    _add_column(story_run, "users", "username", [*STORY_NAMES[:4], "bo", *STORY_NAMES[5:]])
+    with pytest.raises(InputError) as info:
+        read_run(story_run)
+    assert str(info.value) == (
+        f"{story_run / 'users.csv'}: row 5, column 'username': expected a unique username ('bo' repeats)"
+    )
+
+
+def test_an_empty_username_is_refused(story_run: Path) -> None:
+    _add_column(story_run, "users", "username", [*STORY_NAMES[:6], ""])
+    with pytest.raises(InputError) as info:
+        read_run(story_run)
+    assert (Path(info.value.file).name, info.value.row, info.value.column) == ("users.csv", 7, "username")
+    assert info.value.expected == "a value (the cell is empty)"
+
+
+def test_a_parquet_null_username_is_refused(story_run: Path) -> None:
+    _to_parquet(story_run, "users")
+    users = pq.read_table(story_run / "users.parquet")
+    users = users.append_column("username", pa.array([*STORY_NAMES[:2], None, *STORY_NAMES[3:]]))
+    pq.write_table(users, story_run / "users.parquet")
+    with pytest.raises(InputError) as info:
+        read_run(story_run)
+    assert (info.value.row, info.value.column) == (3, "username")
+
+
+def test_usernames_are_read_from_the_users_table(story_run: Path) -> None:
+    _add_column(story_run, "users", "username", STORY_NAMES)
+    pop = read_run(story_run).population
+    assert pop.username(203) == "ed"
+    assert pop.user(203).username == "ed"
+    assert pop.user_display_name is None and pop.user(203).display_name is None
+
+
+def test_the_default_username_is_user_and_the_id() -> None:
+    pods = [Pod(1, "bank")]
+    pop = Population.from_records(pods, [User(5, 1), User(-2, 1)])
+    assert pop.user_name is None
+    assert pop.usernames() == ("user5", "user-2")
+    assert pop.username(5) == "user5"
+    with pytest.raises(KeyError):
+        pop.username(6)
+    mixed = Population.from_records(pods, [User(5, 1, username="eve"), User(6, 1)])
+    assert mixed.user_name == ("eve", "user6")
+    assert [u.username for u in mixed.users()] == ["eve", "user6"]
+
+
+@pytest.mark.parametrize(
+    ("users", "message"),
+    [
+        (
+            [User(5, 1), User(6, 1, username="user5")],
+            "users: row 2, column 'username': a unique username ('user5' repeats)",
+        ),
+        ([User(5, 1, username="")], "users: row 1, column 'username': a value (the cell is empty)"),
+        (
+            [User(5, 1, email="e@x"), User(6, 1)],
+            "users: row 2, column 'email': a value for every user or for none (user 6 has none)",
+        ),
+    ],
+    ids=["default collides", "empty", "email for some"],
+)
+def test_records_with_bad_usernames_are_refused(users: list[User], message: str) -> None:
+    with pytest.raises(ValueError) as info:
+        Population.from_records([Pod(1, "bank")], users)
+    assert str(info.value) == message
+
+
 def test_a_failed_write_leaves_no_file(
     story_run: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -305,3 +523,51 @@ def test_read_of_write_is_identity(
     for table, got in input_tables(back.population, back.events, back.policy).items():
         assert got.equals(pq.read_table(folder / f"{table}.parquet")), table
     assert np.array_equal(back.events.action, events.action)
+
+
+_word = st.text(st.characters(exclude_categories=("Cc", "Cs", "Z")), min_size=1, max_size=8)
+
+
+@st.composite
+def _named_populations(draw: st.DrawFn) -> Population:
+    pop, _, _ = draw(_runs())
+    n = pop.n_users
+    columns = st.one_of(st.none(), st.lists(_word, min_size=n, max_size=n))
+    return dataclasses.replace(
+        pop,
+        user_name=draw(st.one_of(st.none(), st.lists(_word, min_size=n, max_size=n, unique=True).map(tuple))),
+        user_display_name=draw(columns.map(lambda v: None if v is None else tuple(v))),
+        user_email=draw(columns.map(lambda v: None if v is None else tuple(v))),
+    )
+
+
+@settings(
+    max_examples=40,
+    deadline=None,
+    derandomize=True,
+    suppress_health_check=[HealthCheck.function_scoped_fixture],
+)
+@given(_named_populations())
+def test_read_of_write_keeps_the_optional_user_columns(
+    tmp_path_factory: pytest.TempPathFactory, pop: Population
+) -> None:
+    folder = tmp_path_factory.mktemp("names")
+    write_inputs(folder, pop, Events.empty(), Policy.empty())
+    back = read_run(folder).population
+    assert (back.user_name, back.user_display_name, back.user_email) == (
+        pop.user_name,
+        pop.user_display_name,
+        pop.user_email,
+    )
+    assert pq.read_table(folder / "users.parquet").column_names == [
+        c
+        for c, values in [
+            ("user_id", pop.user_id),
+            ("pod_id", pop.user_pod),
+            ("external", pop.user_external),
+            ("username", pop.user_name),
+            ("display_name", pop.user_display_name),
+            ("email", pop.user_email),
+        ]
+        if values is not None
+    ]

@@ -6,7 +6,8 @@ and the column; writes the inputs of a generated run, and the outputs of a repla
 (``outcomes.parquet``, ``connections.parquet``, ``manifest.json``), each through a
 temporary name and a rename so that no half-written file is ever left. It never modifies
 an input file. This module is the edge where arrays become Arrow tables; it holds no
-rules, runs no engine.
+rules, runs no engine. The tables and their columns are those of :mod:`simkit.schema`; the
+Arrow types are built from it here.
 """
 
 from __future__ import annotations
@@ -16,10 +17,10 @@ import hashlib
 import json
 import os
 import platform
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import numpy as np
 import pyarrow as pa
@@ -34,6 +35,7 @@ from simkit.io.atomic import atomic_path
 from simkit.population import Population, problems
 from simkit.results import Connections, Outcomes, Replay
 from simkit.rules import ACTIONS, REASONS, STATUSES, Kind
+from simkit.schema import INPUT_TABLES, TABLES, Column, ColumnType, Table
 from simkit.version import __version__
 
 __all__ = [
@@ -48,30 +50,26 @@ __all__ = [
     "write_outputs",
 ]
 
-INPUT_TABLES: tuple[str, ...] = ("pods", "users", "crosspod", "policy", "events")
 OUTPUT_FILES: tuple[str, ...] = ("outcomes.parquet", "connections.parquet", "manifest.json")
 
-_OPTIONAL_TABLES = {"policy"}
-_ColumnKind = Literal["int", "ts", "bool", "str", "action"]
-# table -> [(column, kind, default when the column is left out)]
-_COLUMNS: dict[str, list[tuple[str, _ColumnKind, bool | None]]] = {
-    "pods": [("pod_id", "int", None), ("name", "str", None), ("private", "bool", True)],
-    "users": [("user_id", "int", None), ("pod_id", "int", None), ("external", "bool", True)],
-    "crosspod": [("pod_a", "int", None), ("pod_b", "int", None)],
-    "policy": [
-        ("ts", "ts", None),
-        ("pod_a", "int", None),
-        ("pod_b", "int", None),
-        ("crosspod", "bool", None),
-    ],
-    "events": [
-        ("ts", "ts", None),
-        ("actor", "int", None),
-        ("target", "int", None),
-        ("action", "action", None),
-    ],
+_ARROW_TYPES: dict[ColumnType, pa.DataType] = {
+    ColumnType.ID: pa.int64(),
+    ColumnType.TS: pa.int64(),
+    ColumnType.BOOL: pa.bool_(),
+    ColumnType.STR: pa.string(),
+    ColumnType.ACTION: pa.string(),
+    ColumnType.LABEL: pa.string(),
+    ColumnType.INT16: pa.int16(),
+    ColumnType.INT32: pa.int32(),
 }
-_ACTION_NAMES = pa.array([a.value for a in ACTIONS])
+# (table, column) -> the label of each code, for the columns held as small-integer codes.
+_CODE_LABELS: dict[tuple[str, str], list[str]] = {
+    ("events", "action"): [a.value for a in ACTIONS],
+    ("outcomes", "reason"): [r.value for r in REASONS],
+    ("outcomes", "status"): [s.value for s in STATUSES],
+    ("connections", "status"): [k.name for k in Kind],
+}
+_ACTION_NAMES = pa.array(_CODE_LABELS["events", "action"])
 _INT_PATTERN = r"^\s*[+-]?[0-9]+\s*$"
 _BOOL_TRUE = pa.array(["true", "1"])
 _BOOL_NAMES = pa.array(["true", "false", "1", "0"])
@@ -114,7 +112,7 @@ def _find_tables(path: Path) -> dict[str, Path]:
             )
         if csv.is_file() or parquet.is_file():
             found[name] = csv if csv.is_file() else parquet
-        elif name not in _OPTIONAL_TABLES:
+        elif not TABLES[name].optional:
             raise InputError(
                 str(csv), None, None, f"table {name!r} as {csv.name} or {parquet.name} (missing)"
             )
@@ -168,9 +166,14 @@ def _as_strings(col: pa.ChunkedArray) -> pa.ChunkedArray:
     return col
 
 
-def _convert(file: Path, column: str, kind: _ColumnKind, col: pa.ChunkedArray) -> NDArray[Any]:
-    """One column as a numpy array of its kind, or an InputError at its first bad cell."""
-    where = str(file)
+def _convert(file: Path, spec: Column, col: pa.ChunkedArray) -> NDArray[Any]:
+    """One input column as a numpy array of its type, or an InputError at its first bad cell.
+
+    Input columns are never nullable (§5 refuses an empty cell), whatever the type.
+    """
+    where, column, kind = str(file), spec.name, spec.type
+    if kind in (ColumnType.LABEL, ColumnType.INT16, ColumnType.INT32):
+        raise TypeError(f"{column}: {kind} is a type of the outputs, which are not read as inputs")
     nulls = _first_true(pc.is_null(col))
     if nulls is not None:
         raise InputError(where, nulls + 1, column, "a value (the cell is empty)")
@@ -180,12 +183,12 @@ def _convert(file: Path, column: str, kind: _ColumnKind, col: pa.ChunkedArray) -
         empty = _first_true(pc.equal(pc.utf8_length(pc.utf8_trim_whitespace(col)), 0))
         if empty is not None:
             raise InputError(where, empty + 1, column, "a value (the cell is empty)")
-    if kind in ("int", "ts"):
-        if kind == "ts" and pa.types.is_timestamp(col.type):
+    if kind in (ColumnType.ID, ColumnType.TS):
+        if kind is ColumnType.TS and pa.types.is_timestamp(col.type):
             return np.asarray(col.cast(pa.timestamp("ms")).cast(pa.int64()), dtype=np.int64)
         if pa.types.is_integer(col.type):
             return np.asarray(col.cast(pa.int64()), dtype=np.int64)
-        what = "an integer (milliseconds since the epoch)" if kind == "ts" else "an integer id"
+        what = "an integer (milliseconds since the epoch)" if kind is ColumnType.TS else "an integer id"
         if not is_text:
             raise InputError(where, None, column, f"{what}, found type {col.type}")
         bad = _first_true(pc.invert(pc.match_substring_regex(col, _INT_PATTERN)))
@@ -195,7 +198,7 @@ def _convert(file: Path, column: str, kind: _ColumnKind, col: pa.ChunkedArray) -
             return np.asarray(pc.utf8_trim_whitespace(col).cast(pa.int64()), dtype=np.int64)
         except pa.ArrowInvalid:
             raise InputError(where, None, column, f"{what} that fits in 64 bits") from None
-    if kind == "bool":
+    if kind is ColumnType.BOOL:
         if pa.types.is_boolean(col.type):
             return np.asarray(col, dtype=np.bool_)
         if pa.types.is_integer(col.type):
@@ -209,7 +212,7 @@ def _convert(file: Path, column: str, kind: _ColumnKind, col: pa.ChunkedArray) -
         return np.asarray(pc.is_in(low, value_set=_BOOL_TRUE), dtype=np.bool_)
     if not is_text:
         raise InputError(where, None, column, f"text, found type {col.type}")
-    if kind == "action":
+    if kind is ColumnType.ACTION:
         codes = pc.index_in(pc.utf8_trim_whitespace(col), value_set=_ACTION_NAMES)
         bad = _first_true(pc.is_null(codes))
         if bad is not None:
@@ -220,17 +223,24 @@ def _convert(file: Path, column: str, kind: _ColumnKind, col: pa.ChunkedArray) -
 
 
 def _read_table(name: str, file: Path) -> dict[str, NDArray[Any]]:
+    """The columns of table `name` in `file`; a left-out optional column is absent, or filled
+    with its default if it has one."""
     table = _read_raw(file)
     out: dict[str, NDArray[Any]] = {}
-    for column, kind, default in _COLUMNS[name]:
-        if column not in table.column_names:
-            if default is None:
+    for spec in TABLES[name].columns:
+        if spec.name not in table.column_names:
+            if not spec.optional:
                 got = ", ".join(table.column_names) or "none"
-                raise InputError(str(file), None, column, f"a column named {column!r} (columns: {got})")
-            out[column] = np.full(table.num_rows, default, dtype=np.bool_)
+                raise InputError(str(file), None, spec.name, f"a column named {spec.name!r} (columns: {got})")
+            if spec.default is not None:
+                out[spec.name] = np.full(table.num_rows, spec.default, dtype=np.bool_)
             continue
-        out[column] = _convert(file, column, kind, table.column(column))
+        out[spec.name] = _convert(file, spec, table.column(spec.name))
     return out
+
+
+def _texts(values: NDArray[Any] | None) -> tuple[str, ...] | None:
+    return None if values is None else tuple(str(v) for v in values.tolist())
 
 
 def read_run(path: str | os.PathLike[str]) -> Run:
@@ -262,6 +272,9 @@ def read_run(path: str | os.PathLike[str]) -> Run:
         user_pod=users["pod_id"],
         user_external=users["external"],
         crosspod=np.stack([cross["pod_a"], cross["pod_b"]], axis=1).astype(np.int64),
+        user_name=_texts(users.get("username")),
+        user_display_name=_texts(users.get("display_name")),
+        user_email=_texts(users.get("email")),
     )
     pol = cols.get("policy")
     policy = (
@@ -315,81 +328,107 @@ def _labels(codes: NDArray[np.integer[Any]], names: list[str], as_strings: bool 
     return labels.cast(pa.string()) if as_strings else labels
 
 
+def _arrow_type(column: Column) -> pa.DataType:
+    """The Arrow type a column is written as (§5: output types are fixed, never chosen by
+    the data)."""
+    return _ARROW_TYPES[column.type]
+
+
+def _arrow_schema(table: Table, names: Collection[str], *, as_strings: bool = True) -> pa.Schema:
+    """The Arrow schema of the columns of `table` named in `names`, in the table's order.
+
+    Every field is nullable whatever the column's nullability: a non-nullable field is written
+    as a REQUIRED Parquet column, which would change the bytes of every file simkit writes;
+    a null where none may be is refused when reading instead. With `as_strings` false a
+    column held as codes is an Arrow dictionary of its strings (see :func:`_labels`).
+    """
+    fields = []
+    for column in table.columns:
+        if column.name not in names:
+            continue
+        dtype = _arrow_type(column)
+        if not as_strings and (table.name, column.name) in _CODE_LABELS:
+            dtype = pa.dictionary(pa.int8(), dtype)
+        fields.append(pa.field(column.name, dtype))
+    return pa.schema(fields)
+
+
+def _arrow_table(name: str, values: Mapping[str, Any], *, as_strings: bool) -> pa.Table:
+    """Table `name` of the schema from the values of its columns, in its order and types.
+
+    A column held as codes (an action, a reason, a status) is given as its small-integer
+    codes; an optional column may be left out of `values`, and is then left out of the table.
+    """
+    table = TABLES[name]
+    unknown = sorted(set(values) - set(table.names))
+    if unknown:
+        raise KeyError(f"{name}: no such columns {', '.join(unknown)}")
+    arrays: list[pa.Array] = []
+    for column in table.columns:
+        if column.name not in values:
+            if column.optional:
+                continue
+            raise KeyError(f"{name}: no values for column {column.name!r}")
+        labels = _CODE_LABELS.get((name, column.name))
+        value = values[column.name]
+        if labels is not None:
+            arrays.append(_labels(value, labels, as_strings))
+        else:
+            arrays.append(pa.array(value, _arrow_type(column)))
+    return pa.Table.from_arrays(arrays, schema=_arrow_schema(table, values.keys(), as_strings=as_strings))
+
+
 def outcomes_table(outcomes: Outcomes, *, as_strings: bool = True) -> pa.Table:
     """Outcomes as an Arrow table with the fixed types of §5.
 
     `as_strings=False` gives `reason` and `status` as Arrow dictionary columns of the same
     strings, for writing files (see :func:`write_outputs`).
     """
-    return pa.table(
-        {
-            "code": pa.array(outcomes.code, pa.int16()),
-            "reason": _labels(outcomes.reason, [r.value for r in REASONS], as_strings),
-            "status": _labels(outcomes.status, [s.value for s in STATUSES], as_strings),
-            "request_counter": pa.array(outcomes.request_counter, pa.int32()),
-        }
-    )
+    # The fields of Outcomes are named after the columns of the outcomes table.
+    values = {name: getattr(outcomes, name) for name in TABLES["outcomes"].names}
+    return _arrow_table("outcomes", values, as_strings=as_strings)
 
 
 def connections_table(connections: Connections, *, as_strings: bool = True) -> pa.Table:
     """Final connections as an Arrow table with the fixed types of §5 (`as_strings`: as
     for :func:`outcomes_table`)."""
-    return pa.table(
-        {
-            "user_a": pa.array(connections.user_a, pa.int64()),
-            "user_b": pa.array(connections.user_b, pa.int64()),
-            "requester": pa.array(connections.requester, pa.int64()),
-            "status": _labels(connections.status, [k.name for k in Kind], as_strings),
-            "request_counter": pa.array(connections.request_counter, pa.int32()),
-            "first_requested_at": pa.array(connections.first_requested_at, pa.int64()),
-            "updated_at": pa.array(connections.updated_at, pa.int64()),
-        }
-    )
+    # The fields of Connections are named after the columns of the connections table.
+    values = {name: getattr(connections, name) for name in TABLES["connections"].names}
+    return _arrow_table("connections", values, as_strings=as_strings)
 
 
 def input_tables(
     population: Population, events: Events, policy: Policy, *, as_strings: bool = True
 ) -> dict[str, pa.Table]:
     """The input tables of a run as Arrow tables, in the columns of §5 (`as_strings`: as
-    for :func:`outcomes_table`, for the `action` column)."""
-    return {
-        "pods": pa.table(
-            {
-                "pod_id": pa.array(population.pod_id, pa.int64()),
-                "name": pa.array(list(population.pod_name), pa.string()),
-                "private": pa.array(population.pod_private, pa.bool_()),
-            }
-        ),
-        "users": pa.table(
-            {
-                "user_id": pa.array(population.user_id, pa.int64()),
-                "pod_id": pa.array(population.user_pod, pa.int64()),
-                "external": pa.array(population.user_external, pa.bool_()),
-            }
-        ),
-        "crosspod": pa.table(
-            {
-                "pod_a": pa.array(population.crosspod[:, 0], pa.int64()),
-                "pod_b": pa.array(population.crosspod[:, 1], pa.int64()),
-            }
-        ),
-        "policy": pa.table(
-            {
-                "ts": pa.array(policy.ts, pa.int64()),
-                "pod_a": pa.array(policy.pod_a, pa.int64()),
-                "pod_b": pa.array(policy.pod_b, pa.int64()),
-                "crosspod": pa.array(policy.crosspod, pa.bool_()),
-            }
-        ),
-        "events": pa.table(
-            {
-                "ts": pa.array(events.ts, pa.int64()),
-                "actor": pa.array(events.actor, pa.int64()),
-                "target": pa.array(events.target, pa.int64()),
-                "action": _labels(events.action, [a.value for a in ACTIONS], as_strings),
-            }
-        ),
+    for :func:`outcomes_table`, for the `action` column).
+
+    The optional columns of `users` are written only where the population has them, so a
+    population without them gives exactly the three columns `user_id`, `pod_id`, `external`.
+    """
+    optional_users = {
+        "username": population.user_name,
+        "display_name": population.user_display_name,
+        "email": population.user_email,
     }
+    values: dict[str, dict[str, Any]] = {
+        "pods": {
+            "pod_id": population.pod_id,
+            "name": list(population.pod_name),
+            "private": population.pod_private,
+        },
+        "users": {
+            "user_id": population.user_id,
+            "pod_id": population.user_pod,
+            "external": population.user_external,
+            **{column: list(texts) for column, texts in optional_users.items() if texts is not None},
+        },
+        "crosspod": {"pod_a": population.crosspod[:, 0], "pod_b": population.crosspod[:, 1]},
+        # The fields of Policy and Events are named after the columns of their tables.
+        "policy": {name: getattr(policy, name) for name in TABLES["policy"].names},
+        "events": {name: getattr(events, name) for name in TABLES["events"].names},
+    }
+    return {name: _arrow_table(name, values[name], as_strings=as_strings) for name in INPUT_TABLES}
 
 
 def write_inputs(
