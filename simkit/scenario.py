@@ -8,6 +8,14 @@ make). :func:`load_scenario` reads a file (with the standard library's ``tomllib
 :class:`~simkit.errors.ScenarioError` naming the key and what was expected. Every knob has a
 default, so an empty file is a valid (small) scenario.
 
+The records check themselves with the loader's own checks, so there is no unchecked way to
+make one: building a :class:`Scenario` or a section directly, or with
+:func:`dataclasses.replace`, refuses what the file would. A section checks its own knobs;
+the rules that tie knobs together (shares that sum to 1, pairs naming known pods...) are
+checked by :class:`Scenario`. :meth:`Scenario.with_overrides` derives a scenario in Python
+through the same path as ``--set``, and :meth:`Scenario.from_dict` rebuilds one from
+:meth:`Scenario.to_dict` (a run's manifest).
+
 This module only describes; it draws no random numbers and builds no events (that is
 :mod:`simkit.generate`). The meaning, unit and default of every knob is in
 ``docs/scenarios.md``; the ``unit`` and bounds below are what the loader enforces.
@@ -15,9 +23,12 @@ This module only describes; it draws no random numbers and builds no events (tha
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import difflib
+import functools
 import math
+import numbers
 import os
 import tomllib
 import types
@@ -66,6 +77,9 @@ class PopulationSection:
     private_share: float = _knob(0.9, lo=0.0, hi=1.0)
     external_share: float = _knob(0.9, lo=0.0, hi=1.0)
 
+    def __post_init__(self) -> None:
+        _check_knobs(self)
+
 
 @dataclass(frozen=True)
 class PolicyChange:
@@ -78,6 +92,9 @@ class PolicyChange:
     enable_pairs: tuple[tuple[int, int], ...] = ()
     disable_pairs: tuple[tuple[int, int], ...] = ()
 
+    def __post_init__(self) -> None:
+        _check_knobs(self)
+
 
 @dataclass(frozen=True)
 class CrossPodSection:
@@ -88,6 +105,9 @@ class CrossPodSection:
     size_bias: float = _knob(0.5, lo=0.0)
     changes: tuple[PolicyChange, ...] = ()
 
+    def __post_init__(self) -> None:
+        _check_knobs(self)
+
 
 @dataclass(frozen=True)
 class TimeSection:
@@ -96,6 +116,9 @@ class TimeSection:
     start: datetime = datetime(2024, 1, 1, tzinfo=UTC)
     days: float = _knob(30.0, lo=0.0)
     office_hours_share: float = _knob(0.8, lo=0.0, hi=1.0)
+
+    def __post_init__(self) -> None:
+        _check_knobs(self)
 
     @property
     def start_ms(self) -> int:
@@ -120,6 +143,9 @@ class MistakeMix:
     remove_pending: float = _knob(0.05, lo=0.0, hi=1.0)
     unknown_user: float = _knob(0.05, lo=0.0, hi=1.0)
     connect_self: float = _knob(0.05, lo=0.0, hi=1.0)
+
+    def __post_init__(self) -> None:
+        _check_knobs(self)
 
     def shares(self) -> dict[str, float]:
         """The kinds and their shares, in declaration order."""
@@ -147,14 +173,19 @@ class BehaviourSection:
     mistake_share: float = _knob(0.03, lo=0.0, hi=1.0, below_hi=True)
     mistakes: MistakeMix = field(default_factory=MistakeMix)
 
+    def __post_init__(self) -> None:
+        _check_knobs(self)
+
 
 @dataclass(frozen=True)
 class Scenario:
     """A synthetic network and its traffic: every knob, with defaults.
 
-    Build one with :func:`load_scenario`, or directly (``Scenario()`` is the defaults) and
-    change knobs with :func:`dataclasses.replace`. Values are checked by the loader, not
-    by the constructor.
+    Build one with :func:`load_scenario`, or directly (``Scenario()`` is the defaults), and
+    derive others with :meth:`with_overrides` or :func:`dataclasses.replace`. However it is
+    built, a scenario is checked as a file is: an int given for a number becomes a float, a
+    list becomes a tuple, and a bad value raises :class:`~simkit.errors.ScenarioError`
+    naming ``Scenario(...)`` (or the section built) and the key.
 
     Examples
     --------
@@ -163,6 +194,10 @@ class Scenario:
     (10, 0.7, '2024-01-01T00:00:00+00:00')
     >>> sc.to_dict()["time"]
     {'start': '2024-01-01T00:00:00Z', 'days': 30.0, 'office_hours_share': 0.8}
+    >>> dataclasses.replace(sc, seed=-1)
+    Traceback (most recent call last):
+    ...
+    simkit.errors.ScenarioError: Scenario(...): seed: expected an integer ≥ 0 (not negative), found -1
     """
 
     name: str = "scenario"
@@ -173,9 +208,92 @@ class Scenario:
     time: TimeSection = field(default_factory=TimeSection)
     behaviour: BehaviourSection = field(default_factory=BehaviourSection)
 
+    def __post_init__(self) -> None:
+        origin = _Origin("Scenario(...)")
+        _check_knobs(self, origin)
+        _check(self.population, self.crosspod, self.behaviour, origin)
+
     def to_dict(self) -> dict[str, Any]:
         """The scenario as plain JSON-able values (the ``scenario`` key of a run's manifest)."""
         return _plain(self)  # type: ignore[no-any-return]
+
+    @classmethod
+    def from_dict(cls, plain: Mapping[str, Any]) -> Scenario:
+        """Rebuild a scenario from :meth:`to_dict`'s values, checked as a file is.
+
+        Parameters
+        ----------
+        plain : mapping
+            The values of :meth:`to_dict`, e.g. the ``scenario`` of a run's manifest read
+            back from JSON: ``time.start`` may be ISO 8601 text, ``crosspod.pairs`` may be
+            None. Absent knobs take their defaults.
+
+        Returns
+        -------
+        Scenario
+            Equal to the scenario that was written: ``Scenario.from_dict(sc.to_dict()) == sc``.
+
+        Raises
+        ------
+        ScenarioError
+            As :func:`load_scenario` would for the same values, naming ``Scenario.from_dict``.
+
+        Examples
+        --------
+        >>> sc = load_scenario("data/scenarios/tiny.toml")
+        >>> Scenario.from_dict(sc.to_dict()) == sc
+        True
+        >>> Scenario.from_dict({"population": {"pods": 0}})
+        Traceback (most recent call last):
+        ...
+        simkit.errors.ScenarioError: Scenario.from_dict: population.pods: expected an integer between 1 and 10000, found 0
+        """
+        raw = dict(plain)
+        moment = raw.get("time")
+        if isinstance(moment, dict) and isinstance(moment.get("start"), str):
+            # JSON has no dates, so to_dict writes the start as text; text that is not a
+            # date is left for the usual refusal.
+            with contextlib.suppress(ValueError):
+                raw["time"] = {**moment, "start": datetime.fromisoformat(moment["start"])}
+        return _from_raw(raw, _Origin("Scenario.from_dict"))
+
+    def with_overrides(self, overrides: Mapping[str, Any]) -> Scenario:
+        """A copy of this scenario with some knobs changed, checked as ``--set`` is.
+
+        Parameters
+        ----------
+        overrides : mapping
+            Knobs to change, keyed by their dotted path as for ``--set``
+            (``"behaviour.accept"``, ``"behaviour.mistakes.connect_self"``), with Python
+            values: numbers, text, a :class:`~datetime.datetime` or :class:`~datetime.date`
+            for ``time.start``, pairs as ``[(1, 2), (1, 3)]`` (None: back to
+            ``crosspod.density``), and sections or ``crosspod.changes`` as records or dicts.
+            They are applied together, so shares that must sum to 1 can change at once.
+
+        Returns
+        -------
+        Scenario
+            A new scenario; this one is unchanged.
+
+        Raises
+        ------
+        ScenarioError
+            For what ``--set`` refuses, with the same message, except that it names
+            ``scenario '<name>' (with_overrides)`` where ``--set`` names ``<file> (--set)``
+            (and ``scenario '<name>'`` where it names the file).
+
+        Examples
+        --------
+        >>> tiny = load_scenario("data/scenarios/tiny.toml")
+        >>> careful = tiny.with_overrides({"behaviour.mistake_share": 0, "population.pods": 20})
+        >>> careful.behaviour.mistake_share, careful.population.pods, tiny.population.pods
+        (0.0, 20, 12)
+        >>> tiny.with_overrides({"behaviour.acept": 0.5})
+        Traceback (most recent call last):
+        ...
+        simkit.errors.ScenarioError: scenario 'tiny' (with_overrides): behaviour.acept: expected a known key (did you mean 'accept'?)
+        """
+        return _override(_raw(self), list(overrides.items()), f"scenario {self.name!r}", "with_overrides")
 
 
 def _plain(value: Any) -> Any:
@@ -185,6 +303,13 @@ def _plain(value: Any) -> Any:
         return [_plain(v) for v in value]
     if isinstance(value, datetime):
         return value.astimezone(UTC).isoformat().replace("+00:00", "Z")
+    return value
+
+
+def _raw(value: Any) -> Any:
+    """A record as nested tables of its values, for overrides to change before it is rebuilt."""
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return {f.name: _raw(getattr(value, f.name)) for f in dataclasses.fields(value)}
     return value
 
 
@@ -212,7 +337,8 @@ def load_scenario(
     overrides : mapping or sequence of str
         Knobs to change, as ``{"behaviour.accept": "0.5"}`` or ``["behaviour.accept=0.5"]``.
         Each value is read as a TOML value (``0.5``, ``true``, ``2024-03-01``,
-        ``[[1, 2]]``); text that is not TOML is taken as a string.
+        ``[[1, 2]]``); text that is not TOML is taken as a string. The values are then
+        applied and checked as :meth:`Scenario.with_overrides` does.
 
     Raises
     ------
@@ -253,17 +379,45 @@ def load_scenario(
     items = (
         list(overrides.items()) if isinstance(overrides, Mapping) else [_split(o, file) for o in overrides]
     )
-    from_set: set[str] = set()
-    for key, text in items:
-        _assign(raw, key, _toml_value(text), f"{file} (--set)")
-        from_set.add(key)
+    return _override(raw, [(key, _toml_value(text)) for key, text in items], file, "--set")
 
-    def source(key: str) -> str:
-        return f"{file} (--set)" if key in from_set else file
 
-    scenario: Scenario = _build(Scenario, raw, "", source)
-    _check(scenario, source)
-    return scenario
+@dataclass(frozen=True)
+class _Origin:
+    """Where values come from, as a refusal names it: a file or a call, tagged for overrides.
+
+    ``_Origin("s.toml", "--set", frozenset({"time.days"}))("time.days")`` is
+    ``"s.toml (--set)"``; any other key is just ``"s.toml"``.
+    """
+
+    name: str
+    tag: str = ""
+    overridden: frozenset[str] = frozenset()
+
+    def __call__(self, key: str) -> str:
+        return f"{self.name} ({self.tag})" if key in self.overridden else self.name
+
+
+def _override(raw: dict[str, Any], items: Sequence[tuple[str, Any]], name: str, tag: str) -> Scenario:
+    """Set the dotted keys of `items` in the tables `raw` and build the scenario they make."""
+    origin = _Origin(name, tag, frozenset(key for key, _ in items))
+    for key, value in items:
+        _assign(raw, key, value, origin(key))
+    return _from_raw(raw, origin)
+
+
+def _from_raw(raw: Any, origin: _Origin) -> Scenario:
+    """Build a scenario from nested tables, naming `origin` in every refusal."""
+    values = _values(Scenario, raw, "", origin)
+    # The rules that tie knobs together run before the constructor runs them again, so that a
+    # refusal names the file or the call and not ``Scenario(...)``.
+    _check(
+        values.get("population", PopulationSection()),
+        values.get("crosspod", CrossPodSection()),
+        values.get("behaviour", BehaviourSection()),
+        origin,
+    )
+    return Scenario(**values)
 
 
 def _split(item: str, file: str) -> tuple[str, str]:
@@ -296,11 +450,13 @@ _KIND_TEXT = {int: "an integer", float: "a number", bool: "true or false", str: 
 
 
 def _type_name(value: Any) -> str:
+    if value is None:
+        return "None"
     if isinstance(value, bool):
         return f"boolean {str(value).lower()}"
     if isinstance(value, dict):
         return "a table"
-    if isinstance(value, list):
+    if isinstance(value, list | tuple):
         return "an array"
     if isinstance(value, str):
         return f"text {value!r}"
@@ -309,81 +465,113 @@ def _type_name(value: Any) -> str:
     return f"{type(value).__name__} {value}"
 
 
-def _build(cls: type, raw: Any, prefix: str, source: Any) -> Any:
+@functools.cache
+def _hints(cls: type) -> dict[str, Any]:
+    return get_type_hints(cls)
+
+
+def _build(cls: type, raw: Any, prefix: str, origin: _Origin) -> Any:
     """Build dataclass `cls` from TOML table `raw`, checking keys, types and bounds."""
+    return cls(**_values(cls, raw, prefix, origin))
+
+
+def _values(cls: type, raw: Any, prefix: str, origin: _Origin) -> dict[str, Any]:
+    """The knobs table `raw` gives dataclass `cls`, converted and checked in declaration order."""
     where = prefix.rstrip(".") or "(top level)"
     if not isinstance(raw, dict):
-        raise ScenarioError(source(where), where, f"a table of knobs, found {_type_name(raw)}")
-    hints = get_type_hints(cls)
+        raise ScenarioError(origin(where), where, f"a table of knobs, found {_type_name(raw)}")
+    hints = _hints(cls)
     fields = {f.name: f for f in dataclasses.fields(cls)}
     for key in raw:
         if key not in fields:
             close = difflib.get_close_matches(key, list(fields), n=1)
             hint = f"did you mean {close[0]!r}?" if close else f"one of {', '.join(fields)}"
-            raise ScenarioError(source(prefix + key), prefix + key, f"a known key ({hint})")
+            raise ScenarioError(origin(prefix + key), prefix + key, f"a known key ({hint})")
     values: dict[str, Any] = {}
     for name, f in fields.items():
         if name not in raw:
             continue
         key = prefix + name
-        values[name] = _convert(hints[name], raw[name], key, source)
-        _check_bounds(f, values[name], key, source)
-    return cls(**values)
+        values[name] = _convert(hints[name], raw[name], key, origin)
+        _check_bounds(f, values[name], key, origin)
+    return values
 
 
-def _convert(hint: Any, value: Any, key: str, source: Any) -> Any:
-    origin = get_origin(hint)
-    if origin in (Union, types.UnionType):
-        # `X | None`: None means "absent", which TOML cannot write, so only X is accepted.
+def _check_knobs(record: Any, origin: _Origin | None = None) -> None:
+    """Check the knobs of a record built in Python as the loader does, and keep their normal form."""
+    cls: type = type(record)
+    if origin is None:
+        origin = _Origin(f"{cls.__name__}(...)")
+    hints = _hints(cls)
+    for f in dataclasses.fields(record):
+        value = _convert(hints[f.name], getattr(record, f.name), f.name, origin)
+        _check_bounds(f, value, f.name, origin)
+        # Store what the loader would have (a float for an int, tuples for lists), so that
+        # equal scenarios serialise alike; a frozen record can only be set this way.
+        object.__setattr__(record, f.name, value)
+
+
+def _section(cls: Any, value: Any, prefix: str, origin: _Origin) -> Any:
+    """A record given as a table, or as the record itself (which checked its own knobs)."""
+    return value if isinstance(value, cls) else _build(cls, value, prefix, origin)
+
+
+def _convert(hint: Any, value: Any, key: str, origin: _Origin) -> Any:
+    generic = get_origin(hint)
+    if generic in (Union, types.UnionType):
+        # `X | None`: None means "absent"; TOML cannot write it, but Python and JSON can.
+        if value is None:
+            return None
         (inner,) = [a for a in get_args(hint) if a is not type(None)]
-        return _convert(inner, value, key, source)
+        return _convert(inner, value, key, origin)
     if dataclasses.is_dataclass(hint):
-        return _build(hint, value, key + ".", source)  # type: ignore[arg-type]
-    if origin is tuple:
+        return _section(hint, value, key + ".", origin)
+    if generic is tuple:
         item = get_args(hint)[0]
         if item == tuple[int, int]:
-            return _pairs(value, key, source)
-        if not isinstance(value, list):
-            raise ScenarioError(source(key), key, f"an array of tables, found {_type_name(value)}")
-        return tuple(_build(item, v, f"{key}[{i}].", source) for i, v in enumerate(value))
+            return _pairs(value, key, origin)
+        if not isinstance(value, list | tuple):
+            raise ScenarioError(origin(key), key, f"an array of tables, found {_type_name(value)}")
+        return tuple(_section(item, v, f"{key}[{i}].", origin) for i, v in enumerate(value))
     if hint is datetime:
-        return _moment(value, key, source)
-    if hint is float and isinstance(value, int | float) and not isinstance(value, bool):
+        return _moment(value, key, origin)
+    # numbers.Real and Integral also take numpy's scalars, e.g. from a sweep over np.linspace.
+    if hint is float and not isinstance(value, bool) and isinstance(value, numbers.Real):
         number = float(value)
         if not math.isfinite(number):
-            raise ScenarioError(source(key), key, f"a finite number, found {value}")
+            raise ScenarioError(origin(key), key, f"a finite number, found {value}")
         return number
-    if hint is int and isinstance(value, int) and not isinstance(value, bool):
-        return value
+    if hint is int and not isinstance(value, bool) and isinstance(value, numbers.Integral):
+        return int(value)
     if (hint is bool and isinstance(value, bool)) or (hint is str and isinstance(value, str)):
         return value
-    raise ScenarioError(source(key), key, f"{_KIND_TEXT[hint]}, found {_type_name(value)}")
+    raise ScenarioError(origin(key), key, f"{_KIND_TEXT[hint]}, found {_type_name(value)}")
 
 
-def _pairs(value: Any, key: str, source: Any) -> tuple[tuple[int, int], ...]:
+def _pairs(value: Any, key: str, origin: _Origin) -> tuple[tuple[int, int], ...]:
     expected = "an array of [pod, pod] pairs of integer pod ids, e.g. [[1, 2], [1, 3]]"
-    if not isinstance(value, list):
-        raise ScenarioError(source(key), key, f"{expected}, found {_type_name(value)}")
+    if not isinstance(value, list | tuple):
+        raise ScenarioError(origin(key), key, f"{expected}, found {_type_name(value)}")
     pairs: list[tuple[int, int]] = []
     for item in value:
-        ok = isinstance(item, list) and len(item) == 2
-        if not ok or any(isinstance(v, bool) or not isinstance(v, int) for v in item):
-            raise ScenarioError(source(key), key, f"{expected}, found {item!r}")
+        ok = isinstance(item, list | tuple) and len(item) == 2
+        if not ok or any(isinstance(v, bool) or not isinstance(v, numbers.Integral) for v in item):
+            raise ScenarioError(origin(key), key, f"{expected}, found {item!r}")
         pairs.append((int(item[0]), int(item[1])))
     return tuple(pairs)
 
 
-def _moment(value: Any, key: str, source: Any) -> datetime:
+def _moment(value: Any, key: str, origin: _Origin) -> datetime:
     if isinstance(value, datetime):
         # A TOML local date-time has no offset; scenarios are in UTC.
         return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
     if isinstance(value, date):
         return datetime.combine(value, time(0), tzinfo=UTC)
     expected = "a TOML date or date-time in UTC, e.g. 2024-01-01 or 2024-01-01T09:00:00Z"
-    raise ScenarioError(source(key), key, f"{expected}, found {_type_name(value)}")
+    raise ScenarioError(origin(key), key, f"{expected}, found {_type_name(value)}")
 
 
-def _check_bounds(f: dataclasses.Field[Any], value: Any, key: str, source: Any) -> None:
+def _check_bounds(f: dataclasses.Field[Any], value: Any, key: str, origin: _Origin) -> None:
     lo, hi, below_hi = f.metadata.get("lo"), f.metadata.get("hi"), f.metadata.get("below_hi", False)
     if lo is None and hi is None:
         return
@@ -397,52 +585,47 @@ def _check_bounds(f: dataclasses.Field[Any], value: Any, key: str, source: Any) 
         text = f"{kind} ≥ {lo:g}"
     too_high = hi is not None and (value >= hi if below_hi else value > hi)
     if (lo is not None and value < lo) or too_high:
-        raise ScenarioError(source(key), key, f"{text}, found {value:g}")
+        raise ScenarioError(origin(key), key, f"{text}, found {value:g}")
 
 
-def _check(sc: Scenario, source: Any) -> None:
+def _check(pop: PopulationSection, cp: CrossPodSection, beh: BehaviourSection, origin: _Origin) -> None:
     """Rules that tie several knobs together."""
-    pop, cp, beh = sc.population, sc.crosspod, sc.behaviour
     if pop.users < pop.pods * pop.min_pod_size:
         raise ScenarioError(
-            source("population.users"),
+            origin("population.users"),
             "population.users",
             f"at least pods × min_pod_size = {pop.pods * pop.min_pod_size:,} users, found {pop.users:,}",
         )
     total = beh.accept + beh.reject + beh.ignore
     if abs(total - 1.0) > _SHARE_TOLERANCE:
-        keys = "behaviour.accept, behaviour.reject, behaviour.ignore"
-        worst = next(
-            (
-                k
-                for k in ("behaviour.accept", "behaviour.reject", "behaviour.ignore")
-                if "(--set)" in source(k)
-            ),
-            "behaviour.accept",
+        keys = ("behaviour.accept", "behaviour.reject", "behaviour.ignore")
+        # Name the override that broke the sum, if one did.
+        worst = next((k for k in keys if k in origin.overridden), "behaviour.accept")
+        raise ScenarioError(
+            origin(worst), ", ".join(keys), f"answer shares that sum to 1, they sum to {total:g}"
         )
-        raise ScenarioError(source(worst), keys, f"answer shares that sum to 1, they sum to {total:g}")
     mix = beh.mistakes.shares()
     if abs(sum(mix.values()) - 1.0) > _SHARE_TOLERANCE:
         raise ScenarioError(
-            source("behaviour.mistakes"),
+            origin("behaviour.mistakes"),
             "behaviour.mistakes",
             f"shares of the {len(mix)} kinds of mistake that sum to 1, they sum to {sum(mix.values()):g}",
         )
     if cp.pairs is not None:
-        _check_pairs(cp.pairs, pop.pods, "crosspod.pairs", source)
+        _check_pairs(cp.pairs, pop.pods, "crosspod.pairs", origin)
     for i, change in enumerate(cp.changes):
         key = f"crosspod.changes[{i}]"
         if change.pods > pop.pods:
             raise ScenarioError(
-                source(key), f"{key}.pods", f"at most population.pods = {pop.pods}, found {change.pods}"
+                origin(key), f"{key}.pods", f"at most population.pods = {pop.pods}, found {change.pods}"
             )
-        _check_pairs(change.enable_pairs, pop.pods, f"{key}.enable_pairs", source)
-        _check_pairs(change.disable_pairs, pop.pods, f"{key}.disable_pairs", source)
+        _check_pairs(change.enable_pairs, pop.pods, f"{key}.enable_pairs", origin)
+        _check_pairs(change.disable_pairs, pop.pods, f"{key}.disable_pairs", origin)
 
 
-def _check_pairs(pairs: tuple[tuple[int, int], ...], pods: int, key: str, source: Any) -> None:
+def _check_pairs(pairs: tuple[tuple[int, int], ...], pods: int, key: str, origin: _Origin) -> None:
     for a, b in pairs:
         if not (1 <= a <= pods and 1 <= b <= pods) or a == b:
             raise ScenarioError(
-                source(key), key, f"pairs of two different pod ids between 1 and {pods}, found [{a}, {b}]"
+                origin(key), key, f"pairs of two different pod ids between 1 and {pods}, found [{a}, {b}]"
             )

@@ -4,17 +4,29 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 import re
-from datetime import UTC, datetime
+from collections.abc import Callable
+from datetime import UTC, date, datetime, timedelta, timezone
 from pathlib import Path
 
+import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from simkit.cli import main
 from simkit.errors import ScenarioError
-from simkit.scenario import Scenario, load_scenario
+from simkit.scenario import (
+    BehaviourSection,
+    CrossPodSection,
+    MistakeMix,
+    PolicyChange,
+    PopulationSection,
+    Scenario,
+    TimeSection,
+    load_scenario,
+)
 
 ROOT = Path(__file__).resolve().parent.parent
 SCENARIOS = ROOT / "data" / "scenarios"
@@ -363,3 +375,329 @@ def test_answer_shares_are_accepted_exactly_when_they_sum_to_1(accept: float, re
 def test_any_share_outside_0_1_is_refused(value: float) -> None:
     with pytest.raises(ScenarioError, match=r"population\.private_share: expected a number between 0 and 1"):
         load_scenario(TINY, {"population.private_share": repr(value)})
+
+
+# -- deriving scenarios in Python -----------------------------------------------------------
+
+
+def _with_overrides_message(set_message: str) -> str:
+    """What `with_overrides` on tiny must say where `--set` on tiny.toml says `set_message`."""
+    return set_message.replace(f"{TINY} (--set)", "scenario 'tiny' (with_overrides)").replace(
+        str(TINY), "scenario 'tiny'"
+    )
+
+
+@pytest.mark.parametrize(
+    ("overrides", "sets"),
+    [
+        (
+            {"behaviour.accept": 0.5, "behaviour.ignore": 0.35},
+            ["behaviour.accept=0.5", "behaviour.ignore=0.35"],
+        ),
+        ({"population.pods": 20}, ["population.pods=20"]),
+        ({"time.days": 3}, ["time.days=3"]),
+        ({"crosspod.pairs": [(1, 2), (3, 1)]}, ["crosspod.pairs=[[1, 2], [3, 1]]"]),
+        ({"time.start": date(2024, 3, 1)}, ["time.start=2024-03-01"]),
+        (
+            {"time.start": datetime(2024, 3, 1, 9, 30, tzinfo=timezone(timedelta(hours=2)))},
+            ["time.start=2024-03-01T09:30:00+02:00"],
+        ),
+        ({"name": "what-if", "seed": 3}, ["name=what-if", "seed=3"]),
+        ({"crosspod.changes": [{"day": 1, "pods": 2}]}, ["crosspod.changes=[{day = 1, pods = 2}]"]),
+        ({"crosspod.changes": (PolicyChange(day=1, pods=2),)}, ["crosspod.changes=[{day = 1, pods = 2}]"]),
+        (
+            {"behaviour.mistakes": MistakeMix(accept_missing=0.3, connect_again=0.15)},
+            ["behaviour.mistakes.accept_missing=0.3", "behaviour.mistakes.connect_again=0.15"],
+        ),
+        (
+            {"population.pods": np.int64(20), "time.days": np.float64(3)},
+            ["population.pods=20", "time.days=3"],
+        ),
+        ({}, []),
+    ],
+    ids=[
+        "shares",
+        "integer",
+        "integer-for-number",
+        "pairs-as-tuples",
+        "date",
+        "date-time-with-offset",
+        "top-level",
+        "changes-as-dicts",
+        "changes-as-records",
+        "section-as-record",
+        "numpy-scalars",
+        "nothing",
+    ],
+)
+def test_with_overrides_gives_what_set_gives(overrides: dict[str, object], sets: list[str]) -> None:
+    tiny = load_scenario(TINY)
+    derived = tiny.with_overrides(overrides)
+    assert derived == load_scenario(TINY, sets)
+    assert json.dumps(derived.to_dict()) == json.dumps(load_scenario(TINY, sets).to_dict())
+    assert tiny == load_scenario(TINY)
+
+
+def test_with_overrides_can_drop_pairs_for_density() -> None:
+    paired = load_scenario(TINY, ["crosspod.pairs=[[1, 2]]"])
+    assert paired.with_overrides({"crosspod.pairs": None}) == load_scenario(TINY)
+
+
+# Each refusal: a key, the Python value and the `--set` text that mean the same.
+BAD_OVERRIDES = [
+    pytest.param("behaviour.acept", 0.5, "0.5", id="unknown-key"),
+    pytest.param("colour", 1, "1", id="unknown-top-level-key"),
+    pytest.param("weather.sun", 1, "1", id="unknown-section"),
+    pytest.param("behaviour.accept", "most", "most", id="text-for-number"),
+    pytest.param("population.pods", 2.5, "2.5", id="float-for-integer"),
+    pytest.param("population.pods", True, "true", id="bool-for-integer"),
+    pytest.param("time.start", "monday", "monday", id="text-for-date"),
+    pytest.param("behaviour", 3, "3", id="value-for-section"),
+    pytest.param("behaviour.accept.x", 1, "1", id="below-a-value"),
+    pytest.param("crosspod.pairs", [[1, 2, 3]], "[[1, 2, 3]]", id="bad-pair"),
+    pytest.param("crosspod.changes", 3, "3", id="value-for-changes"),
+    pytest.param("population.private_share", math.inf, "inf", id="not-finite"),
+    pytest.param("behaviour.accept", 2, "2", id="share-above-1"),
+    pytest.param("time.days", -3, "-3", id="negative-duration"),
+    pytest.param("behaviour.mistake_share", 1, "1", id="all-mistakes"),
+    pytest.param("population.pods", 20_000, "20000", id="too-many-pods"),
+    pytest.param("behaviour.accept", 0.5, "0.5", id="answer-shares"),
+    pytest.param("behaviour.mistakes.connect_self", 0.5, "0.5", id="mistake-shares"),
+    pytest.param("population.users", 20, "20", id="too-few-users"),
+    pytest.param("crosspod.pairs", [(1, 13)], "[[1, 13]]", id="pair-of-unknown-pod"),
+    pytest.param("crosspod.pairs", [(3, 3)], "[[3, 3]]", id="pair-with-itself"),
+    pytest.param(
+        "crosspod.changes", [{"day": 1, "pods": 13}], "[{day = 1, pods = 13}]", id="rollout-too-big"
+    ),
+]
+
+
+@pytest.mark.parametrize(("key", "value", "text"), BAD_OVERRIDES)
+def test_with_overrides_refuses_as_set_does(key: str, value: object, text: str) -> None:
+    with pytest.raises(ScenarioError) as by_set:
+        load_scenario(TINY, [f"{key}={text}"])
+    with pytest.raises(ScenarioError) as by_python:
+        load_scenario(TINY).with_overrides({key: value})
+    assert str(by_python.value) == _with_overrides_message(str(by_set.value))
+    assert (by_python.value.key, by_python.value.expected) == (by_set.value.key, by_set.value.expected)
+
+
+def test_with_overrides_names_the_override_that_broke_the_shares() -> None:
+    with pytest.raises(ScenarioError) as info:
+        load_scenario(TINY).with_overrides({"behaviour.ignore": 0.5})
+    assert str(info.value) == (
+        "scenario 'tiny' (with_overrides): behaviour.accept, behaviour.reject, behaviour.ignore: "
+        "expected answer shares that sum to 1, they sum to 1.3"
+    )
+
+
+@given(value=st.floats())
+@settings(max_examples=60, deadline=None)
+def test_with_overrides_and_set_agree_on_any_share(value: float) -> None:
+    tiny = load_scenario(TINY)
+    try:
+        by_set = load_scenario(TINY, {"population.private_share": repr(value)})
+    except ScenarioError as error:
+        with pytest.raises(ScenarioError) as info:
+            tiny.with_overrides({"population.private_share": value})
+        assert str(info.value) == _with_overrides_message(str(error))
+    else:
+        assert tiny.with_overrides({"population.private_share": value}) == by_set
+
+
+@pytest.mark.parametrize(
+    ("cls", "kwargs", "message"),
+    [
+        (Scenario, {"seed": -1}, "Scenario(...): seed: expected an integer ≥ 0 (not negative), found -1"),
+        (Scenario, {"name": 3}, "Scenario(...): name: expected a string, found number 3"),
+        (
+            Scenario,
+            {"population": "big"},
+            "Scenario(...): population: expected a table of knobs, found text 'big'",
+        ),
+        (
+            PopulationSection,
+            {"pods": 0},
+            "PopulationSection(...): pods: expected an integer between 1 and 10000, found 0",
+        ),
+        (
+            BehaviourSection,
+            {"accept": "most"},
+            "BehaviourSection(...): accept: expected a number, found text 'most'",
+        ),
+        (
+            MistakeMix,
+            {"connect_self": -0.1},
+            "MistakeMix(...): connect_self: expected a number between 0 and 1, found -0.1",
+        ),
+        (TimeSection, {"days": math.nan}, "TimeSection(...): days: expected a finite number, found nan"),
+        (
+            TimeSection,
+            {"start": "monday"},
+            "TimeSection(...): start: expected a TOML date or date-time in UTC",
+        ),
+        (
+            PolicyChange,
+            {"enable_pairs": [(1,)]},
+            "PolicyChange(...): enable_pairs: expected an array of [pod, pod] pairs",
+        ),
+        (
+            CrossPodSection,
+            {"changes": [3]},
+            "CrossPodSection(...): changes[0]: expected a table of knobs, found number 3",
+        ),
+        (
+            Scenario,
+            {"population": PopulationSection(pods=10, users=5)},
+            "Scenario(...): population.users: expected at least pods × min_pod_size = 20 users, found 5",
+        ),
+        (
+            Scenario,
+            {"behaviour": BehaviourSection(accept=0.5)},
+            "Scenario(...): behaviour.accept, behaviour.reject, behaviour.ignore: expected answer shares that sum to 1",
+        ),
+        (
+            Scenario,
+            {"behaviour": BehaviourSection(mistakes=MistakeMix(connect_self=0.5))},
+            "Scenario(...): behaviour.mistakes: expected shares of the 8 kinds of mistake that sum to 1",
+        ),
+        (
+            Scenario,
+            {"crosspod": CrossPodSection(pairs=((1, 11),))},
+            "Scenario(...): crosspod.pairs: expected pairs of two different pod ids between 1 and 10, found [1, 11]",
+        ),
+        (
+            Scenario,
+            {"crosspod": CrossPodSection(changes=(PolicyChange(pods=11),))},
+            "Scenario(...): crosspod.changes[0].pods: expected at most population.pods = 10, found 11",
+        ),
+    ],
+    ids=[
+        "seed",
+        "name",
+        "value-for-section",
+        "pods",
+        "text-for-number",
+        "mistake-kind",
+        "not-finite",
+        "text-for-date",
+        "bad-pair",
+        "value-for-change",
+        "too-few-users",
+        "answer-shares",
+        "mistake-shares",
+        "pair-of-unknown-pod",
+        "rollout-too-big",
+    ],
+)
+def test_building_a_bad_scenario_directly_is_refused(
+    cls: type, kwargs: dict[str, object], message: str
+) -> None:
+    with pytest.raises(ScenarioError) as info:
+        cls(**kwargs)
+    assert str(info.value).startswith(message)
+    assert "\n" not in str(info.value)
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        (lambda sc: dataclasses.replace(sc, seed=-1), "Scenario(...): seed: expected an integer ≥ 0"),
+        (
+            lambda sc: dataclasses.replace(sc.behaviour, accept=2),
+            "BehaviourSection(...): accept: expected a number between 0 and 1, found 2",
+        ),
+        (
+            lambda sc: dataclasses.replace(sc, behaviour=dataclasses.replace(sc.behaviour, accept=0.5)),
+            "Scenario(...): behaviour.accept, behaviour.reject, behaviour.ignore: expected answer shares",
+        ),
+        (
+            lambda sc: dataclasses.replace(sc, population=dataclasses.replace(sc.population, pods=200)),
+            "Scenario(...): population.users: expected at least pods × min_pod_size = 600 users, found 300",
+        ),
+        (
+            lambda sc: dataclasses.replace(sc, crosspod=dataclasses.replace(sc.crosspod, pairs=[[1, 13]])),
+            "Scenario(...): crosspod.pairs: expected pairs of two different pod ids between 1 and 12",
+        ),
+    ],
+    ids=["seed", "section-bound", "answer-shares", "too-few-users", "unknown-pod"],
+)
+def test_replacing_a_knob_with_a_bad_value_is_refused(
+    change: Callable[[Scenario], object], message: str
+) -> None:
+    with pytest.raises(ScenarioError) as info:
+        change(load_scenario(TINY))
+    assert str(info.value).startswith(message)
+
+
+def test_a_scenario_built_in_python_is_the_one_its_file_gives(tmp_path: Path) -> None:
+    built = Scenario(
+        name="tiny-ish",
+        population=PopulationSection(pods=4, users=40),
+        crosspod=CrossPodSection(pairs=[[1, 2]], changes=[{"day": 1, "enable_pairs": [[2, 3]]}]),
+        time=TimeSection(start=date(2024, 3, 4), days=14),
+        behaviour=BehaviourSection(accept=1, reject=0, ignore=0),
+    )
+    text = """
+        [population]
+        pods = 4
+        users = 40
+        [crosspod]
+        pairs = [[1, 2]]
+        [[crosspod.changes]]
+        day = 1
+        enable_pairs = [[2, 3]]
+        [time]
+        start = 2024-03-04
+        days = 14
+        [behaviour]
+        accept = 1
+        reject = 0
+        ignore = 0
+    """
+    loaded = load_scenario(_write(tmp_path, text, "tiny-ish.toml"))
+    assert built == loaded
+    assert json.dumps(built.to_dict()) == json.dumps(loaded.to_dict())
+    assert built.crosspod.changes == (PolicyChange(day=1.0, enable_pairs=((2, 3),)),)
+    assert isinstance(built.behaviour.accept, float)
+    assert hash(built) == hash(dataclasses.replace(built))
+
+
+@pytest.mark.parametrize("name", BUNDLED)
+def test_from_dict_rebuilds_a_bundled_scenario(name: str) -> None:
+    sc = load_scenario(SCENARIOS / name)
+    assert Scenario.from_dict(sc.to_dict()) == sc
+    # ...also from a manifest, where the scenario went through JSON.
+    assert Scenario.from_dict(json.loads(json.dumps(sc.to_dict()))) == sc
+
+
+def test_from_dict_rebuilds_pairs_and_changes() -> None:
+    sc = load_scenario(
+        SCENARIOS / "crosspod-rollout.toml",
+        ["crosspod.pairs=[[1, 2], [2, 3]]", "time.start=2024-05-01T12:30:00+02:00"],
+    )
+    again = Scenario.from_dict(json.loads(json.dumps(sc.to_dict())))
+    assert again == sc
+    assert again.to_dict() == sc.to_dict()
+
+
+@pytest.mark.parametrize(
+    ("plain", "message"),
+    [
+        ({"seed": -1}, "Scenario.from_dict: seed: expected an integer ≥ 0 (not negative), found -1"),
+        ({"time": {"start": "monday"}}, "Scenario.from_dict: time.start: expected a TOML date"),
+        (
+            {"behaviour": {"acept": 1}},
+            "Scenario.from_dict: behaviour.acept: expected a known key (did you mean 'accept'?)",
+        ),
+        (
+            {"population": {"users": 5}},
+            "Scenario.from_dict: population.users: expected at least pods × min_pod_size",
+        ),
+    ],
+    ids=["bound", "start", "unknown-key", "cross-field"],
+)
+def test_from_dict_refuses_bad_values(plain: dict[str, object], message: str) -> None:
+    with pytest.raises(ScenarioError) as info:
+        Scenario.from_dict(plain)
+    assert str(info.value).startswith(message)
