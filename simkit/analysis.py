@@ -40,7 +40,8 @@ from simkit.errors import RunDirError
 from simkit.events import apply_order
 from simkit.io.runs import Run, connections_table, outcomes_table, read_run
 from simkit.results import Replay
-from simkit.rules import ACTIONS, CHECKS, REASONS, TABLE, Effect, Kind
+from simkit.rules import ACTIONS, CHECKS, EFFECTS, REASONS, TABLE, Effect, Kind
+from simkit.schema import TABLES
 
 __all__ = [
     "CODES",
@@ -78,16 +79,8 @@ CODES: tuple[int, ...] = tuple(
 )
 """Every HTTP code an action can be answered with (200, 400, 401, 403, 404)."""
 
-_OUTCOME_COLUMNS = ("code", "reason", "status", "request_counter")
-_CONNECTION_COLUMNS = (
-    "user_a",
-    "user_b",
-    "requester",
-    "status",
-    "request_counter",
-    "first_requested_at",
-    "updated_at",
-)
+_OUTCOME_COLUMNS = TABLES["outcomes"].names
+_CONNECTION_COLUMNS = TABLES["connections"].names
 # The kind of record behind each view a caller can be shown.
 _KIND_OF_VIEW = {
     "NONE": int(Kind.NONE),
@@ -788,13 +781,39 @@ def _policy_windows(
 # -- the record history, rebuilt from the outcomes ------------------------------------------
 
 
+def _effect_of_move() -> NDArray[np.int64]:
+    """The effect behind each move of a record, read back from the §4 table and its effects.
+
+    Indexed by ``(kind before * len(Kind) + kind after) * len(ACTIONS) + action``; ``-1``
+    where no cell moves a record so. Raises if an effect leaves the kind as it was, or if
+    two effects make the same move on the same action: the outcomes could not tell them.
+    """
+    n_kinds, n_actions = len(Kind), len(ACTIONS)
+    effect = np.full(n_kinds * n_kinds * n_actions, -1, np.int64)
+    for (view, action), cell in TABLE.items():
+        if cell.effect is Effect.KEEP:
+            continue
+        after = EFFECTS[cell.effect].after
+        if after is view.kind:
+            raise ValueError(f"transitions: {cell.effect.name} leaves a {after.name} record {after.name}")
+        at = (view.kind * n_kinds + after) * n_actions + ACTIONS.index(action)
+        if effect[at] not in (-1, cell.effect):
+            raise ValueError(
+                f"transitions: {Effect(effect[at]).name} and {cell.effect.name} both move "
+                f"{view.kind.name} to {after.name} on {action}"
+            )
+        effect[at] = cell.effect
+    return effect
+
+
 def transitions(frames: RunFrames) -> pd.DataFrame:
     """Every change of a stored record, in apply order, rebuilt from the outcomes.
 
     Each outcome with a status, outside implicit pairs, shows the pair's record as it is
     after the event (a refused call shows it unchanged); the record changes exactly where
     that kind differs from the one the pair showed before (``NONE`` at the start). Only a
-    200 answer can change it, and the effect follows from the kinds and the action.
+    200 answer can change it, and the effect follows from the kinds and the action, as
+    :data:`simkit.rules.TABLE` and :data:`simkit.rules.EFFECTS` say.
 
     Returns
     -------
@@ -831,28 +850,9 @@ def transitions(frames: RunFrames) -> pd.DataFrame:
     moved = before_kind != kind
     action = ev["action"].to_numpy()[moved]
     b, a = before_kind[moved], kind[moved]
-    effect = np.select(
-        [
-            (b == Kind.NONE) & (a == Kind.PENDING),
-            (b == Kind.PENDING) & (a == Kind.ACCEPTED),
-            (b == Kind.PENDING) & (a == Kind.REJECTED),
-            (b == Kind.ACCEPTED) & (a == Kind.NONE),
-            (b == Kind.REJECTED) & (a == Kind.PENDING) & (action == "connect"),
-            (b == Kind.REJECTED) & (a == Kind.PENDING) & (action == "remove"),
-        ],
-        [
-            int(e)
-            for e in (
-                Effect.CREATE,
-                Effect.ACCEPT,
-                Effect.DECLINE,
-                Effect.DELETE,
-                Effect.REREQUEST,
-                Effect.REOPEN,
-            )
-        ],
-        default=-1,
-    )
+    act = pd.Index([x.value for x in ACTIONS]).get_indexer(action)
+    move = (b * len(Kind) + a) * len(ACTIONS) + act
+    effect = np.where(act >= 0, _effect_of_move()[np.where(act >= 0, move, 0)], -1)
     if (effect < 0).any():
         i = int(np.flatnonzero(effect < 0)[0])
         row = int(ev.index.to_numpy()[moved][i])

@@ -8,13 +8,15 @@ before the replay starts. So:
 1. the checks of ``connections.md`` §3 are computed for every event at once: users are
    looked up in a table, each event's facts (caller known, same pod, crossPod now, ...)
    are packed into a small integer, and a verdict table, built by running
-   :data:`simkit.rules.CHECKS` in order over every combination of facts, gives the answer
-   or says "the pair record decides"; crossPod at each event's time comes from the policy
-   timeline, cut into spans between policy events;
+   :data:`simkit.rules.CHECKS` in order over every combination of facts (each check's
+   condition written here under its name, see :data:`IMPLEMENTED_CHECKS`), gives the
+   answer or says "the pair record decides"; crossPod at each event's time comes from the
+   policy timeline, cut into spans between policy events;
 2. each event that reaches a pair record becomes one integer (pair key, apply rank,
    class); sorting these integers groups the events by pair in apply order;
 3. the pair state machine of §4 runs for all pairs together, one rank within the pair at
-   a time, through a (state, event class) table built from :data:`simkit.rules.TABLE`.
+   a time, through a (state, event class) table built from :data:`simkit.rules.TABLE` and
+   :data:`simkit.rules.EFFECTS`.
 
 Every pass goes over the log in pieces, so temporaries stay small, and on two threads
 (numpy releases the interpreter lock inside its loops). Every answer comes from tables
@@ -40,19 +42,23 @@ from simkit.population import Population
 from simkit.results import Connections, Outcomes, Replay
 from simkit.rules import (
     ACTIONS,
+    CHECK_NAMES,
     CHECKS,
+    EFFECTS,
     IMPLICIT,
     REASONS,
     STATUSES,
     TABLE,
+    CheckName,
     Effect,
     Kind,
     Reason,
+    Requester,
     Status,
     View,
 )
 
-__all__ = ["replay"]
+__all__ = ["IMPLEMENTED_CHECKS", "replay"]
 
 # -- the pair state machine as arrays ---------------------------------------------------------
 #
@@ -65,27 +71,10 @@ _STATES: tuple[tuple[Kind, int], ...] = (
 _STATE_CODE = {state: code for code, state in enumerate(_STATES)}
 _N_STATES = len(_STATES)
 
-# What an effect leaves: (kind, the caller becomes the requester?). The kinds are the spec's
-# (§4); who the requester is afterwards is the part a kind alone does not say.
-_EFFECT_AFTER: dict[Effect, tuple[Kind, bool]] = {
-    Effect.CREATE: (Kind.PENDING, True),
-    Effect.ACCEPT: (Kind.ACCEPTED, False),
-    Effect.DECLINE: (Kind.REJECTED, False),
-    Effect.DELETE: (Kind.NONE, False),
-    Effect.REREQUEST: (Kind.PENDING, True),
-    Effect.REOPEN: (Kind.PENDING, False),
-}
-# request_counter after an effect: counter * multiplier + addend (§4 notes).
-_COUNTER_STEP: dict[Effect, tuple[int, int]] = {
-    Effect.CREATE: (0, 1),
-    Effect.REREQUEST: (1, 1),
-    Effect.DELETE: (0, 0),
-}
-
 # Refusals whose answer carries no status (connections.md §5, outcomes `status`).
 _NO_STATUS = frozenset({Reason.UNKNOWN_CALLER, Reason.SELF, Reason.UNKNOWN_USER})
 # Refusals of §3 that leave the pair untouched but show the caller's view of it.
-_VIEW_CHECKS = tuple(c for c in CHECKS if c.number != 4 and c.reason not in _NO_STATUS)
+_VIEW_CHECKS = tuple(c for c in CHECKS if c.name != "same_private_pod" and c.reason not in _NO_STATUS)
 
 # An event that reaches a pair is one of these classes: an action of §4 (in ACTIONS order),
 # or a refusal of _VIEW_CHECKS; times two for the caller's side of the pair.
@@ -135,12 +124,12 @@ def _pair_tables() -> tuple[_PairTables, list[tuple[int, int, int]]]:
             cell = TABLE[(_view(state, side), ACTIONS[base])]
             nxt = state
             if cell.effect is not Effect.KEEP:
-                kind, caller_requests = _EFFECT_AFTER[cell.effect]
-                requester = side if caller_requests else _STATES[state][1]
-                nxt = _STATE_CODE[(kind, requester if kind is not Kind.NONE else 0)]
-                mul[code], add[code] = _COUNTER_STEP.get(cell.effect, (1, 0))
-                creates[code] = cell.effect is Effect.CREATE
-                changes[code] = True
+                rule = EFFECTS[cell.effect]
+                requester = side if rule.requester is Requester.CALLER else _STATES[state][1]
+                nxt = _STATE_CODE[(rule.after, requester if rule.after is not Kind.NONE else 0)]
+                mul[code], add[code] = rule.counter
+                creates[code] = rule.sets_first_requested_at
+                changes[code] = rule.sets_updated_at
             reason = _REASON_CODE[cell.reason] if cell.reason is not None else -1
             answers.append((cell.code, reason, _status(nxt, side)))
             after[code] = nxt
@@ -163,16 +152,20 @@ _ACTION_SHIFT = 7
 _CROSSPOD = 1 << (_ACTION_SHIFT + 2)
 _N_FACTS = _CROSSPOD << 1
 
-# §3, each check's condition on the facts; CHECKS gives their order and answers.
-_CONDITIONS = {
-    1: lambda f: not f & _CALLER_KNOWN,
-    2: lambda f: bool(f & _SELF),
-    3: lambda f: not f & _TARGET_KNOWN,
-    4: lambda f: bool(f & _SAME_POD and f & _CALLER_PRIVATE),
-    5: lambda f: not f & _SAME_POD and not f & _CALLER_EXTERNAL,
-    6: lambda f: not f & _SAME_POD and not f & _TARGET_EXTERNAL,
-    7: lambda f: not f & _SAME_POD and not f & _CROSSPOD,
+# §3, each check's condition on the facts, by check name; CHECKS gives their order and
+# answers.
+_CONDITIONS: dict[CheckName, Callable[[int], bool]] = {
+    "caller_unknown": lambda f: not f & _CALLER_KNOWN,
+    "self": lambda f: bool(f & _SELF),
+    "target_unknown": lambda f: not f & _TARGET_KNOWN,
+    "same_private_pod": lambda f: bool(f & _SAME_POD and f & _CALLER_PRIVATE),
+    "caller_not_external": lambda f: not f & _SAME_POD and not f & _CALLER_EXTERNAL,
+    "target_not_external": lambda f: not f & _SAME_POD and not f & _TARGET_EXTERNAL,
+    "crosspod_disabled": lambda f: not f & _SAME_POD and not f & _CROSSPOD,
 }
+# The checks of rules.CHECKS that replay applies (the actions' checks; it answers no
+# read-only calls).
+IMPLEMENTED_CHECKS: frozenset[CheckName] = frozenset(_CONDITIONS)
 
 
 def _verdicts(answers: list[tuple[int, int, int]]) -> NDArray[np.uint8]:
@@ -183,16 +176,16 @@ def _verdicts(answers: list[tuple[int, int, int]]) -> NDArray[np.uint8]:
     ``_PAIR_OUTCOMES``, whose (code, reason, status) is appended to `answers` the first
     time it appears.
     """
-    if sorted(_CONDITIONS) != sorted(c.number for c in CHECKS):
-        raise ValueError("columnar: a check of rules.CHECKS has no condition here")
+    if set(CHECK_NAMES) != IMPLEMENTED_CHECKS:
+        raise ValueError("columnar: the checks with a condition here are not those of rules.CHECKS")
     verdicts = np.zeros(_N_FACTS, np.uint8)
     for facts in range(_N_FACTS):
         action = ACTIONS[(facts >> _ACTION_SHIFT) & 3]
         verdict = None
         for check in CHECKS:
-            if not _CONDITIONS[check.number](facts):
+            if not _CONDITIONS[check.name](facts):
                 continue
-            if check.number == 4:
+            if check.name == "same_private_pod":
                 code, reason = IMPLICIT[action]
                 answer = (code, _REASON_CODE[reason] if reason else -1, _STATUS_CODE[Status.ACCEPTED])
             elif check in _VIEW_CHECKS:

@@ -3,9 +3,11 @@
 :class:`Engine` holds a population, the crossPod relation as it is now and the stored pair
 records, and answers ``connect``, ``accept``, ``reject``, ``remove``, ``get`` and ``list``
 as the API does (``connections.md`` §2–4). It looks every decision up in
-:mod:`simkit.rules`; it is plain Python (no pandas), the reference every other engine is
-tested against, and what a notebook or an HTTP face drives call by call.
-:func:`replay` runs a whole log through it.
+:mod:`simkit.rules`: the answers of the checks of §3 (it applies those named in
+:data:`IMPLEMENTED_CHECKS`), the cells of the §4 table, and what each effect does to a
+record. It is plain Python (no pandas), the reference every other engine is tested against,
+and what a notebook or an HTTP face drives call by call. :func:`replay` runs a whole log
+through it.
 """
 
 from __future__ import annotations
@@ -23,21 +25,42 @@ from simkit.population import Population
 from simkit.results import Connections, Outcomes, Replay
 from simkit.rules import (
     ACTIONS,
+    CHECK_NAMES,
     CHECKS,
+    EFFECTS,
     IMPLICIT,
     REASONS,
     STATUSES,
     TABLE,
     Action,
+    Check,
+    CheckName,
     Effect,
     Kind,
     Reason,
+    Requester,
     Status,
     View,
     message,
 )
 
-__all__ = ["Answer", "Engine", "UserConnection", "replay"]
+__all__ = ["IMPLEMENTED_CHECKS", "Answer", "Engine", "UserConnection", "replay"]
+
+# The checks of rules.CHECKS that Engine applies, by name: in _step for the actions, in
+# get, and check 1 in list. A check added to the rules must be written here too.
+IMPLEMENTED_CHECKS: frozenset[CheckName] = frozenset(
+    {
+        "caller_unknown",
+        "self",
+        "target_unknown",
+        "same_private_pod",
+        "caller_not_external",
+        "target_not_external",
+        "crosspod_disabled",
+    }
+)
+if set(CHECK_NAMES) != IMPLEMENTED_CHECKS:
+    raise ValueError("engine: IMPLEMENTED_CHECKS are not the checks of rules.CHECKS")
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,7 +115,7 @@ class Answer:
 _N_ACTIONS = len(ACTIONS)
 _REASON = {r: i for i, r in enumerate(REASONS)}
 _STATUS = {s: i for i, s in enumerate(STATUSES)}
-_CHECK = {c.number: c for c in CHECKS}
+_CHECK: dict[CheckName, Check] = {c.name: c for c in CHECKS}
 
 
 def _reason_code(reason: Reason | None) -> int:
@@ -114,45 +137,72 @@ def _answer_code(code: int, reason: Reason | None, status: Status | None) -> int
     return _ANSWERS.index(triple)
 
 
-def _check_answer(number: int, status: Status | None = None) -> int:
-    check = _CHECK[number]
+def _check_answer(name: CheckName, status: Status | None = None) -> int:
+    check = _CHECK[name]
     return _answer_code(check.code, check.reason, status)
+
+
+# What a cell's effect does to a stored record, as _step applies it: None for KEEP, else
+# (kind after, the caller becomes the requester, counter multiplier, counter addend, sets
+# first_requested_at, sets updated_at).
+_Change = tuple[int, bool, int, int, bool, bool]
+
+
+def _change(effect: Effect) -> _Change | None:
+    if effect is Effect.KEEP:
+        return None
+    rule = EFFECTS[effect]
+    mul, add = rule.counter
+    return (
+        int(rule.after),
+        rule.requester is Requester.CALLER,
+        mul,
+        add,
+        rule.sets_first_requested_at,
+        rule.sets_updated_at,
+    )
 
 
 # View of a record for the caller: index kind * 2 + (caller is the requester).
 _VIEW = [int(View.of(Kind(k), bool(own))) for k in range(len(Kind)) for own in (0, 1)]
 _V_NONE = int(View.NONE)
-_V_PENDING_OUTGOING = int(View.PENDING_OUTGOING)
 # §3: the answers that need no record, and the refusals that show the caller's view.
-_A_UNKNOWN_CALLER = _check_answer(1)
-_A_SELF = _check_answer(2)
-_A_UNKNOWN_USER = _check_answer(3)
-_A_NOT_EXTERNAL = _check_answer(6)
+_A_UNKNOWN_CALLER = _check_answer("caller_unknown")
+_A_SELF = _check_answer("self")
+_A_UNKNOWN_USER = _check_answer("target_unknown")
+_A_NOT_EXTERNAL = _check_answer("target_not_external")
 _IMPLICIT = [_answer_code(*IMPLICIT[a], Status.ACCEPTED) for a in ACTIONS]
-_ENTITLEMENT_BY_VIEW = [_check_answer(5, View(v).status) for v in range(len(View))]
-_CROSSPOD_BY_VIEW = [_check_answer(7, View(v).status) for v in range(len(View))]
-# §4: per (view, action), the answer of a cell that changes nothing, and the effect. A cell
-# that changes the record always succeeds; its answer is read from the record afterwards.
-_CELL = [
-    (_answer_code(cell.code, cell.reason, View(v).status), int(cell.effect))
-    for v in range(len(View))
-    for cell in (TABLE[(View(v), a)] for a in ACTIONS)
-]
+_ENTITLEMENT_BY_VIEW = [_check_answer("caller_not_external", View(v).status) for v in range(len(View))]
+_CROSSPOD_BY_VIEW = [_check_answer("crosspod_disabled", View(v).status) for v in range(len(View))]
 _OK_BY_VIEW = [_answer_code(200, None, View(v).status) for v in range(len(View))]
+
+
+def _cell(view: View, action: Action) -> tuple[int, _Change | None]:
+    """The answer and the change of a §4 cell, for _step.
+
+    A cell that changes a record always succeeds, and its answer (here -1) is read from the
+    record afterwards; but a record made from none is the caller's request (rules.EFFECTS
+    says so), so there the answer, counter included, is known in advance.
+    """
+    cell = TABLE[(view, action)]
+    change = _change(cell.effect)
+    if change is None:
+        return _answer_code(cell.code, cell.reason, view.status), None
+    kind, _, _, counter, _, _ = change
+    if view is View.NONE:
+        return _OK_BY_VIEW[_VIEW[kind * 2 + 1]] | counter << _COUNTER_SHIFT, change
+    return -1, change
+
+
+# §4: per (view, action), the answer and the change of the cell.
+_CELL = [_cell(View(v), a) for v in range(len(View)) for a in ACTIONS]
 if len(_ANSWERS) > 1 << _COUNTER_SHIFT:
     raise ValueError("engine: answers no longer fit below _COUNTER_SHIFT")
 _ANSWER_CODE = np.array([t[0] for t in _ANSWERS], np.int16)
 _ANSWER_REASON = np.array([t[1] for t in _ANSWERS], np.int8)
 _ANSWER_STATUS = np.array([t[2] for t in _ANSWERS], np.int8)
-_E_CREATE, _E_ACCEPT, _E_DECLINE, _E_DELETE, _E_REREQUEST, _E_REOPEN = (
-    int(Effect.CREATE),
-    int(Effect.ACCEPT),
-    int(Effect.DECLINE),
-    int(Effect.DELETE),
-    int(Effect.REREQUEST),
-    int(Effect.REOPEN),
-)
-_PENDING, _ACCEPTED, _REJECTED = int(Kind.PENDING), int(Kind.ACCEPTED), int(Kind.REJECTED)
+# The refusals of get, which show no status.
+_GET_REFUSAL = {c.name: Answer(c.code, c.reason, None, None) for c in CHECKS}
 
 # A stored record: [requester, kind, request_counter, first_requested_at, updated_at].
 _Record = list[int]
@@ -248,7 +298,7 @@ class Engine:
         """Apply one action; return its answer code plus its counter << _COUNTER_SHIFT.
 
         This is the hot loop of :func:`replay`: it works on small integers prepared from
-        :mod:`simkit.rules` and follows §3 check by check, then the §4 cell.
+        :mod:`simkit.rules` and follows §3 check by check, then the §4 cell and its effect.
         """
         users = self._users
         ua = users.get(a)
@@ -276,32 +326,32 @@ class Engine:
         if rec is None:
             if refused is not None:
                 return refused[_V_NONE]
-            answer, effect = _CELL[act]  # the NONE row
-            if effect == _E_CREATE:
-                self._records[key] = [a, _PENDING, 1, ts, ts]
-                return _OK_BY_VIEW[_V_PENDING_OUTGOING] | 1 << _COUNTER_SHIFT
+            answer, change = _CELL[act]  # the NONE row
+            if change is not None:
+                # rules.EFFECTS makes every effect from no record name the caller as
+                # requester and set both times.
+                self._records[key] = [a, change[0], change[3], ts, ts]
             return answer
         view = _VIEW[rec[1] * 2 + (rec[0] == a)]
         if refused is not None:
             return refused[view] | rec[2] << _COUNTER_SHIFT
-        answer, effect = _CELL[view * _N_ACTIONS + act]
-        if not effect:
+        answer, change = _CELL[view * _N_ACTIONS + act]
+        if change is None:
             return answer | rec[2] << _COUNTER_SHIFT
-        if effect == _E_DELETE:
+        kind, caller_requests, mul, add, sets_first, sets_updated = change
+        if not kind:
+            # rules.EFFECTS leaves a deleted record no counter.
             del self._records[key]
             return _OK_BY_VIEW[_V_NONE]
-        if effect == _E_ACCEPT:
-            rec[1] = _ACCEPTED
-        elif effect == _E_DECLINE:
-            rec[1] = _REJECTED
-        elif effect == _E_REREQUEST:
+        if caller_requests:
             rec[0] = a
-            rec[1] = _PENDING
-            rec[2] += 1
-        elif effect == _E_REOPEN:
-            rec[1] = _PENDING
-        rec[4] = ts
-        return _OK_BY_VIEW[_VIEW[rec[1] * 2 + (rec[0] == a)]] | rec[2] << _COUNTER_SHIFT
+        rec[1] = kind
+        rec[2] = rec[2] * mul + add
+        if sets_first:
+            rec[3] = ts
+        if sets_updated:
+            rec[4] = ts
+        return _OK_BY_VIEW[_VIEW[kind * 2 + (rec[0] == a)]] | rec[2] << _COUNTER_SHIFT
 
     def _answer(self, caller: int, other: int, code: int, reason: int, status: int) -> Answer:
         reason_key = REASONS[reason] if reason >= 0 else None
@@ -326,25 +376,29 @@ class Engine:
     def get(self, caller: int, user_id: int) -> Answer:
         """``GET /v1/connection/user/{user_id}/info``: the caller's view of one connection.
 
-        Applies checks 1–3 and 5–7 like the actions, then answers 404 ``not_found`` where
-        there is no record.
+        Applies checks 1–3 and 5–7 like the actions, answers the implicit form inside a
+        private pod (check 4), else 404 ``not_found`` where there is no record. Refusals
+        show no status.
         """
         users = self._users
         ua = users.get(caller)
         if ua is None:
-            return Answer(401, Reason.UNKNOWN_CALLER, None, None)
+            return _GET_REFUSAL["caller_unknown"]
         if caller == user_id:
-            return Answer(400, Reason.SELF, None, None)
+            return _GET_REFUSAL["self"]
         ub = users.get(user_id)
         if ub is None:
-            return Answer(404, Reason.UNKNOWN_USER, None, None)
-        if ua[0] != ub[0]:
-            if not ua[1]:
-                return Answer(403, Reason.ENTITLEMENT, None, None)
-            if not ub[1]:
-                return Answer(404, Reason.UNKNOWN_USER, None, None)
-            if not self.crosspod_enabled(ua[0], ub[0]):
-                return Answer(403, Reason.CROSSPOD_DISABLED, None, None)
+            return _GET_REFUSAL["target_unknown"]
+        if ua[0] == ub[0]:
+            if ua[2]:
+                # same_private_pod: connected implicitly, never stored.
+                return Answer(200, None, Status.ACCEPTED, UserConnection(user_id, Status.ACCEPTED))
+        elif not ua[1]:
+            return _GET_REFUSAL["caller_not_external"]
+        elif not ub[1]:
+            return _GET_REFUSAL["target_not_external"]
+        elif not self.crosspod_enabled(ua[0], ub[0]):
+            return _GET_REFUSAL["crosspod_disabled"]
         view = self._view(caller, user_id)
         if view is None:
             return Answer(404, Reason.NOT_FOUND, None, None)
@@ -363,7 +417,7 @@ class Engine:
         appear only when `user_ids` names them and `status` is ``ACCEPTED`` or ``ALL``.
         ``KeyError`` if the caller is unknown.
         """
-        ua = self._users[caller]
+        ua = self._users[caller]  # caller_unknown: KeyError, as rules.CHECKS says
         if status is None:
             wanted = {Status.PENDING_INCOMING, Status.PENDING_OUTGOING}
         elif str(status) == "ALL":
