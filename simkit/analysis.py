@@ -29,18 +29,16 @@ from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 import pandas as pd
-import pyarrow.parquet as pq
 from numpy.typing import NDArray
 
 if TYPE_CHECKING:
     from pandas._libs.tslibs.nattype import NaTType
 
 from simkit.engines import replay
-from simkit.errors import RunDirError
-from simkit.events import apply_order
-from simkit.io.runs import Run, connections_table, outcomes_table, read_run
-from simkit.results import Replay
-from simkit.rules import ACTIONS, CHECKS, EFFECTS, REASONS, TABLE, Effect, Kind
+from simkit.events import Events, apply_order
+from simkit.io.runs import Run, connections_table, outcomes_table, read_outputs, read_run
+from simkit.results import Outcomes, Replay, record_changes
+from simkit.rules import ACTIONS, CHECKS, REASONS, STATUSES, TABLE, Effect, Kind
 from simkit.schema import TABLES
 
 __all__ = [
@@ -80,15 +78,6 @@ CODES: tuple[int, ...] = tuple(
 """Every HTTP code an action can be answered with (200, 400, 401, 403, 404)."""
 
 _OUTCOME_COLUMNS = TABLES["outcomes"].names
-_CONNECTION_COLUMNS = TABLES["connections"].names
-# The kind of record behind each view a caller can be shown.
-_KIND_OF_VIEW = {
-    "NONE": int(Kind.NONE),
-    "PENDING_OUTGOING": int(Kind.PENDING),
-    "PENDING_INCOMING": int(Kind.PENDING),
-    "ACCEPTED": int(Kind.ACCEPTED),
-    "REJECTED": int(Kind.REJECTED),
-}
 _KIND_NAMES = np.array([k.name for k in Kind], dtype=object)
 _EFFECT_NAMES = np.array([e.name.lower() for e in Effect], dtype=object)
 # Bin widths tried, smallest first, when a caller gives none (see bin_width).
@@ -224,18 +213,6 @@ def from_run(run: Run, result: Replay | None = None) -> RunFrames:
     return _assemble(_input_frames(run), outcomes, connections)
 
 
-def _read_output(folder: Path, name: str, columns: tuple[str, ...]) -> pd.DataFrame:
-    file = folder / name
-    if not file.is_file():
-        raise RunDirError(f"{file}: missing; run `simkit replay` on the run folder first")
-    table = pq.read_table(file)
-    missing = [c for c in columns if c not in table.column_names]
-    if missing:
-        raise RunDirError(f"{file}: expected columns {', '.join(columns)} (missing: {', '.join(missing)})")
-    frame: pd.DataFrame = table.select(list(columns)).to_pandas()
-    return frame
-
-
 def load(run_dir: str | os.PathLike[str], outputs: str | os.PathLike[str] | None = None) -> RunFrames:
     """Read a replayed run folder into frames.
 
@@ -266,13 +243,7 @@ def load(run_dir: str | os.PathLike[str], outputs: str | os.PathLike[str] | None
     """
     run = read_run(run_dir)
     folder = Path(outputs) if outputs is not None else run.path
-    outcomes = _read_output(folder, "outcomes.parquet", _OUTCOME_COLUMNS)
-    if len(outcomes) != len(run.events):
-        raise RunDirError(
-            f"{folder / 'outcomes.parquet'}: {len(outcomes)} rows for {len(run.events)} events "
-            f"in {run.files['events']}; replay the run again"
-        )
-    connections = _read_output(folder, "connections.parquet", _CONNECTION_COLUMNS)
+    outcomes, connections = (t.to_pandas() for t in read_outputs(folder, len(run.events)))
     return _assemble(_input_frames(run), outcomes, connections)
 
 
@@ -781,29 +752,25 @@ def _policy_windows(
 # -- the record history, rebuilt from the outcomes ------------------------------------------
 
 
-def _effect_of_move() -> NDArray[np.int64]:
-    """The effect behind each move of a record, read back from the §4 table and its effects.
-
-    Indexed by ``(kind before * len(Kind) + kind after) * len(ACTIONS) + action``; ``-1``
-    where no cell moves a record so. Raises if an effect leaves the kind as it was, or if
-    two effects make the same move on the same action: the outcomes could not tell them.
-    """
-    n_kinds, n_actions = len(Kind), len(ACTIONS)
-    effect = np.full(n_kinds * n_kinds * n_actions, -1, np.int64)
-    for (view, action), cell in TABLE.items():
-        if cell.effect is Effect.KEEP:
-            continue
-        after = EFFECTS[cell.effect].after
-        if after is view.kind:
-            raise ValueError(f"transitions: {cell.effect.name} leaves a {after.name} record {after.name}")
-        at = (view.kind * n_kinds + after) * n_actions + ACTIONS.index(action)
-        if effect[at] not in (-1, cell.effect):
-            raise ValueError(
-                f"transitions: {Effect(effect[at]).name} and {cell.effect.name} both move "
-                f"{view.kind.name} to {after.name} on {action}"
-            )
-        effect[at] = cell.effect
-    return effect
+def _log_of(ev: pd.DataFrame) -> tuple[Events, Outcomes]:
+    """The action events and outcomes behind the per-event frame, as the core holds them."""
+    action = pd.Index([a.value for a in ACTIONS]).get_indexer(pd.Index(ev["action"]))
+    if (action < 0).any():
+        row = int(ev.index.to_numpy()[np.flatnonzero(action < 0)[0]])
+        raise ValueError(f"events row {row + 1}: unknown action {ev['action'].iloc[row]!r}")
+    events = Events(
+        ts=ev["ts"].to_numpy(dtype=np.int64),
+        actor=ev["actor"].to_numpy(dtype=np.int64),
+        target=ev["target"].to_numpy(dtype=np.int64),
+        action=action.astype(np.int8),
+    )
+    outcomes = Outcomes(
+        code=ev["code"].to_numpy(dtype=np.int16),
+        reason=pd.Index([r.value for r in REASONS]).get_indexer(pd.Index(ev["reason"])).astype(np.int8),
+        status=pd.Index([s.value for s in STATUSES]).get_indexer(pd.Index(ev["status"])).astype(np.int8),
+        request_counter=ev["request_counter"].to_numpy(dtype=np.int32),
+    )
+    return events, outcomes
 
 
 def transitions(frames: RunFrames) -> pd.DataFrame:
@@ -813,7 +780,8 @@ def transitions(frames: RunFrames) -> pd.DataFrame:
     after the event (a refused call shows it unchanged); the record changes exactly where
     that kind differs from the one the pair showed before (``NONE`` at the start). Only a
     200 answer can change it, and the effect follows from the kinds and the action, as
-    :data:`simkit.rules.TABLE` and :data:`simkit.rules.EFFECTS` say.
+    :data:`simkit.rules.TABLE` and :data:`simkit.rules.EFFECTS` say. The changes are read
+    by :func:`simkit.results.record_changes`; this adds the columns of the events.
 
     Returns
     -------
@@ -836,43 +804,23 @@ def transitions(frames: RunFrames) -> pd.DataFrame:
     3     11    201     101   remove   PENDING  REJECTED  decline
     """
     ev = frames.events
-    order = apply_order(ev["ts"].to_numpy(dtype=np.int64))
-    ev = ev.iloc[order]
-    ev = ev[ev["status"].notna().to_numpy() & ~ev["implicit"].to_numpy()]
-    actor = ev["actor"].to_numpy(dtype=np.int64)
-    target = ev["target"].to_numpy(dtype=np.int64)
-    kind = ev["status"].map(_KIND_OF_VIEW).to_numpy(dtype=np.int64)
-    pairs = pd.DataFrame(
-        {"user_a": np.minimum(actor, target), "user_b": np.maximum(actor, target), "kind": kind}
-    )
-    before = pairs.groupby(["user_a", "user_b"], sort=False)["kind"].shift(1, fill_value=int(Kind.NONE))
-    before_kind = before.to_numpy(dtype=np.int64)
-    moved = before_kind != kind
-    action = ev["action"].to_numpy()[moved]
-    b, a = before_kind[moved], kind[moved]
-    act = pd.Index([x.value for x in ACTIONS]).get_indexer(action)
-    move = (b * len(Kind) + a) * len(ACTIONS) + act
-    effect = np.where(act >= 0, _effect_of_move()[np.where(act >= 0, move, 0)], -1)
-    if (effect < 0).any():
-        i = int(np.flatnonzero(effect < 0)[0])
-        row = int(ev.index.to_numpy()[moved][i])
-        raise ValueError(
-            f"events row {row + 1}: the record went from {_KIND_NAMES[b[i]]} to {_KIND_NAMES[a[i]]} "
-            f"on {action[i]!r}, which no rule allows; the outcomes do not belong to these events"
-        )
+    changes = record_changes(*_log_of(ev))
+    rows = changes.event
+    actor = ev["actor"].to_numpy(dtype=np.int64)[rows]
+    target = ev["target"].to_numpy(dtype=np.int64)[rows]
     return pd.DataFrame(
         {
-            "event": ev.index.to_numpy()[moved],
-            "ts": ev["ts"].to_numpy(dtype=np.int64)[moved],
-            "user_a": pairs["user_a"].to_numpy()[moved],
-            "user_b": pairs["user_b"].to_numpy()[moved],
-            "actor": actor[moved],
-            "target": target[moved],
-            "action": action,
-            "before": _KIND_NAMES[b],
-            "after": _KIND_NAMES[a],
-            "effect": _EFFECT_NAMES[effect],
-            "request_counter": ev["request_counter"].to_numpy(dtype=np.int64)[moved],
+            "event": ev.index.to_numpy()[rows],
+            "ts": ev["ts"].to_numpy(dtype=np.int64)[rows],
+            "user_a": np.minimum(actor, target),
+            "user_b": np.maximum(actor, target),
+            "actor": actor,
+            "target": target,
+            "action": ev["action"].to_numpy()[rows],
+            "before": _KIND_NAMES[changes.before],
+            "after": _KIND_NAMES[changes.after],
+            "effect": _EFFECT_NAMES[changes.effect],
+            "request_counter": ev["request_counter"].to_numpy(dtype=np.int64)[rows],
         }
     )
 

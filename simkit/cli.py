@@ -58,6 +58,8 @@ def _whole_number(minimum: int, what: str) -> Callable[[str], int]:
 
 _seed = _whole_number(0, "a non-negative integer")
 _positive = _whole_number(1, "a positive integer")
+# crossPod partners named per pod by `simkit population`; the count says how many more.
+_PARTNERS_SHOWN = 3
 
 
 def _run(args: argparse.Namespace) -> int:
@@ -87,6 +89,42 @@ def _validate(args: argparse.Namespace) -> int:
     return 0
 
 
+def _population(args: argparse.Namespace) -> int:
+    from simkit.pipeline import pod_summaries, population_of
+
+    pop = population_of(args.source, args.overrides)
+    pods = pod_summaries(pop, top=args.top)
+    pairs = len(pop.crosspod)
+    print(
+        f"{args.source}: {pop.n_pods:,} pods, {pop.n_users:,} users, "
+        f"{pairs:,} crossPod pair{'' if pairs == 1 else 's'} at the start"
+    )
+    rows = [
+        (
+            str(pod.pod_id),
+            pod.name,
+            "private" if pod.private else "public",
+            f"{pod.users:,}",
+            f"{pod.external / pod.users:.0%}" if pod.users else "-",
+            f"{len(pod.partners):,}"
+            + (": " + ", ".join(pod.partners[:_PARTNERS_SHOWN]) if pod.partners else "")
+            + (", ..." if len(pod.partners) > _PARTNERS_SHOWN else ""),
+        )
+        for pod in pods
+    ]
+    header = ("pod_id", "name", "kind", "users", "external", "crossPod partners at the start")
+    widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header) - 1)]
+    for row in [header, *rows]:
+        cells = [
+            cell.rjust(width) if i in (0, 3, 4) else cell.ljust(width)
+            for i, (cell, width) in enumerate(zip(row, widths))
+        ]
+        print("  ".join([*cells, row[-1]]))
+    if len(pods) < pop.n_pods:
+        print(f"... and {pop.n_pods - len(pods):,} smaller pods (--top N to list more)")
+    return 0
+
+
 def _report(args: argparse.Namespace) -> int:
     from simkit.report import write_report
 
@@ -94,6 +132,49 @@ def _report(args: argparse.Namespace) -> int:
     print(report.headline_text())
     print(f"wrote:       {report.summary} and {len(report.files) - 1} more files")
     return 0
+
+
+def _datafeed_export(args: argparse.Namespace) -> int:
+    from simkit.io.datafeed import export_datafeed
+
+    counts = export_datafeed(args.run_dir, args.out)
+    by_type = ", ".join(f"{kind} {n:,}" for kind, n in counts.items())
+    print(f"datafeed:    {sum(counts.values()):,} events ({by_type})")
+    print(f"wrote:       {args.out}")
+    return 0
+
+
+def _datafeed_import(args: argparse.Namespace) -> int:
+    from simkit.io.datafeed import import_datafeed
+
+    imported = import_datafeed(args.files, args.population, args.out)
+    feed = imported.feed
+    print(
+        f"read:        {feed.read:,} events: {len(feed.events):,} kept, {feed.duplicates:,} duplicates, "
+        f"{feed.other_types:,} of other types ignored"
+    )
+    print(f"unknown:     {imported.unknown_users:,} events name a user not in the population")
+    print(_summary(imported.result))
+    print(f"wrote:       {args.out}")
+    return 0
+
+
+def _serve(args: argparse.Namespace) -> int:
+    # aiohttp is the serve extra's; it is imported only when this command runs.
+    try:
+        from simkit.serve import serve
+    except ImportError as exc:
+        return _fail(f"simkit serve needs the serve extra (pip install 'simkit[serve]'): {exc}")
+    users = [u for item in args.bdk_users for u in item.split(",") if u] or None
+    return serve(
+        args.source,
+        host=args.host,
+        port=args.port,
+        record=args.record,
+        clock=args.clock,
+        bdk_config=args.bdk_config,
+        bdk_users=users,
+    )
 
 
 def _add_replay_options(p: argparse.ArgumentParser) -> None:
@@ -226,18 +307,190 @@ def _parser() -> argparse.ArgumentParser:
         "--graphml", action="store_true", help="also write users.graphml and pods.graphml (for Gephi)"
     )
     p.set_defaults(handler=_report)
+
+    # -- `simkit population` (simkit.pipeline.population_of) is added here.
+    p = sub.add_parser(
+        "population",
+        help="list the pods of a scenario's population or of a folder, largest first",
+        description=(
+            "Print the pods of SCENARIO_OR_RUN, largest first: id, name, private or public, users, the "
+            "share of users entitled to communicate across pods, and the pods each has crossPod "
+            "with at the start (how many, and the largest few by name), so that a what-if can "
+            "name the pods it is about. For a scenario the population is drawn from its "
+            "population seed without generating traffic, or read from its population.from "
+            "folder; a folder (a run folder, or pods, users and crosspod tables) is read and "
+            "checked as `simkit validate` checks it."
+        ),
+    )
+    p.add_argument(
+        "source",
+        type=Path,
+        metavar="SCENARIO_OR_RUN",
+        help="a scenario file (TOML), a run folder, or a folder of pods, users and crosspod tables",
+    )
+    p.add_argument(
+        "--top",
+        type=_positive,
+        default=20,
+        metavar="N",
+        help="list the N largest pods (default: %(default)s)",
+    )
+    p.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="change one knob of the scenario, as for `simkit run`, e.g. --set population.seed=5 (repeatable)",
+    )
+    p.set_defaults(handler=_population)
+
+    # -- `simkit serve` (the Pod API emulator: simkit.serve) is added here.
+    p = sub.add_parser(
+        "serve",
+        help="serve a Pod API emulator (connections, BDK login) that real Symphony clients talk to",
+        description=(
+            "Serve the connection endpoints of the Pod API (and the BDK's RSA login) over HTTP, "
+            "answered by the connection rules one call at a time, starting from SOURCE: a run "
+            "folder (its population and the final state of its replay) or a scenario file (its "
+            "population). The first line printed is the URL listened on. Logins are not "
+            "verified: any well-formed JWT acts as the user its 'sub' names. See docs/serve.md."
+        ),
+    )
+    p.add_argument(
+        "source", type=Path, metavar="RUN_DIR_OR_SCENARIO", help="a run folder or a scenario file (TOML)"
+    )
+    p.add_argument("--host", default="127.0.0.1", help="address to listen on (default: %(default)s)")
+    p.add_argument(
+        "--port",
+        type=_whole_number(0, "a port number (0 picks a free port)"),
+        default=8080,
+        help="port to listen on; 0 picks a free one (default: %(default)s)",
+    )
+    p.add_argument(
+        "--record",
+        type=Path,
+        metavar="DIR",
+        help=(
+            "on SIGINT, SIGTERM or POST /simkit/v1/flush, write the source's log followed by the "
+            "session's action calls as a complete run folder DIR (missing or empty at start)"
+        ),
+    )
+    p.add_argument(
+        "--clock",
+        choices=("wall", "run"),
+        default="wall",
+        help=(
+            "stamp action calls with the wall clock in ms, or the run's clock (one past the "
+            "source's last event, then 1 ms per call) (default: %(default)s)"
+        ),
+    )
+    p.add_argument(
+        "--bdk-config",
+        type=Path,
+        metavar="DIR",
+        help="write an RSA key pair and a BDK config.yaml per bot into DIR/<username>/ (and DIR/bots.json)",
+    )
+    p.add_argument(
+        "--bdk-users",
+        action="append",
+        default=[],
+        metavar="USER[,USER...]",
+        help="usernames or user ids of the bots for --bdk-config (default: a handful who can connect)",
+    )
+    p.set_defaults(handler=_serve)
+
+    # -- `simkit datafeed export|import` (simkit.io.datafeed) is added here.
+    p = sub.add_parser(
+        "datafeed",
+        help="write a run's datafeed events (JSON lines), or turn a recorded datafeed into a run",
+        description=(
+            "Convert between run folders and the connection events of a Symphony datafeed "
+            "(CONNECTIONREQUESTED, CONNECTIONACCEPTED; see docs/datafeed.md). Rejections and "
+            "removals emit no event, so a datafeed cannot show them."
+        ),
+    )
+    feed = p.add_subparsers(dest="datafeed_command", metavar="COMMAND", required=True)
+    f = feed.add_parser(
+        "export",
+        help="write the datafeed events a run's replay emits, one V4Event per line",
+        description=(
+            "Replay RUN_DIR (with the default engine, whatever outputs it holds) and write the "
+            "datafeed events it emits to FILE, one V4Event per line, in apply order: "
+            "CONNECTIONREQUESTED for each connect that made a request, CONNECTIONACCEPTED for "
+            "each accept that accepted one. The same run always gives the same bytes."
+        ),
+    )
+    f.add_argument("run_dir", type=Path, metavar="RUN_DIR", help="a run folder (its input tables are read)")
+    f.add_argument(
+        "--out",
+        type=Path,
+        metavar="FILE",
+        required=True,
+        help="the JSON lines file to write, e.g. feed.jsonl (its folder is created if missing)",
+    )
+    f.set_defaults(handler=_datafeed_export)
+    f = feed.add_parser(
+        "import",
+        help="turn recorded datafeed events into a run folder and replay it",
+        description=(
+            "Read the CONNECTIONREQUESTED and CONNECTIONACCEPTED events of FILE... (JSON lines of "
+            "V4Event, or JSON holding a V5EventList as the read endpoint returns it), and write a "
+            "run folder whose events are a connect (or an accept) by each event's initiator, "
+            "ordered by timestamp, with the pods, users, crosspod and policy tables of "
+            "--population; then replay it, so that `simkit report` works on it at once. Other "
+            "event types are ignored and an event seen twice is kept once; both are counted."
+        ),
+    )
+    f.add_argument("files", type=Path, nargs="+", metavar="FILE", help="datafeed files, read in this order")
+    f.add_argument(
+        "--population",
+        type=Path,
+        metavar="DIR",
+        required=True,
+        help="a run folder, or a folder of pods, users and crosspod tables, whose tables are copied",
+    )
+    f.add_argument(
+        "--out",
+        type=Path,
+        metavar="RUN_DIR",
+        required=True,
+        help="the run folder to write: new, or empty (created if missing)",
+    )
+    f.set_defaults(handler=_datafeed_import)
     return parser
 
 
+def _os_error_text(exc: OSError) -> str:
+    """An OSError as ``PATH: what the system says`` (``SOURCE -> TARGET: ...`` for a rename)."""
+    names = (exc.filename, exc.filename2)
+    where = [n.decode(errors="replace") if isinstance(n, bytes) else str(n) for n in names if n is not None]
+    what = exc.strerror or str(exc) or type(exc).__name__
+    return f"{' -> '.join(where)}: {what}" if where else what
+
+
+def _fail(text: str) -> int:
+    # One line whatever the message holds: a value quoted from a file may hold a line break.
+    line = "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
+    print(f"simkit: error: {line}", file=sys.stderr)
+    return 1
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    """Run the ``simkit`` command with `argv` (default: ``sys.argv[1:]``); return its exit code."""
+    """Run the ``simkit`` command with `argv` (default: ``sys.argv[1:]``); return its exit code.
+
+    Every failure a user can act on ends here as one line on stderr and exit status 1: a
+    :class:`~simkit.errors.SimkitError`, and an OSError (a folder that may not be written,
+    a full disk), named by its path.
+    """
     args = _parser().parse_args(argv)
     handler: _Handler = args.handler
     try:
         return handler(args)
     except SimkitError as exc:
-        print(f"simkit: error: {exc}", file=sys.stderr)
-        return 1
+        return _fail(str(exc))
+    except OSError as exc:
+        return _fail(_os_error_text(exc))
     except KeyboardInterrupt:
         print("simkit: interrupted", file=sys.stderr)
         return 130

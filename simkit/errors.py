@@ -4,17 +4,19 @@ The hierarchy::
 
     SimkitError                 anything simkit refuses, with a one-line message
     ├── InputError              a bad input table: names file, 1-based data row, column
-    ├── ScenarioError           a bad scenario file: names file and key
+    │   └── DatafeedError       a bad datafeed file: names file, 1-based line, field
+    ├── ScenarioError           a bad scenario (file, --set or Python): names source and key
     └── RunDirError             a run folder that cannot be read or written as asked
 
 The command line prints ``str(error)`` as one line on stderr and exits non-zero; Python
-callers can catch :class:`SimkitError` alone. Programming errors stay ordinary Python
-exceptions.
+callers can catch :class:`SimkitError` alone. What the system refuses (a folder that may not
+be written, a full disk) stays an :class:`OSError` naming its file, which the command line
+prints as one line too. Programming errors stay ordinary Python exceptions.
 """
 
 from __future__ import annotations
 
-__all__ = ["InputError", "RunDirError", "ScenarioError", "SimkitError"]
+__all__ = ["DatafeedError", "InputError", "RunDirError", "ScenarioError", "SimkitError"]
 
 
 class SimkitError(Exception):
@@ -40,6 +42,29 @@ class InputError(SimkitError):
             where.append(f"column {column!r}")
         text = f"{file}: {', '.join(where)}:" if where else f"{file}:"
         super().__init__(f"{text} expected {expected}")
+
+
+class DatafeedError(InputError):
+    """A datafeed file (``connections.md`` §6) that cannot be read as V4Events.
+
+    It names the 1-based line where the event starts and the field, as a dotted path, in
+    place of a row and a column.
+
+    Examples
+    --------
+    >>> str(DatafeedError("feed.jsonl", 4, "timestamp", "an integer, found the string '12:00'"))
+    "feed.jsonl: line 4, field 'timestamp': expected an integer, found the string '12:00'"
+    """
+
+    def __init__(self, file: str, line: int | None, field: str | None, expected: str) -> None:
+        super().__init__(file, line, field, expected)
+        self.line = line
+        self.field = field
+        where = [f"line {line}"] if line is not None else []
+        if field:
+            where.append(f"field {field!r}")
+        text = f"{file}: {', '.join(where)}:" if where else f"{file}:"
+        self.args = (f"{text} expected {expected}",)
 
 
 class ScenarioError(SimkitError):

@@ -4,13 +4,20 @@
 (a :class:`~simkit.population.Population`, action :class:`~simkit.events.Events` and
 crossPod :class:`~simkit.events.Policy` events); :func:`simkit.pipeline.simulate` also
 replays them and writes the complete run folder, the Python face of ``simkit run``.
+:func:`draw_population` draws the population alone.
 
 Everything is drawn with numpy, a column at a time, so that a year of a million users
-(about 10⁸ events) is generated in seconds. All randomness flows from one seed, split with
+(about 10⁸ events) is generated in seconds. Randomness is split with
 :class:`numpy.random.SeedSequence` into one stream per concern (population, crossPod,
 requests, answers, removals, mistakes), so changing how mistakes are drawn leaves the
-requests as they were. Generated ids and order make a replay cheap: user ids are dense and
-numbered pod by pod, and events come out sorted by ``ts``.
+requests as they were. The population and the crossPod plan come from the scenario's
+population seed, the traffic from the run's seed: another seed is other traffic among the
+same people. Generated ids and order make a replay cheap: user ids are dense and numbered
+pod by pod, and events come out sorted by ``ts``.
+
+A population given to the generator (read from a folder by :mod:`simkit.pipeline`; this
+module reads no file) may have any ids in any order: the generator works on rows and turns
+them into ids at the end.
 
 The generator knows people, not rules: it emits what people would try (including mistakes)
 and leaves every answer to the engines. It must not decide outcomes, nor read the clock or
@@ -20,7 +27,7 @@ any global random state.
 from __future__ import annotations
 
 import functools
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -30,13 +37,13 @@ from numpy.typing import NDArray
 from simkit.events import Events, Policy
 from simkit.population import Population
 from simkit.rules import ACTIONS, Action
-from simkit.scenario import BehaviourSection, CrossPodSection, Scenario
+from simkit.scenario import MAX_PODS, MAX_USERS, BehaviourSection, CrossPodSection, PodRef, Scenario
 from simkit.seeds import Seed, seed_sequence
 
-__all__ = ["FIRST_USER_ID", "generate"]
+__all__ = ["FIRST_USER_ID", "draw_population", "generate"]
 
 FIRST_USER_ID = 1_000_000
-"""User ids are ``FIRST_USER_ID + row``, pod by pod, so they never look like pod ids."""
+"""Generated user ids are ``FIRST_USER_ID + row``, pod by pod, so they never look like pod ids."""
 
 _DAY_MS = 86_400_000
 _HOUR_MS = 3_600_000
@@ -49,6 +56,9 @@ _BANK_SHARE = 0.05
 # Ids asked for by `unknown_user` mistakes lie this far past the last user.
 _UNKNOWN_ID_SPAN = 1_000
 _STREAMS = ("population", "crosspod", "requests", "answers", "removals", "mistakes")
+# The streams drawn from the population seed; the others come from the run's seed. Each
+# stream keeps its place among the six, so with both seeds equal nothing changes.
+_POPULATION_STREAMS = ("population", "crosspod")
 # Rows per block where work on 10^8 events goes a block at a time.
 _CHUNK = 1 << 21
 
@@ -70,14 +80,17 @@ _Bool = NDArray[np.bool_]
 class _World:
     """The population as row numbers: pods 0..P-1, users 0..N-1 contiguous pod by pod.
 
-    `order` lists each pod's users from most to least popular (a random ranking);
-    `ext_order` does the same for external users only, which are the only ones people
-    of other pods can find.
+    `pod_id` and `user_id` give each row's id. `order` lists each pod's users from most to
+    least popular (a random ranking); `ext_order` does the same for external users only,
+    which are the only ones people of other pods can find.
     """
 
+    pod_id: _I64
+    pod_name: tuple[str, ...]
     pod_size: _I64
     pod_start: _I64
     pod_private: _Bool
+    user_id: _I64
     user_pod: _I32
     external: _Bool
     activity: _F64
@@ -93,6 +106,33 @@ class _World:
     @property
     def n_users(self) -> int:
         return len(self.user_pod)
+
+    def pod_rows(self, pod_ids: NDArray[Any]) -> _I64:
+        """The rows of pods given by id (every id must be one of `pod_id`)."""
+        return _rows(self.pod_id, pod_ids)
+
+    def ids_of_rows(self) -> int | _I64:
+        """How user rows become ids: an int `first` where ids are ``first + row``, else a
+        table of one id per row, then ids no user has for the rows past the last.
+
+        Ids asked for by `unknown_user` mistakes are the rows ``n_users + k``, k below
+        :data:`_UNKNOWN_ID_SPAN`: they become ids past the largest user id.
+        """
+        n = self.n_users
+        if not n:
+            return FIRST_USER_ID
+        first = int(self.user_id[0])
+        if bool(np.all(np.diff(self.user_id) == 1)):
+            return first
+        nobody = int(self.user_id.max()) + 1 + np.arange(_UNKNOWN_ID_SPAN, dtype=np.int64)
+        return np.concatenate([self.user_id, nobody])
+
+
+def _rows(ids: _I64, wanted: NDArray[Any]) -> _I64:
+    """Positions in `ids` (unique) of each of `wanted` (all present)."""
+    by_id = np.argsort(ids, kind="stable")
+    rows: _I64 = by_id[np.searchsorted(ids[by_id], np.asarray(wanted, dtype=np.int64))]
+    return rows
 
 
 def _pod_sizes(rng: np.random.Generator, pods: int, users: int, alpha: float, min_size: int) -> _I64:
@@ -114,42 +154,104 @@ def _ranking(rng: np.random.Generator, group: NDArray[Any]) -> _I32:
     return np.argsort(group + rng.random(len(group)), kind="stable").astype(np.int32)
 
 
-def _world(sc: Scenario, rng: np.random.Generator) -> _World:
+def _drawn_world(sc: Scenario, rng: np.random.Generator) -> _World:
+    """Pods ``1..pods`` of heavy-tailed sizes, users numbered from FIRST_USER_ID pod by pod."""
     pop = sc.population
     size = _pod_sizes(rng, pop.pods, pop.users, pop.pod_size_alpha, pop.min_pod_size)
     private = np.ones(pop.pods, dtype=np.bool_)
     n_public = round((1.0 - pop.private_share) * pop.pods)
     private[rng.choice(pop.pods, size=n_public, replace=False)] = False
-    start = np.concatenate([[0], np.cumsum(size)[:-1]]).astype(np.int64)
     user_pod = np.repeat(np.arange(pop.pods, dtype=np.int32), size)
     # Users of a public pod exist to talk across companies: all of them are external.
     external = (rng.random(pop.users) < pop.external_share) | ~private[user_pod]
-    activity = rng.lognormal(0.0, sc.behaviour.activity_skew, pop.users)
+    pod_id = np.arange(1, pop.pods + 1, dtype=np.int64)
+    user_id = np.arange(FIRST_USER_ID, FIRST_USER_ID + pop.users, dtype=np.int64)
+    return _people(sc, rng, pod_id, _pod_names(pod_id, size, private), private, user_id, user_pod, external)
+
+
+def _pod_names(pod_id: _I64, size: _I64, private: _Bool) -> tuple[str, ...]:
+    """``bank-NNN`` for the largest private pods, ``firm-NNN`` for the others, ``public-NNN``."""
+    n_banks = max(1, round(_BANK_SHARE * len(pod_id)))
+    big = np.zeros(len(pod_id), dtype=np.bool_)
+    big[np.argsort(-size, kind="stable")[:n_banks]] = True
+    width = len(str(len(pod_id)))
+    return tuple(
+        f"{'public' if not priv else 'bank' if b else 'firm'}-{i:0{width}d}"
+        for i, priv, b in zip(pod_id.tolist(), private.tolist(), big.tolist())
+    )
+
+
+def _given_world(sc: Scenario, population: Population, rng: np.random.Generator) -> _World:
+    """The rows of a population read from a folder: pods in table order, users grouped by pod."""
+    if population.n_pods > MAX_PODS:
+        raise sc.error(
+            "population.from",
+            f"at most {MAX_PODS:,} pods (crossPod is modelled over every pair of pods), "
+            f"found {population.n_pods:,}",
+        )
+    if population.n_users > MAX_USERS:
+        raise sc.error("population.from", f"at most {MAX_USERS:,} users, found {population.n_users:,}")
+    pod_of_user = _rows(population.pod_id, population.user_pod).astype(np.int32)
+    # Users of a pod in the order the table lists them.
+    by_pod = np.argsort(pod_of_user, kind="stable")
+    return _people(
+        sc,
+        rng,
+        population.pod_id,
+        population.pod_name,
+        population.pod_private,
+        population.user_id[by_pod],
+        pod_of_user[by_pod],
+        population.user_external[by_pod],
+    )
+
+
+def _people(
+    sc: Scenario,
+    rng: np.random.Generator,
+    pod_id: _I64,
+    pod_name: tuple[str, ...],
+    private: _Bool,
+    user_id: _I64,
+    user_pod: _I32,
+    external: _Bool,
+) -> _World:
+    """The world of users grouped by pod (`user_pod` ascending), with who is active and popular."""
+    pods, users = len(pod_id), len(user_id)
+    size = np.bincount(user_pod, minlength=pods).astype(np.int64)
+    start = np.concatenate([[0], np.cumsum(size)[:-1]]).astype(np.int64)
+    activity = rng.lognormal(0.0, sc.behaviour.activity_skew, users)
     order = _ranking(rng, user_pod)
     ext_rows = np.flatnonzero(external).astype(np.int32)
     ext_pods = user_pod[ext_rows]
     ext_order = ext_rows[_ranking(rng, ext_pods)]
-    ext_count = np.bincount(ext_pods, minlength=pop.pods).astype(np.int64)
+    ext_count = np.bincount(ext_pods, minlength=pods).astype(np.int64)
     ext_start = np.concatenate([[0], np.cumsum(ext_count)[:-1]]).astype(np.int64)
-    return _World(size, start, private, user_pod, external, activity, order, ext_start, ext_count, ext_order)
+    return _World(
+        np.ascontiguousarray(pod_id, dtype=np.int64),
+        pod_name,
+        size,
+        start,
+        np.ascontiguousarray(private, dtype=np.bool_),
+        np.ascontiguousarray(user_id, dtype=np.int64),
+        user_pod,
+        np.ascontiguousarray(external, dtype=np.bool_),
+        activity,
+        order,
+        ext_start,
+        ext_count,
+        ext_order,
+    )
 
 
 def _population(world: _World, crosspod: _I64) -> Population:
-    pod_id = np.arange(1, world.n_pods + 1, dtype=np.int64)
-    n_banks = max(1, round(_BANK_SHARE * world.n_pods))
-    big = np.zeros(world.n_pods, dtype=np.bool_)
-    big[np.argsort(-world.pod_size, kind="stable")[:n_banks]] = True
-    width = len(str(world.n_pods))
-    names = tuple(
-        f"{'public' if not priv else 'bank' if b else 'firm'}-{i:0{width}d}"
-        for i, priv, b in zip(pod_id.tolist(), world.pod_private.tolist(), big.tolist())
-    )
+    """The generated population: users numbered from FIRST_USER_ID in row order."""
     return Population(
-        pod_id=pod_id,
-        pod_name=names,
+        pod_id=world.pod_id.copy(),
+        pod_name=world.pod_name,
         pod_private=world.pod_private.copy(),
-        user_id=np.arange(FIRST_USER_ID, FIRST_USER_ID + world.n_users, dtype=np.int64),
-        user_pod=world.user_pod.astype(np.int64) + 1,
+        user_id=world.user_id.copy(),
+        user_pod=world.pod_id[world.user_pod],
         user_external=world.external.copy(),
         crosspod=crosspod,
     )
@@ -198,7 +300,16 @@ def _weighted_pick(rng: np.random.Generator, candidates: _I64, weight: _F64, k: 
     return np.sort(candidates[np.argpartition(-key, k - 1)[:k]])
 
 
-def _timeline(sc: Scenario, world: _World, rng: np.random.Generator) -> _Timeline:
+def _pair_rows(world: _World, pairs: Sequence[tuple[PodRef, PodRef]] | _I64) -> _I64:
+    """Pairs of pod ids as an ``(n, 2)`` array of pod rows."""
+    return world.pod_rows(np.array(pairs, dtype=np.int64).reshape(-1, 2))
+
+
+def _timeline(sc: Scenario, world: _World, rng: np.random.Generator, start_pairs: _I64 | None) -> _Timeline:
+    """crossPod through the run, from `start_pairs` (pod ids) or else the scenario's knobs.
+
+    The pairs of `sc` must be pod ids (see :meth:`~simkit.scenario.Scenario.with_pod_ids`).
+    """
     cp: CrossPodSection = sc.crosspod
     pods = world.n_pods
     pair_a, pair_b = (x.astype(np.int32) for x in np.triu_indices(pods, 1))
@@ -206,8 +317,9 @@ def _timeline(sc: Scenario, world: _World, rng: np.random.Generator) -> _Timelin
     size = world.pod_size.astype(np.float64)
     pull = (size[pair_a] * size[pair_b]) ** cp.size_bias
     state = np.zeros(len(pair_a), dtype=np.bool_)
-    if cp.pairs is not None:
-        given = np.array(cp.pairs, dtype=np.int64).reshape(-1, 2) - 1
+    given_pairs = start_pairs if start_pairs is not None else cp.pairs
+    if given_pairs is not None:
+        given = _pair_rows(world, given_pairs)
         state[_pair_index(pods, given[:, 0], given[:, 1])] = True
     else:
         state[
@@ -240,7 +352,7 @@ def _timeline(sc: Scenario, world: _World, rng: np.random.Generator) -> _Timelin
             state[np.isin(pair_a, chosen) | np.isin(pair_b, chosen)] = True
         for pairs, value in ((change.enable_pairs, True), (change.disable_pairs, False)):
             if pairs:
-                given = np.array(pairs, dtype=np.int64).reshape(-1, 2) - 1
+                given = _pair_rows(world, pairs)
                 state[_pair_index(pods, given[:, 0], given[:, 1])] = value
         flipped = np.flatnonzero(state != before)
         pol_ts.append(np.full(len(flipped), ts, dtype=np.int64))
@@ -252,17 +364,19 @@ def _timeline(sc: Scenario, world: _World, rng: np.random.Generator) -> _Timelin
     bounds.append(end)
     policy = Policy(
         ts=np.concatenate(pol_ts) if pol_ts else np.zeros(0, dtype=np.int64),
-        pod_a=np.concatenate(pol_a).astype(np.int64) + 1 if pol_a else np.zeros(0, dtype=np.int64),
-        pod_b=np.concatenate(pol_b).astype(np.int64) + 1 if pol_b else np.zeros(0, dtype=np.int64),
+        pod_a=world.pod_id[np.concatenate(pol_a)] if pol_a else np.zeros(0, dtype=np.int64),
+        pod_b=world.pod_id[np.concatenate(pol_b)] if pol_b else np.zeros(0, dtype=np.int64),
         crosspod=np.concatenate(pol_on) if pol_on else np.zeros(0, dtype=np.bool_),
     )
     return _Timeline(pair_a, pair_b, np.array(bounds, dtype=np.int64), np.stack(stages), affinity, policy)
 
 
-def _initial_pairs(timeline: _Timeline) -> _I64:
+def _initial_pairs(timeline: _Timeline, world: _World) -> _I64:
+    """The pairs enabled at the start as pod ids, ``(smaller, larger)`` rows sorted ascending."""
     first = np.flatnonzero(timeline.enabled[0])
-    pairs = np.stack([timeline.pair_a[first], timeline.pair_b[first]], axis=1).astype(np.int64) + 1
-    return np.ascontiguousarray(pairs.reshape(-1, 2))
+    pairs = np.sort(world.pod_id[np.stack([timeline.pair_a[first], timeline.pair_b[first]], axis=1)], axis=1)
+    pairs = pairs[np.lexsort((pairs[:, 1], pairs[:, 0]))] if len(pairs) else pairs
+    return np.ascontiguousarray(pairs.reshape(-1, 2), dtype=np.int64)
 
 
 @dataclass(frozen=True, eq=False)
@@ -630,7 +744,10 @@ def _mistakes(
             if not on.any():
                 break
             other[on] = (pod[on] + rng.integers(1, world.n_pods, int(on.sum()))) % world.n_pods
-        parts.append(_Calls.of(ts, actor, _someone_in(rng, world, other), _CONNECT))
+        target = _someone_in(rng, world, other)
+        # A pod without users (possible in a population read from a folder) has nobody to ask.
+        found = world.pod_size[other] > 0
+        parts.append(_Calls.of(ts[found], actor[found], target[found], _CONNECT))
 
     private_rows = np.flatnonzero((world.pod_private & (world.pod_size >= 2))[world.user_pod])
     n = counts["reject_colleague"]
@@ -667,7 +784,8 @@ def _someone_in(rng: np.random.Generator, world: _World, pod: _I64) -> _I32:
     out = np.empty(len(pod), dtype=np.int32)
     pick = rng.integers(0, np.maximum(n_ext, 1))
     out[has] = world.ext_order[world.ext_start[pod[has]] + pick[has]]
-    pick_any = rng.integers(0, world.pod_size[pod[~has]])
+    # An empty pod gets a row that is dropped by the caller.
+    pick_any = rng.integers(0, np.maximum(world.pod_size[pod[~has]], 1))
     out[~has] = world.pod_start[pod[~has]] + pick_any
     return out
 
@@ -692,7 +810,7 @@ _TARGET_BITS = 30
 _ACTOR_SHIFT = 32
 
 
-def _sorted_events(parts: list[_Calls], start: int) -> Events:
+def _sorted_events(parts: list[_Calls], start: int, world: _World) -> Events:
     """The calls as an event log sorted by ``ts`` (ties in generation order), users as ids.
 
     `parts` is emptied as it is read. At 10^8 events memory traffic is the cost, so the
@@ -736,13 +854,14 @@ def _sorted_events(parts: list[_Calls], start: int) -> Events:
         order = np.argsort(ts, kind="stable")
         ts = ts[order]
         moved = packed[order]
-    return _unpack(ts, moved, spare=packed)
+    return _unpack(ts, moved, spare=packed, world=world)
 
 
-def _unpack(ts: _I64, packed: _I64, spare: _I64) -> Events:
+def _unpack(ts: _I64, packed: _I64, spare: _I64, world: _World) -> Events:
     """Events from sorted times and packed calls.
 
-    `packed` becomes the actor column and `spare` (a free array as long) the target column.
+    `packed` becomes the actor column and `spare` (a free array as long) the target column;
+    user rows become the world's ids.
     """
     n = len(ts)
     target = spare
@@ -753,12 +872,90 @@ def _unpack(ts: _I64, packed: _I64, spare: _I64) -> Events:
         np.bitwise_and(chunk, low, out=target[lo : lo + _CHUNK])
         action[lo : lo + _CHUNK] = (chunk >> _TARGET_BITS) & 3
         chunk >>= _ACTOR_SHIFT
-    packed += FIRST_USER_ID
-    target += FIRST_USER_ID
+    table = world.ids_of_rows()
+    if isinstance(table, int):
+        packed += table
+        target += table
+    else:
+        for column in (packed, target):
+            for lo in range(0, n, _CHUNK):
+                np.take(table, column[lo : lo + _CHUNK], out=column[lo : lo + _CHUNK])
     return Events(ts=ts, actor=packed, target=target, action=action)
 
 
-def generate(scenario: Scenario, seed: Seed | None = None) -> tuple[Population, Events, Policy]:
+@dataclass(frozen=True, eq=False)
+class _Plan:
+    """What the population seed fixes: the people, the crossPod timeline, the population."""
+
+    world: _World
+    timeline: _Timeline
+    population: Population
+
+
+def _plan(scenario: Scenario, rng: dict[str, np.random.Generator], population: Population | None) -> _Plan:
+    if (population is None) != (scenario.population.from_ is None):
+        given = "no population" if population is None else "a population"
+        raise ValueError(
+            f"generate: {given} for scenario {scenario.name!r}, with population.from = "
+            f"{scenario.population.from_!r}; a population is given exactly when it is read from a folder"
+        )
+    if population is None:
+        world = _drawn_world(scenario, rng["population"])
+    else:
+        world = _given_world(scenario, population, rng["population"])
+    # Pods named in pair knobs are known only now (generated names follow the population seed).
+    resolved = scenario.with_pod_ids(world.pod_id.tolist(), world.pod_name)
+    start_pairs = None if population is None else population.crosspod
+    timeline = _timeline(resolved, world, rng["crosspod"], start_pairs)
+    if population is None:
+        population = _population(world, _initial_pairs(timeline, world))
+    return _Plan(world, timeline, population)
+
+
+def _generators(scenario: Scenario, seed: Seed | None) -> dict[str, np.random.Generator]:
+    """One generator per stream: the population's from the population seed, the rest from `seed`."""
+    traffic = seed_sequence(scenario.seed if seed is None else seed).spawn(len(_STREAMS))
+    people = seed_sequence(scenario.population_seed).spawn(len(_STREAMS))
+    return {
+        name: np.random.default_rng(people[i] if name in _POPULATION_STREAMS else traffic[i])
+        for i, name in enumerate(_STREAMS)
+    }
+
+
+def draw_population(scenario: Scenario, population: Population | None = None) -> Population:
+    """The population of a scenario alone, as :func:`generate` gives it, without traffic.
+
+    Parameters
+    ----------
+    scenario : Scenario
+        The knobs; only the population seed (``population.seed``, else ``seed``) matters.
+    population : Population, optional
+        The population of a scenario with ``population.from``, as read from its folder
+        (:func:`simkit.pipeline.population_of` reads it); required then, refused otherwise.
+        It is returned as it is, once the pods named in the scenario's pair knobs are found.
+
+    Raises
+    ------
+    ScenarioError
+        A pair knob names a pod the population does not have (or a name several pods
+        have), or a roll-out is larger than the population.
+
+    Examples
+    --------
+    >>> from simkit.scenario import load_scenario
+    >>> tiny = load_scenario("data/scenarios/tiny.toml")
+    >>> pop = draw_population(tiny)
+    >>> pop.n_pods, pop.n_users, pop.pod_name[:3]
+    (12, 300, ('firm-01', 'public-02', 'firm-03'))
+    >>> bool((pop.user_id == generate(tiny, seed=99)[0].user_id).all())
+    True
+    """
+    return _plan(scenario, _generators(scenario, None), population).population
+
+
+def generate(
+    scenario: Scenario, seed: Seed | None = None, *, population: Population | None = None
+) -> tuple[Population, Events, Policy]:
     """Draw a population, a crossPod policy and the action events of a scenario.
 
     Parameters
@@ -766,17 +963,29 @@ def generate(scenario: Scenario, seed: Seed | None = None) -> tuple[Population, 
     scenario : Scenario
         The knobs (see ``docs/scenarios.md``).
     seed : int or numpy.random.SeedSequence, optional
-        Where all randomness flows from (see :mod:`simkit.seeds`); ``None`` takes
-        ``scenario.seed``. The same scenario and seed always give the same arrays.
+        Where the traffic's randomness flows from (see :mod:`simkit.seeds`); ``None`` takes
+        ``scenario.seed``. The population and the crossPod plan (the pods, users and pairs,
+        who is active and popular, which pods a roll-out picks) come from the scenario's
+        population seed (:attr:`~simkit.scenario.Scenario.population_seed`) whatever `seed`
+        is. The same scenario and seed always give the same arrays.
+    population : Population, optional
+        The population of a scenario with ``population.from``, read from its folder; required
+        then, refused otherwise (a ``ValueError``). Its ids may be any; it is returned as
+        it is.
 
     Returns
     -------
     population : Population
-        Pods ``1..pods``; users numbered from :data:`FIRST_USER_ID`, pod by pod.
+        Generated: pods ``1..pods``; users numbered from :data:`FIRST_USER_ID`, pod by pod.
     events : Events
         Action events sorted by ``ts`` (ties in a fixed order).
     policy : Policy
         The scheduled crossPod changes, sorted by ``ts``.
+
+    Raises
+    ------
+    ScenarioError
+        A pair knob names a pod the population does not have (see :func:`draw_population`).
 
     Examples
     --------
@@ -788,13 +997,12 @@ def generate(scenario: Scenario, seed: Seed | None = None) -> tuple[Population, 
     >>> bool((again.actor == events.actor).all())
     True
     """
-    streams = seed_sequence(scenario.seed if seed is None else seed).spawn(len(_STREAMS))
-    rngs = dict(zip(_STREAMS, (np.random.default_rng(s) for s in streams)))
-    world = _world(scenario, rngs["population"])
-    timeline = _timeline(scenario, world, rngs["crosspod"])
+    rngs = _generators(scenario, seed)
+    plan = _plan(scenario, rngs, population)
+    world, timeline = plan.world, plan.timeline
     first = _requests(scenario, world, timeline, rngs["requests"])
     parts = [first, *_answers(scenario, first, rngs["answers"], rngs["removals"])]
     parts += _mistakes(scenario, world, timeline, first, sum(len(p) for p in parts), rngs["mistakes"])
     del first
-    events = _sorted_events(parts, scenario.time.start_ms)
-    return _population(world, _initial_pairs(timeline)), events, timeline.policy
+    events = _sorted_events(parts, scenario.time.start_ms, world)
+    return plan.population, events, timeline.policy

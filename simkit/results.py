@@ -5,6 +5,11 @@ row per stored pair record, sorted by ``(user_a, user_b)``. Codes for `reason` a
 `status` are positions in :data:`simkit.rules.REASONS` and :data:`simkit.rules.STATUSES`
 (``-1`` is null). Every engine returns these; frames and files are built from them at the
 edge (:mod:`simkit.io.runs`, :mod:`simkit.analysis`).
+
+:func:`record_changes` reads back from a log and its outcomes which events changed a pair's
+record and with which effect of the §4 table (:func:`effects` gives it per event): the one
+place that derivation is written, for the record history of :mod:`simkit.analysis` and the
+datafeed events of :mod:`simkit.io.datafeed` alike.
 """
 
 from __future__ import annotations
@@ -14,9 +19,10 @@ from dataclasses import dataclass
 import numpy as np
 from numpy.typing import NDArray
 
-from simkit.rules import REASONS, STATUSES, Kind
+from simkit.events import Events, apply_order
+from simkit.rules import ACTIONS, EFFECTS, REASONS, STATUSES, TABLE, Effect, Kind, View
 
-__all__ = ["Connections", "Outcomes", "Replay"]
+__all__ = ["Connections", "Outcomes", "RecordChanges", "Replay", "effects", "record_changes"]
 
 
 @dataclass(frozen=True, eq=False)
@@ -84,3 +90,144 @@ class Replay:
     outcomes: Outcomes
     connections: Connections
     engine: str | None = None
+
+
+# -- the effect of each event, read back from the outcomes --------------------------------------
+
+
+def _kind_of_status() -> NDArray[np.int8]:
+    """The kind of record behind each status a caller can be shown, by position in STATUSES."""
+    kind = np.zeros(len(STATUSES), np.int8)
+    for view in View:
+        kind[STATUSES.index(view.status)] = view.kind
+    return kind
+
+
+def _effect_of_move() -> NDArray[np.int8]:
+    """The effect behind each move of a record, read back from the §4 table and its effects.
+
+    Indexed by ``(kind before * len(Kind) + kind after) * len(ACTIONS) + action``; ``-1``
+    where no cell moves a record so. Raises if an effect leaves the kind as it was, or if
+    two effects make the same move on the same action: the outcomes could not tell them.
+    """
+    n_kinds, n_actions = len(Kind), len(ACTIONS)
+    effect = np.full(n_kinds * n_kinds * n_actions, -1, np.int8)
+    for (view, action), cell in TABLE.items():
+        if cell.effect is Effect.KEEP:
+            continue
+        after = EFFECTS[cell.effect].after
+        if after is view.kind:
+            raise ValueError(f"effects: {cell.effect.name} leaves a {after.name} record {after.name}")
+        at = (view.kind * n_kinds + after) * n_actions + ACTIONS.index(action)
+        if effect[at] not in (-1, cell.effect):
+            raise ValueError(
+                f"effects: {Effect(effect[at]).name} and {cell.effect.name} both move "
+                f"{view.kind.name} to {after.name} on {action}"
+            )
+        effect[at] = cell.effect
+    return effect
+
+
+_KIND_OF_STATUS = _kind_of_status()
+_EFFECT_OF_MOVE = _effect_of_move()
+
+
+@dataclass(frozen=True, eq=False)
+class RecordChanges:
+    """The events that changed a pair's record, in apply order.
+
+    Attributes
+    ----------
+    event : ndarray of int64
+        The input row of each event that changed a record.
+    before, after : ndarray of int8
+        The kind of the pair's record before and after it (:class:`simkit.rules.Kind`;
+        ``NONE``: no record).
+    effect : ndarray of int8
+        Its effect (:class:`simkit.rules.Effect`), never ``KEEP``.
+    """
+
+    event: NDArray[np.int64]
+    before: NDArray[np.int8]
+    after: NDArray[np.int8]
+    effect: NDArray[np.int8]
+
+    def __len__(self) -> int:
+        return len(self.event)
+
+
+def record_changes(events: Events, outcomes: Outcomes) -> RecordChanges:
+    """Every change of a stored record, in apply order, read back from the outcomes.
+
+    Each outcome with a status shows the kind of the pair's record after the event: none
+    where ``request_counter`` is 0 (§5: there is no record, as between colleagues of a
+    private pod), else the kind behind the status. A record changes exactly where that
+    kind differs from the one the pair showed before (``NONE`` at the start); the kinds and
+    the action name the effect, as :data:`simkit.rules.TABLE` and
+    :data:`simkit.rules.EFFECTS` say. Outcomes without a status (unknown users, ``self``)
+    change nothing.
+
+    Raises
+    ------
+    ValueError
+        The outcomes are not one per event, or show a change that no rule makes: they do
+        not belong to these events.
+
+    Examples
+    --------
+    >>> from simkit.engine import replay
+    >>> log = Events.from_records([(1, 10, 20, "connect"), (2, 20, 10, "accept"), (3, 20, 10, "accept")])
+    >>> from simkit.population import Pod, Population, User
+    >>> pop = Population.from_records(
+    ...     pods=[Pod(1, "bank"), Pod(2, "fund")], users=[User(10, 1), User(20, 2)], crosspod=[(1, 2)]
+    ... )
+    >>> changes = record_changes(log, replay(pop, log).outcomes)
+    >>> changes.event.tolist(), [Effect(e).name for e in changes.effect]
+    ([0, 1], ['CREATE', 'ACCEPT'])
+    """
+    if len(outcomes) != len(events):
+        raise ValueError(f"{len(outcomes)} outcomes for {len(events)} events; replay the run again")
+    order = apply_order(events.ts)
+    status = outcomes.status[order]
+    rows = order[status >= 0]
+    kind = np.where(
+        outcomes.request_counter[rows] > 0, _KIND_OF_STATUS[status[status >= 0]], np.int8(Kind.NONE)
+    ).astype(np.int8)
+    actor, target = events.actor[rows], events.target[rows]
+    user_a, user_b = np.minimum(actor, target), np.maximum(actor, target)
+    # Each pair's events side by side, in apply order within the pair.
+    by_pair = np.lexsort((np.arange(len(rows)), user_b, user_a))
+    same_pair = (user_a[by_pair][1:] == user_a[by_pair][:-1]) & (user_b[by_pair][1:] == user_b[by_pair][:-1])
+    before = np.full(len(rows), Kind.NONE, np.int8)
+    before[by_pair[1:]] = np.where(same_pair, kind[by_pair][:-1], np.int8(Kind.NONE))
+    moved = np.flatnonzero(before != kind)
+    b, a = before[moved].astype(np.intp), kind[moved].astype(np.intp)
+    action = events.action[rows[moved]].astype(np.intp)
+    effect = _EFFECT_OF_MOVE[(b * len(Kind) + a) * len(ACTIONS) + action]
+    if (effect < 0).any():
+        i = int(np.flatnonzero(effect < 0)[0])
+        raise ValueError(
+            f"events row {int(rows[moved[i]]) + 1}: the record went from {Kind(b[i]).name} to "
+            f"{Kind(a[i]).name} on {ACTIONS[action[i]].value!r}, which no rule allows; the outcomes "
+            "do not belong to these events"
+        )
+    return RecordChanges(event=rows[moved], before=before[moved], after=kind[moved], effect=effect)
+
+
+def effects(events: Events, outcomes: Outcomes) -> NDArray[np.int8]:
+    """The effect each event had on its pair's record (:class:`simkit.rules.Effect`), in
+    input order: ``KEEP`` (0) where it changed nothing. As :func:`record_changes` reads it.
+
+    Examples
+    --------
+    >>> from simkit.engine import replay
+    >>> from simkit.population import Pod, Population, User
+    >>> pop = Population.from_records(pods=[Pod(1, "open", private=False)], users=[User(1, 1), User(2, 1)])
+    >>> log = Events.from_records([(1, 1, 2, "connect"), (2, 1, 2, "connect"), (3, 2, 1, "reject")])
+    >>> [Effect(e).name for e in effects(log, replay(pop, log).outcomes)]
+    ['CREATE', 'KEEP', 'DECLINE']
+    """
+    changes = record_changes(events, outcomes)
+    per_event = np.zeros(len(events), np.int8)
+    per_event[changes.event] = changes.effect
+    return per_event

@@ -16,8 +16,15 @@ checked by :class:`Scenario`. :meth:`Scenario.with_overrides` derives a scenario
 through the same path as ``--set``, and :meth:`Scenario.from_dict` rebuilds one from
 :meth:`Scenario.to_dict` (a run's manifest).
 
-This module only describes; it draws no random numbers and builds no events (that is
-:mod:`simkit.generate`). The meaning, unit and default of every knob is in
+A scenario may take its population from a folder of tables (``population.from``); then
+the knobs that describe a generated population are refused, and the checks that need the
+pods (pairs naming pods, roll-out sizes) wait until they are known:
+:meth:`Scenario.with_pod_ids` resolves the pods named in pair knobs, by id or by name, against
+a population. Where a relative ``population.from`` points is
+:meth:`Scenario.population_folder`; this module never reads it.
+
+This module only describes; it draws no random numbers, builds no events (that is
+:mod:`simkit.generate`) and reads no table. The meaning, unit and default of every knob is in
 ``docs/scenarios.md``; the ``unit`` and bounds below are what the loader enforces.
 """
 
@@ -36,7 +43,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time
 from pathlib import Path
-from typing import Any, Union, get_args, get_origin, get_type_hints
+from typing import Any, TypeAlias, Union, get_args, get_origin, get_type_hints
 
 from simkit.errors import ScenarioError
 
@@ -46,6 +53,7 @@ __all__ = [
     "BehaviourSection",
     "CrossPodSection",
     "MistakeMix",
+    "PodRef",
     "PolicyChange",
     "PopulationSection",
     "Scenario",
@@ -59,11 +67,47 @@ MAX_PODS = 10_000
 # Users are numbered in 32 bits inside the generator; this leaves room for unknown ids.
 MAX_USERS = 1_000_000_000
 _SHARE_TOLERANCE = 1e-6
+# Pod names in the "did you mean" of an ambiguous name: enough to find them, not a list.
+_SHOWN_IDS = 5
+
+PodRef: TypeAlias = int | str
+"""A pod as a pair knob names it: its ``pod_id``, or its name (unique in the population)."""
+
+# The knobs that describe a generated population, per section: refused with `population.from`,
+# whose folder has its own pods, users and starting crossPod pairs.
+_GENERATED: dict[str, tuple[str, ...]] = {
+    "population": ("pods", "users", "pod_size_alpha", "min_pod_size", "private_share", "external_share"),
+    "crosspod": ("density", "pairs"),
+}
+_GENERATED_WHY = {
+    "population": "a population read from a folder has its own pods and users",
+    "crosspod": "a population read from a folder has its own crosspod table",
+}
 
 
-def _knob(default: Any, *, lo: float | None = None, hi: float | None = None, below_hi: bool = False) -> Any:
-    """A dataclass field with bounds the loader checks (`hi` excluded when `below_hi`)."""
-    return field(default=default, metadata={"lo": lo, "hi": hi, "below_hi": below_hi})
+def _knob(
+    default: Any,
+    *,
+    lo: float | None = None,
+    hi: float | None = None,
+    below_hi: bool = False,
+    key: str | None = None,
+) -> Any:
+    """A dataclass field with bounds the loader checks (`hi` excluded when `below_hi`).
+
+    `key` is the knob's name in a file where it differs from the field's (a Python keyword).
+    """
+    return field(default=default, metadata={"lo": lo, "hi": hi, "below_hi": below_hi, "key": key})
+
+
+def _key(f: dataclasses.Field[Any]) -> str:
+    """The knob's name in a file, ``--set`` and :meth:`Scenario.to_dict`."""
+    return f.metadata.get("key") or f.name
+
+
+def _is_knob(f: dataclasses.Field[Any]) -> bool:
+    """Whether a field is a knob (not where the scenario was read from)."""
+    return f.metadata.get("knob", True) is not False
 
 
 @dataclass(frozen=True)
@@ -76,6 +120,8 @@ class PopulationSection:
     min_pod_size: int = _knob(2, lo=1)
     private_share: float = _knob(0.9, lo=0.0, hi=1.0)
     external_share: float = _knob(0.9, lo=0.0, hi=1.0)
+    seed: int | None = _knob(None, lo=0)
+    from_: str | None = _knob(None, key="from")
 
     def __post_init__(self) -> None:
         _check_knobs(self)
@@ -89,8 +135,8 @@ class PolicyChange:
     enable: float = _knob(0.0, lo=0.0, hi=1.0)
     disable: float = _knob(0.0, lo=0.0, hi=1.0)
     pods: int = _knob(0, lo=0)
-    enable_pairs: tuple[tuple[int, int], ...] = ()
-    disable_pairs: tuple[tuple[int, int], ...] = ()
+    enable_pairs: tuple[tuple[PodRef, PodRef], ...] = ()
+    disable_pairs: tuple[tuple[PodRef, PodRef], ...] = ()
 
     def __post_init__(self) -> None:
         _check_knobs(self)
@@ -101,7 +147,7 @@ class CrossPodSection:
     """``[crosspod]``: the pairs of pods enabled at the start, and scheduled changes."""
 
     density: float = _knob(0.3, lo=0.0, hi=1.0)
-    pairs: tuple[tuple[int, int], ...] | None = None
+    pairs: tuple[tuple[PodRef, PodRef], ...] | None = None
     size_bias: float = _knob(0.5, lo=0.0)
     changes: tuple[PolicyChange, ...] = ()
 
@@ -207,15 +253,122 @@ class Scenario:
     crosspod: CrossPodSection = field(default_factory=CrossPodSection)
     time: TimeSection = field(default_factory=TimeSection)
     behaviour: BehaviourSection = field(default_factory=BehaviourSection)
+    # Not a knob: the file the scenario was read from, which a relative `population.from`
+    # is relative to and later refusals name. Two scenarios of equal knobs are equal.
+    source: str | None = field(default=None, compare=False, repr=False, metadata={"knob": False})
 
     def __post_init__(self) -> None:
         origin = _Origin("Scenario(...)")
         _check_knobs(self, origin)
+        if self.source is not None:
+            object.__setattr__(self, "source", os.fspath(self.source))
         _check(self.population, self.crosspod, self.behaviour, origin)
 
+    @property
+    def population_seed(self) -> int:
+        """The seed of the population and of the crossPod plan: ``population.seed``, else ``seed``.
+
+        Examples
+        --------
+        >>> Scenario(seed=7).population_seed, Scenario(seed=7, population={"seed": 3}).population_seed
+        (7, 3)
+        """
+        return self.seed if self.population.seed is None else self.population.seed
+
+    def population_folder(self) -> Path | None:
+        """Where ``population.from`` points: relative to the scenario's file (:attr:`source`),
+        or to the working folder for a scenario built in Python; ``None`` for a generated
+        population. Nothing is read or checked here.
+
+        Examples
+        --------
+        >>> load_scenario("data/samples/bank-opens-crosspod.toml").population_folder().as_posix()
+        'data/samples/directory'
+        >>> Scenario(population={"from": "pop"}).population_folder().as_posix()
+        'pop'
+        >>> Scenario().population_folder() is None
+        True
+        """
+        if self.population.from_ is None:
+            return None
+        folder = Path(self.population.from_)
+        if folder.is_absolute() or self.source is None:
+            return folder
+        return Path(self.source).parent / folder
+
+    def error(self, key: str, expected: str) -> ScenarioError:
+        """A refusal of knob `key`, naming the file the scenario was read from (or the scenario).
+
+        For the checks that can only run once the population is known.
+
+        Examples
+        --------
+        >>> str(Scenario(name="what-if").error("population.from", "a folder"))
+        "scenario 'what-if': population.from: expected a folder"
+        """
+        return ScenarioError(self.source or f"scenario {self.name!r}", key, expected)
+
+    def with_pod_ids(self, pod_ids: Sequence[int], pod_names: Sequence[str]) -> Scenario:
+        """This scenario with every pod of its pair knobs given by id, checked against the pods.
+
+        Pair knobs (``crosspod.pairs``, ``enable_pairs``, ``disable_pairs``) name a pod by its
+        id or by its name. Once the population is known, each name must be the name of
+        exactly one pod, each id that of a pod, the two pods of a pair different, and a
+        roll-out no larger than the population.
+
+        Parameters
+        ----------
+        pod_ids, pod_names : sequence
+            The population's pods: their ids and names, in the same order.
+
+        Returns
+        -------
+        Scenario
+            Equal to this one but for names replaced by ids (and :attr:`source` kept).
+
+        Raises
+        ------
+        ScenarioError
+            Naming the knob and the pod: an unknown name (with the closest name, if one is
+            close), a name several pods have, an unknown id, a pair of one pod.
+
+        Examples
+        --------
+        >>> sc = Scenario(crosspod={"changes": [{"day": 1, "enable_pairs": [["bank-1", 2]]}]})
+        >>> sc.with_pod_ids([1, 2], ["bank-1", "firm-2"]).crosspod.changes[0].enable_pairs
+        ((1, 2),)
+        >>> sc.with_pod_ids([1, 2], ["bank-01", "firm-02"])
+        Traceback (most recent call last):
+        ...
+        simkit.errors.ScenarioError: scenario 'scenario': crosspod.changes[0].enable_pairs: expected the name of a pod, found 'bank-1' (did you mean 'bank-01'?)
+        """
+        pods = _Pods(pod_ids, pod_names, self)
+        cp = self.crosspod
+        pairs = None if cp.pairs is None else pods.resolve(cp.pairs, "crosspod.pairs")
+        changes = []
+        for i, change in enumerate(cp.changes):
+            key = f"crosspod.changes[{i}]"
+            if change.pods > len(pods.ids):
+                raise self.error(
+                    f"{key}.pods", f"at most the population's {len(pods.ids):,} pods, found {change.pods:,}"
+                )
+            changes.append(
+                dataclasses.replace(
+                    change,
+                    enable_pairs=pods.resolve(change.enable_pairs, f"{key}.enable_pairs"),
+                    disable_pairs=pods.resolve(change.disable_pairs, f"{key}.disable_pairs"),
+                )
+            )
+        crosspod = dataclasses.replace(cp, pairs=pairs, changes=tuple(changes))
+        return dataclasses.replace(self, crosspod=crosspod)
+
     def to_dict(self) -> dict[str, Any]:
-        """The scenario as plain JSON-able values (the ``scenario`` key of a run's manifest)."""
-        return _plain(self)  # type: ignore[no-any-return]
+        """The scenario as plain JSON-able values (the ``scenario`` key of a run's manifest).
+
+        Every knob is there, defaults included, except the knobs of a generated population
+        when the population is read from a folder (``population.from``).
+        """
+        return _scenario_tables(self, _plain)
 
     @classmethod
     def from_dict(cls, plain: Mapping[str, Any]) -> Scenario:
@@ -266,8 +419,9 @@ class Scenario:
             Knobs to change, keyed by their dotted path as for ``--set``
             (``"behaviour.accept"``, ``"behaviour.mistakes.connect_self"``), with Python
             values: numbers, text, a :class:`~datetime.datetime` or :class:`~datetime.date`
-            for ``time.start``, pairs as ``[(1, 2), (1, 3)]`` (None: back to
-            ``crosspod.density``), and sections or ``crosspod.changes`` as records or dicts.
+            for ``time.start``, pairs as ``[(1, 2), ("bank-001", 3)]`` (pod ids or names;
+            None: back to ``crosspod.density``), and sections or ``crosspod.changes`` as
+            records or dicts. The result keeps this scenario's :attr:`source`.
             They are applied together, so shares that must sum to 1 can change at once.
 
         Returns
@@ -293,12 +447,69 @@ class Scenario:
         ...
         simkit.errors.ScenarioError: scenario 'tiny' (with_overrides): behaviour.acept: expected a known key (did you mean 'accept'?)
         """
-        return _override(_raw(self), list(overrides.items()), f"scenario {self.name!r}", "with_overrides")
+        raw = _scenario_tables(self, _raw)
+        derived = _override(raw, list(overrides.items()), f"scenario {self.name!r}", "with_overrides")
+        return dataclasses.replace(derived, source=self.source)
+
+
+class _Pods:
+    """A population's pods, for resolving the pods that pair knobs name."""
+
+    def __init__(self, pod_ids: Sequence[int], pod_names: Sequence[str], scenario: Scenario) -> None:
+        self.ids = [int(i) for i in pod_ids]
+        self.known = set(self.ids)
+        self.by_name: dict[str, list[int]] = {}
+        for pod_id, name in zip(self.ids, pod_names):
+            self.by_name.setdefault(name, []).append(pod_id)
+        self.scenario = scenario
+
+    def resolve(
+        self, pairs: tuple[tuple[PodRef, PodRef], ...], key: str
+    ) -> tuple[tuple[PodRef, PodRef], ...]:
+        resolved: list[tuple[PodRef, PodRef]] = []
+        for a, b in pairs:
+            ids = (self._id(a, key), self._id(b, key))
+            if ids[0] == ids[1]:
+                raise self.scenario.error(
+                    key, f"pairs of two different pods, found [{a!r}, {b!r}] (both pod {ids[0]})"
+                )
+            resolved.append(ids)
+        return tuple(resolved)
+
+    def _id(self, pod: PodRef, key: str) -> int:
+        if isinstance(pod, int):
+            if pod not in self.known:
+                raise self.scenario.error(
+                    key, f"the id of a pod of the population, found {pod} (no pod has it)"
+                )
+            return pod
+        found = self.by_name.get(pod, [])
+        if len(found) > 1:
+            shown = ", ".join(map(str, found[:_SHOWN_IDS])) + (", ..." if len(found) > _SHOWN_IDS else "")
+            raise self.scenario.error(
+                key,
+                f"the name of one pod, found {pod!r}, the name of {len(found)} pods (ids {shown}); name it by id",
+            )
+        if not found:
+            close = difflib.get_close_matches(pod, list(self.by_name), n=1)
+            hint = f"did you mean {close[0]!r}?" if close else "no pod has it"
+            raise self.scenario.error(key, f"the name of a pod, found {pod!r} ({hint})")
+        return found[0]
+
+
+def _scenario_tables(sc: Scenario, tables: Any) -> dict[str, Any]:
+    """`tables(sc)` (the scenario as nested tables), without the knobs a read population makes moot."""
+    out: dict[str, Any] = tables(sc)
+    if sc.population.from_ is not None:
+        for section, keys in _GENERATED.items():
+            for key in keys:
+                del out[section][key]
+    return out
 
 
 def _plain(value: Any) -> Any:
     if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        return {f.name: _plain(getattr(value, f.name)) for f in dataclasses.fields(value)}
+        return {_key(f): _plain(getattr(value, f.name)) for f in dataclasses.fields(value) if _is_knob(f)}
     if isinstance(value, tuple | list):
         return [_plain(v) for v in value]
     if isinstance(value, datetime):
@@ -309,7 +520,7 @@ def _plain(value: Any) -> Any:
 def _raw(value: Any) -> Any:
     """A record as nested tables of its values, for overrides to change before it is rebuilt."""
     if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        return {f.name: _raw(getattr(value, f.name)) for f in dataclasses.fields(value)}
+        return {_key(f): _raw(getattr(value, f.name)) for f in dataclasses.fields(value) if _is_knob(f)}
     return value
 
 
@@ -379,7 +590,8 @@ def load_scenario(
     items = (
         list(overrides.items()) if isinstance(overrides, Mapping) else [_split(o, file) for o in overrides]
     )
-    return _override(raw, [(key, _toml_value(text)) for key, text in items], file, "--set")
+    scenario = _override(raw, [(key, _toml_value(text)) for key, text in items], file, "--set")
+    return dataclasses.replace(scenario, source=file)
 
 
 @dataclass(frozen=True)
@@ -408,6 +620,7 @@ def _override(raw: dict[str, Any], items: Sequence[tuple[str, Any]], name: str, 
 
 def _from_raw(raw: Any, origin: _Origin) -> Scenario:
     """Build a scenario from nested tables, naming `origin` in every refusal."""
+    _check_not_generated(raw, origin)
     values = _values(Scenario, raw, "", origin)
     # The rules that tie knobs together run before the constructor runs them again, so that a
     # refusal names the file or the call and not ``Scenario(...)``.
@@ -418,6 +631,31 @@ def _from_raw(raw: Any, origin: _Origin) -> Scenario:
         origin,
     )
     return Scenario(**values)
+
+
+def _check_not_generated(raw: Any, origin: _Origin) -> None:
+    """Refuse the knobs of a generated population given with ``population.from``, by the tables.
+
+    A record (a section given in Python) is checked by :func:`_check` instead, which can
+    only tell a knob from its default.
+    """
+    population = raw.get("population") if isinstance(raw, dict) else None
+    given = population.get("from") if isinstance(population, dict) else None
+    if not isinstance(given, str) or not given.strip():
+        # Not a path: refused as such by the usual checks.
+        return
+    for section, keys in _GENERATED.items():
+        table = raw.get(section)
+        for key in keys:
+            if isinstance(table, dict) and table.get(key) is not None:
+                _refuse_generated(section, key, origin)
+
+
+def _refuse_generated(section: str, key: str, origin: _Origin) -> None:
+    path = f"{section}.{key}"
+    raise ScenarioError(
+        origin(path), path, f"either population.from or {path}, not both ({_GENERATED_WHY[section]})"
+    )
 
 
 def _split(item: str, file: str) -> tuple[str, str]:
@@ -481,7 +719,7 @@ def _values(cls: type, raw: Any, prefix: str, origin: _Origin) -> dict[str, Any]
     if not isinstance(raw, dict):
         raise ScenarioError(origin(where), where, f"a table of knobs, found {_type_name(raw)}")
     hints = _hints(cls)
-    fields = {f.name: f for f in dataclasses.fields(cls)}
+    fields = {_key(f): f for f in dataclasses.fields(cls) if _is_knob(f)}
     for key in raw:
         if key not in fields:
             close = difflib.get_close_matches(key, list(fields), n=1)
@@ -492,8 +730,8 @@ def _values(cls: type, raw: Any, prefix: str, origin: _Origin) -> dict[str, Any]
         if name not in raw:
             continue
         key = prefix + name
-        values[name] = _convert(hints[name], raw[name], key, origin)
-        _check_bounds(f, values[name], key, origin)
+        values[f.name] = _convert(hints[f.name], raw[name], key, origin)
+        _check_bounds(f, values[f.name], key, origin)
     return values
 
 
@@ -504,8 +742,10 @@ def _check_knobs(record: Any, origin: _Origin | None = None) -> None:
         origin = _Origin(f"{cls.__name__}(...)")
     hints = _hints(cls)
     for f in dataclasses.fields(record):
-        value = _convert(hints[f.name], getattr(record, f.name), f.name, origin)
-        _check_bounds(f, value, f.name, origin)
+        if not _is_knob(f):
+            continue
+        value = _convert(hints[f.name], getattr(record, f.name), _key(f), origin)
+        _check_bounds(f, value, _key(f), origin)
         # Store what the loader would have (a float for an int, tuples for lists), so that
         # equal scenarios serialise alike; a frozen record can only be set this way.
         object.__setattr__(record, f.name, value)
@@ -528,7 +768,7 @@ def _convert(hint: Any, value: Any, key: str, origin: _Origin) -> Any:
         return _section(hint, value, key + ".", origin)
     if generic is tuple:
         item = get_args(hint)[0]
-        if item == tuple[int, int]:
+        if item == tuple[PodRef, PodRef]:
             return _pairs(value, key, origin)
         if not isinstance(value, list | tuple):
             raise ScenarioError(origin(key), key, f"an array of tables, found {_type_name(value)}")
@@ -548,17 +788,27 @@ def _convert(hint: Any, value: Any, key: str, origin: _Origin) -> Any:
     raise ScenarioError(origin(key), key, f"{_KIND_TEXT[hint]}, found {_type_name(value)}")
 
 
-def _pairs(value: Any, key: str, origin: _Origin) -> tuple[tuple[int, int], ...]:
-    expected = "an array of [pod, pod] pairs of integer pod ids, e.g. [[1, 2], [1, 3]]"
+def _pairs(value: Any, key: str, origin: _Origin) -> tuple[tuple[PodRef, PodRef], ...]:
+    expected = 'an array of [pod, pod] pairs of pod ids or names, e.g. [[1, 2], ["bank-001", 3]]'
     if not isinstance(value, list | tuple):
         raise ScenarioError(origin(key), key, f"{expected}, found {_type_name(value)}")
-    pairs: list[tuple[int, int]] = []
+    pairs: list[tuple[PodRef, PodRef]] = []
     for item in value:
         ok = isinstance(item, list | tuple) and len(item) == 2
-        if not ok or any(isinstance(v, bool) or not isinstance(v, numbers.Integral) for v in item):
+        if not ok or not all(_is_pod_ref(v) for v in item):
             raise ScenarioError(origin(key), key, f"{expected}, found {item!r}")
-        pairs.append((int(item[0]), int(item[1])))
+        pairs.append((_pod_ref(item[0]), _pod_ref(item[1])))
     return tuple(pairs)
+
+
+def _is_pod_ref(value: Any) -> bool:
+    if isinstance(value, str):
+        return bool(value.strip())
+    return isinstance(value, numbers.Integral) and not isinstance(value, bool)
+
+
+def _pod_ref(value: Any) -> PodRef:
+    return value if isinstance(value, str) else int(value)
 
 
 def _moment(value: Any, key: str, origin: _Origin) -> datetime:
@@ -573,7 +823,7 @@ def _moment(value: Any, key: str, origin: _Origin) -> datetime:
 
 def _check_bounds(f: dataclasses.Field[Any], value: Any, key: str, origin: _Origin) -> None:
     lo, hi, below_hi = f.metadata.get("lo"), f.metadata.get("hi"), f.metadata.get("below_hi", False)
-    if lo is None and hi is None:
+    if (lo is None and hi is None) or value is None:
         return
     kind = "an integer" if isinstance(value, int) else "a number"
     if lo is not None and hi is not None:
@@ -590,7 +840,20 @@ def _check_bounds(f: dataclasses.Field[Any], value: Any, key: str, origin: _Orig
 
 def _check(pop: PopulationSection, cp: CrossPodSection, beh: BehaviourSection, origin: _Origin) -> None:
     """Rules that tie several knobs together."""
-    if pop.users < pop.pods * pop.min_pod_size:
+    if pop.from_ is not None and not pop.from_.strip():
+        raise ScenarioError(
+            origin("population.from"),
+            "population.from",
+            "the path of a folder of pods, users and crosspod tables, found an empty text",
+        )
+    generated = pop.from_ is None
+    if not generated:
+        for section, record in (("population", pop), ("crosspod", cp)):
+            defaults = {f.name: f.default for f in dataclasses.fields(record)}
+            for key in _GENERATED[section]:
+                if getattr(record, key) != defaults[key]:
+                    _refuse_generated(section, key, origin)
+    if generated and pop.users < pop.pods * pop.min_pod_size:
         raise ScenarioError(
             origin("population.users"),
             "population.users",
@@ -611,21 +874,30 @@ def _check(pop: PopulationSection, cp: CrossPodSection, beh: BehaviourSection, o
             "behaviour.mistakes",
             f"shares of the {len(mix)} kinds of mistake that sum to 1, they sum to {sum(mix.values()):g}",
         )
+    # A population read from a folder has pods only known once it is read: its pairs and
+    # roll-out sizes are checked then (Scenario.with_pod_ids).
+    pods = pop.pods if generated else None
     if cp.pairs is not None:
-        _check_pairs(cp.pairs, pop.pods, "crosspod.pairs", origin)
+        _check_pairs(cp.pairs, pods, "crosspod.pairs", origin)
     for i, change in enumerate(cp.changes):
         key = f"crosspod.changes[{i}]"
-        if change.pods > pop.pods:
+        if pods is not None and change.pods > pods:
             raise ScenarioError(
-                origin(key), f"{key}.pods", f"at most population.pods = {pop.pods}, found {change.pods}"
+                origin(key), f"{key}.pods", f"at most population.pods = {pods}, found {change.pods}"
             )
-        _check_pairs(change.enable_pairs, pop.pods, f"{key}.enable_pairs", origin)
-        _check_pairs(change.disable_pairs, pop.pods, f"{key}.disable_pairs", origin)
+        _check_pairs(change.enable_pairs, pods, f"{key}.enable_pairs", origin)
+        _check_pairs(change.disable_pairs, pods, f"{key}.disable_pairs", origin)
 
 
-def _check_pairs(pairs: tuple[tuple[int, int], ...], pods: int, key: str, origin: _Origin) -> None:
+def _check_pairs(
+    pairs: tuple[tuple[PodRef, PodRef], ...], pods: int | None, key: str, origin: _Origin
+) -> None:
+    """Pairs of two pods; with `pods`, ids between 1 and `pods` (names wait for the population)."""
     for a, b in pairs:
-        if not (1 <= a <= pods and 1 <= b <= pods) or a == b:
+        ids = [p for p in (a, b) if isinstance(p, int)]
+        if pods is not None and (not all(1 <= p <= pods for p in ids) or (a == b and len(ids) == 2)):
             raise ScenarioError(
-                origin(key), key, f"pairs of two different pod ids between 1 and {pods}, found [{a}, {b}]"
+                origin(key), key, f"pairs of two different pod ids between 1 and {pods}, found [{a!r}, {b!r}]"
             )
+        if a == b:
+            raise ScenarioError(origin(key), key, f"pairs of two different pods, found [{a!r}, {b!r}]")

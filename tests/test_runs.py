@@ -457,9 +457,14 @@ def test_a_failed_write_leaves_no_file(
 
     monkeypatch.setattr(simkit.io.runs.pq, "write_table", broken)
     out = tmp_path / "out"
-    with pytest.raises(OSError, match="disk full"):
+    with pytest.raises(OSError, match="disk full") as info:
         replay_run(story_run, out=out)
-    assert list(out.iterdir()) == []
+    assert info.value.filename == str(out / "outcomes.parquet")
+    assert not out.exists()  # the folder it created is removed again
+    (tmp_path / "kept").mkdir()
+    with pytest.raises(OSError, match="disk full"):
+        replay_run(story_run, out=tmp_path / "kept")
+    assert list((tmp_path / "kept").iterdir()) == []
 
 
 # -- read(write(x)) == x --------------------------------------------------------------------

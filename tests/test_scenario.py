@@ -44,11 +44,15 @@ def _knob_paths(cls: type, prefix: str = "") -> list[str]:
     """Every knob of a scenario section as a dotted path, e.g. ``behaviour.mistakes.self``."""
     paths: list[str] = []
     for f in dataclasses.fields(cls):
+        if f.metadata.get("knob") is False:
+            continue
+        # A knob named by a Python keyword (`from`) is a field with another name (`from_`).
+        key = f.metadata.get("key") or f.name
         default = f.default_factory() if f.default_factory is not dataclasses.MISSING else f.default
         if dataclasses.is_dataclass(default):
-            paths += _knob_paths(type(default), f"{prefix}{f.name}.")
+            paths += _knob_paths(type(default), f"{prefix}{key}.")
         else:
-            paths.append(prefix + f.name)
+            paths.append(prefix + key)
     return paths
 
 

@@ -4,20 +4,31 @@ Reads the input tables of a run folder (CSV or Parquet) into a :class:`Run`, ref
 input with an :class:`~simkit.errors.InputError` that names the file, the 1-based data row
 and the column; writes the inputs of a generated run, and the outputs of a replay
 (``outcomes.parquet``, ``connections.parquet``, ``manifest.json``), each through a
-temporary name and a rename so that no half-written file is ever left. It never modifies
-an input file. This module is the edge where arrays become Arrow tables; it holds no
-rules, runs no engine. The tables and their columns are those of :mod:`simkit.schema`; the
-Arrow types are built from it here.
+temporary name and a rename so that no half-written file is ever left; reads those outputs
+back, checked (:func:`read_outputs`). It never modifies an input file. This module is the
+edge where arrays become Arrow tables; it holds no rules, runs no engine. The tables and
+their columns are those of :mod:`simkit.schema`; the Arrow types are built from it here.
+
+Every error of pyarrow's readers becomes an :class:`~simkit.errors.InputError` here, and an
+OSError (a file that may not be read, a full disk) names the file it concerns, so that the
+command line can print each as one line. pyarrow's CSV reader is not trusted to return
+every row: the records of a CSV file are counted here from its bytes (see "reading: CSV").
 """
 
 from __future__ import annotations
 
-import csv
+import contextlib
+import errno
 import hashlib
 import json
 import os
 import platform
-from collections.abc import Collection, Mapping
+import re
+import stat
+import threading
+from collections import Counter
+from collections.abc import Callable, Collection, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -41,10 +52,13 @@ from simkit.version import __version__
 __all__ = [
     "INPUT_TABLES",
     "OUTPUT_FILES",
+    "POPULATION_TABLES",
     "Run",
     "connections_table",
     "input_tables",
     "outcomes_table",
+    "read_outputs",
+    "read_population",
     "read_run",
     "write_inputs",
     "write_outputs",
@@ -95,64 +109,684 @@ class Run:
 # -- reading ------------------------------------------------------------------------------
 
 
-def _find_tables(path: Path) -> dict[str, Path]:
-    if not path.exists():
+def _exists(path: Path) -> bool:
+    """Whether anything stands at `path`, a link to nothing included. A folder that may not
+    be searched raises (PermissionError) rather than make its tables look missing."""
+    try:
+        path.lstat()
+    except (FileNotFoundError, NotADirectoryError):
+        return False
+    return True
+
+
+def _not_a_file(path: Path) -> str | None:
+    """What stands at `path` if it is not a regular file (or a link to one); None if it is.
+
+    Checked before a table is opened: opening a named pipe would wait for a writer forever.
+    """
+    try:
+        mode = path.stat().st_mode
+    except FileNotFoundError:
+        return "a link to a missing file" if path.is_symlink() else "nothing"
+    if stat.S_ISREG(mode):
+        return None
+    if stat.S_ISDIR(mode):
+        return "a folder"
+    if stat.S_ISFIFO(mode):
+        return "a named pipe (FIFO)"
+    if stat.S_ISSOCK(mode):
+        return "a socket"
+    return "a device" if stat.S_ISCHR(mode) or stat.S_ISBLK(mode) else "not a regular file"
+
+
+def _find_tables(path: Path, names: Collection[str] = INPUT_TABLES) -> dict[str, Path]:
+    """The file of each table of `names` in the folder `path`, refusing a missing table, a
+    table present twice (CSV and Parquet), and anything but a file in a table's place."""
+    if not _exists(path):
         raise RunDirError(f"{path}: no such run folder")
     if not path.is_dir():
         raise RunDirError(f"{path}: not a folder; expected a run folder of input tables")
     found: dict[str, Path] = {}
-    for name in INPUT_TABLES:
-        csv, parquet = path / f"{name}.csv", path / f"{name}.parquet"
-        if csv.is_file() and parquet.is_file():
+    for name in names:
+        csv_file, parquet = path / f"{name}.csv", path / f"{name}.parquet"
+        present = [file for file in (csv_file, parquet) if _exists(file)]
+        if len(present) == 2:
             raise InputError(
                 str(parquet),
                 None,
                 None,
-                f"one file for table {name!r}, found both {csv.name} and {parquet.name}",
+                f"one file for table {name!r}, found both {csv_file.name} and {parquet.name}",
             )
-        if csv.is_file() or parquet.is_file():
-            found[name] = csv if csv.is_file() else parquet
-        elif not TABLES[name].optional:
-            raise InputError(
-                str(csv), None, None, f"table {name!r} as {csv.name} or {parquet.name} (missing)"
-            )
+        if not present:
+            if not TABLES[name].optional:
+                raise InputError(
+                    str(csv_file),
+                    None,
+                    None,
+                    f"table {name!r} as {csv_file.name} or {parquet.name} (missing)",
+                )
+            continue
+        other = _not_a_file(present[0])
+        if other is not None:
+            raise InputError(str(present[0]), None, None, f"a file holding table {name!r}, found {other}")
+        found[name] = present[0]
     return found
 
 
-def _read_raw(file: Path) -> pa.Table:
-    if file.stat().st_size == 0:
-        raise InputError(str(file), None, None, "a table with a header row (the file is empty)")
+_ERRNO_OF: dict[type[OSError], int] = {
+    FileNotFoundError: errno.ENOENT,
+    PermissionError: errno.EACCES,
+    IsADirectoryError: errno.EISDIR,
+    NotADirectoryError: errno.ENOTDIR,
+}
+
+
+@contextmanager
+def _naming(file: Path) -> Iterator[None]:
+    """Make an OSError name `file` and say what went wrong in the system's words.
+
+    pyarrow's errors name no file and wrap the system's message ("Error writing bytes to
+    file. Detail: [errno 28] ..."); a write through a temporary name names that name.
+    """
     try:
-        if file.suffix == ".parquet":
-            return pq.read_table(file)
-        with file.open("r", encoding="utf-8", newline="") as fh:
-            header = next(csv.reader(fh), [])
-        names = [h.strip() for h in header]
+        yield
+    except OSError as exc:
+        named = exc.filename is not None and not Path(os.fsdecode(exc.filename)).name.startswith(
+            f".{file.name}."
+        )
+        if named and exc.strerror:
+            raise
+        where = os.fsdecode(exc.filename) if named else str(file)
+        text = str(exc)
+        number = exc.errno
+        if number is None:
+            found = re.search(r"\[errno (\d+)\]", text, flags=re.IGNORECASE)
+            number = int(found.group(1)) if found else _ERRNO_OF.get(type(exc))
+        if number is not None:
+            raise OSError(number, os.strerror(number), where) from None
+        plain = OSError(text.splitlines()[0] if text else type(exc).__name__)
+        plain.filename, plain.strerror = where, plain.args[0]
+        raise plain from None
+
+
+def _arrow_detail(exc: Exception) -> str:
+    """The first line of an Arrow error, without its prefix."""
+    text = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+    return re.sub(r"^(CSV parse error|In CSV column #\d+): ", "", text)
+
+
+def _first_failure(col: pa.ChunkedArray, step: Callable[[pa.ChunkedArray], Any]) -> tuple[Any, int | None]:
+    """``(step(col), None)``, or ``(None, i)`` where `i` is the first element `step` fails on.
+
+    `step` works element by element and raises ``pa.ArrowInvalid`` for a bad element (a
+    lossy cast, a string that is not UTF-8); the element is found by halving, in about
+    twice the time of one step over `col`.
+    """
+    try:
+        return step(col), None
+    except pa.ArrowInvalid:
+        pass
+    lo, hi = 0, len(col)
+    while hi - lo > 1:
+        mid = (lo + hi) // 2
+        try:
+            step(col.slice(lo, mid - lo))
+        except pa.ArrowInvalid:
+            hi = mid
+        else:
+            lo = mid
+    return None, lo
+
+
+# -- reading: CSV -----------------------------------------------------------------------------
+#
+# pyarrow's CSV reader can drop rows without a word: a stray quote opens a cell that runs
+# on to the end of the reader's block. So the rows it returns are checked against a count
+# of the file's records made here from the raw bytes, independently of it. A record ends at
+# a line end (LF, CRLF or a lone CR) outside quotes; a byte is inside quotes when an odd
+# number of quotes precede it. That parity is exact because a quote may only open a cell or
+# close it (a quote inside a quoted cell is written twice, and the pair keeps the parity);
+# any other quote is refused with its row. A blank line is no row (pyarrow skips it), but
+# rows keep the numbers of the file: row N is the N-th record after the header, blank lines
+# counted, so that without quoted line breaks an editor shows row N on line N + 1.
+
+_NL, _CR, _QUOTE, _COMMA = 0x0A, 0x0D, 0x22, 0x2C
+_EOF = -1
+# The bytes a quote that opens a cell may follow, and (shifted by one, _EOF first) those a
+# quote that closes one may precede.
+_OPENS_AFTER = np.isin(np.arange(256), [_COMMA, _NL, _CR, _QUOTE])
+_CLOSES_BEFORE = np.isin(np.arange(-1, 256), [_EOF, _COMMA, _NL, _CR, _QUOTE])
+_BOM = b"\xef\xbb\xbf"
+_SCAN_BLOCK = 1 << 18  # bytes per step of the count: its arrays stay in the caches
+_HEADER_LIMIT = 1 << 20
+_ARROW_BLOCK = 1 << 20  # pyarrow's default block; a longer record gets a larger one
+_ARROW_BLOCK_LIMIT = 1 << 30
+
+
+def _blocks(fh: Any) -> Iterator[tuple[bytearray, int, int, int]]:
+    """``(buffer, first, end, next byte or _EOF)`` for each block of an open binary file.
+
+    Two buffers alternate so that each block comes with the byte after it (a CR ends a
+    record only if no LF follows). A UTF-8 byte order mark is stepped over.
+    """
+    buffers = (bytearray(_SCAN_BLOCK), bytearray(_SCAN_BLOCK))
+    current, n, which = buffers[0], fh.readinto(buffers[0]), 0
+    first = len(_BOM) if n >= len(_BOM) and current[: len(_BOM)] == _BOM else 0
+    while n:
+        following = buffers[1 - which]
+        m = fh.readinto(following)
+        yield current, first, n, following[0] if m else _EOF
+        current, n, which, first = following, m, 1 - which, 0
+
+
+class _Records:
+    """A quote-aware count of a CSV file's records, fed block by block.
+
+    Besides the count it finds the header (the first record that is not blank), whether a
+    line break sits inside a quoted cell (pyarrow must then be told, at a cost in speed),
+    and whether an ``x`` follows the header (pyarrow reads ``0x1F`` as an integer, §5 does
+    not). With `detail` it keeps, for every record, where it ends, whether it is blank and
+    its number of cells. The first quote out of place, or one opening a cell that never
+    closes, stops the count: `problem` holds what, its offset, the index of its record
+    among all records (blank ones included) and the offset where that record starts.
+    """
+
+    def __init__(self, detail: bool = False) -> None:
+        self.detail = detail
+        self.records = 0  # records that are not blank, the header included
+        self.blank = 0
+        # Blank lines were counted as records in blocks without quotes or CRs (see `feed`).
+        self.blank_unknown = False
+        self.blank_before_header = 0
+        self.header: bytes | None = None
+        self.quoted_breaks = False
+        self.hex_marks = False
+        self.problem: tuple[str, int, int, int] | None = None
+        self.ends: list[NDArray[np.int64]] = []
+        self.blanks: list[NDArray[np.bool_]] = []
+        self.cells: list[NDArray[np.int64]] = []
+        self._started = False
+        self._inside = 0  # 1 inside a quoted cell
+        self._prev = _NL  # the byte before the block: the file starts as if after a line end
+        self._last_end = -1  # offset of the line end of the last record
+        self._after_header = 0  # where the search for an `x` starts
+        self._pending = bytearray()  # the open record's bytes, while the header is unknown
+        self._open_commas = 0  # commas so far in the open record (detail)
+        self._opened: tuple[int, int, int] | None = None  # the last quote that opened a cell
+        self._eq = np.empty(_SCAN_BLOCK, dtype=np.bool_)
+
+    def feed(self, buf: bytearray, lo: int, hi: int, base: int, following: int) -> None:
+        """Count the records ending in ``buf[lo:hi]``, whose first byte is at offset `base`."""
+        if not self._started:
+            self._started, self._last_end = True, base - 1
+        if hi <= lo:
+            return
+        a = np.frombuffer(buf, dtype=np.uint8, count=hi - lo, offset=lo)
+        plain = (
+            not self.detail
+            and self.header is not None
+            and not self._inside
+            and self._prev != _CR
+            and buf.find(b'"', lo, hi) < 0
+            and buf.find(b"\r", lo, hi) < 0
+        )
+        if plain:
+            self._feed_plain(buf, a, lo, hi, base, following)
+        else:
+            self._feed_quoted(buf, a, lo, hi, base, following)
+        self._prev = int(a[-1])
+
+    def _feed_plain(
+        self, buf: bytearray, a: NDArray[np.uint8], lo: int, hi: int, base: int, following: int
+    ) -> None:
+        # No quote and no CR: every LF ends a record. Whether one right after another makes a
+        # blank line is left open (it would cost as much again; see `blank_unknown`), but in
+        # the last block, where a file often ends with one.
+        eq = np.equal(a, _NL, out=self._eq[: hi - lo])
+        ends = int(np.count_nonzero(eq))
+        if not ends:
+            self._look_for_hex(buf, lo, hi, base)
+            return
+        if following == _EOF:
+            blank = int(np.count_nonzero(eq[1:] & eq[:-1])) + int(bool(eq[0]) and self._prev == _NL)
+            self.records += ends - blank
+            self.blank += blank
+        else:
+            self.records += ends
+            self.blank_unknown = True
+        self._last_end = base + buf.rfind(b"\n", lo, hi) - lo
+        self._look_for_hex(buf, lo, hi, base)
+
+    def _look_for_hex(self, buf: bytearray, lo: int, hi: int, base: int) -> None:
+        if self.hex_marks or self.header is None:
+            return
+        start = lo + max(0, self._after_header - base)
+        if start < hi and (buf.find(b"x", start, hi) >= 0 or buf.find(b"X", start, hi) >= 0):
+            self.hex_marks = True
+
+    def _feed_quoted(
+        self, buf: bytearray, a: NDArray[np.uint8], lo: int, hi: int, base: int, following: int
+    ) -> None:
+        # Positions rather than masks: quotes and line ends are sparse, and each pass over
+        # every byte costs about as much as pyarrow's own parse of it.
+        n = hi - lo
+        quotes = np.flatnonzero(a == _QUOTE)
+        carried = self._inside
+
+        def inside(at: NDArray[np.intp]) -> NDArray[np.bool_]:
+            # Inside a quoted cell: after an odd number of quotes, counting the state carried in.
+            return ((np.searchsorted(quotes, at) + carried) & 1).astype(np.bool_)
+
+        lfs = np.flatnonzero(a == _NL)
+        crs = np.flatnonzero(a == _CR) if buf.find(b"\r", lo, hi) >= 0 else np.zeros(0, dtype=np.intp)
+        lf_inside, cr_inside = inside(lfs), inside(crs)
+        if lf_inside.any() or cr_inside.any():
+            self.quoted_breaks = True
+        ends = lfs[~lf_inside]
+        if crs.size:
+            crs = crs[~cr_inside]
+            # A CR followed by an LF ends its record at the LF.
+            after = np.where(crs < n - 1, a[np.minimum(crs + 1, n - 1)].astype(np.int16), following)
+            ends = np.sort(np.concatenate([ends, crs[after != _NL]]))
+        before = np.where(ends > 0, a[np.maximum(ends - 1, 0)], self._prev)
+        content_end = base + ends - ((a[ends] == _NL) & (before == _CR))
+        starts = np.empty(len(ends), dtype=np.int64)
+        if len(ends):
+            starts[0] = self._last_end + 1
+            starts[1:] = base + ends[:-1] + 1
+        blank = content_end == starts
+        if quotes.size:
+            self._check_quotes(a, quotes, ends, starts, base, following)
+        if self.header is None:
+            self._find_header(a, ends, blank, starts, content_end, base)
+        n_blank = int(np.count_nonzero(blank))
+        self.records += len(ends) - n_blank
+        self.blank += n_blank
+        if len(ends):
+            self._last_end = base + int(ends[-1])
+        if self.detail:
+            self.ends.append(base + ends)
+            self.blanks.append(blank)
+            commas = np.flatnonzero(a == _COMMA)
+            commas = commas[~inside(commas)]
+            per = np.bincount(np.searchsorted(ends, commas), minlength=len(ends) + 1)
+            per[0] += self._open_commas
+            self.cells.append(per[:-1] + 1)
+            self._open_commas = int(per[-1])
+        self._look_for_hex(buf, lo, hi, base)
+
+    def _check_quotes(
+        self,
+        a: NDArray[np.uint8],
+        at: NDArray[np.intp],
+        ends: NDArray[np.intp],
+        starts: NDArray[np.int64],
+        base: int,
+        following: int,
+    ) -> None:
+        n, seen = len(a), self.records + self.blank
+        # Quotes alternate: one opens a cell, the next closes it (or is the first of a pair).
+        first_opens = 1 - self._inside
+        openers, closers = (at[0::2], at[1::2]) if first_opens else (at[1::2], at[0::2])
+        before = a[openers - 1]  # at 0 this wraps round; set right below
+        if openers.size and openers[0] == 0:
+            before[0] = self._prev
+        after = a[np.minimum(closers + 1, n - 1)].astype(np.intp) + 1
+        if closers.size and closers[-1] == n - 1:
+            after[-1] = following + 1
+        bad_open = np.flatnonzero(~_OPENS_AFTER[before])
+        bad_close = np.flatnonzero(~_CLOSES_BEFORE[after])
+
+        def where(local: int) -> tuple[int, int, int]:
+            k = int(np.searchsorted(ends, local))
+            if k < len(ends):
+                start = int(starts[k])
+            else:
+                start = base + int(ends[-1]) + 1 if len(ends) else self._last_end + 1
+            return base + local, seen + k, start
+
+        misfits = [(int(openers[bad_open[0]]), "opens")] if bad_open.size else []
+        misfits += [(int(closers[bad_close[0]]), "closes")] if bad_close.size else []
+        if misfits:
+            local, what = min(misfits)
+            self.problem = (what, *where(local))
+        if openers.size:
+            self._opened = where(int(openers[-1]))
+        self._inside = (len(at) + self._inside) & 1
+
+    def _find_header(
+        self,
+        a: NDArray[np.uint8],
+        ends: NDArray[np.intp],
+        blank: NDArray[np.bool_],
+        starts: NDArray[np.int64],
+        content_end: NDArray[np.int64],
+        base: int,
+    ) -> None:
+        filled = np.flatnonzero(~blank)
+        if filled.size:
+            j = int(filled[0])
+            start, stop = int(starts[j]), int(content_end[j])
+            head = a[max(0, start - base) : max(0, stop - base)].tobytes()
+            self.header = bytes(self._pending)[: stop - start] + head if start < base else head
+            self.blank_before_header = self.blank + j
+            self._after_header = base + int(ends[j]) + 1
+            self._pending = bytearray()
+            return
+        if len(ends):
+            self._pending = bytearray(a[int(ends[-1]) + 1 :].tobytes())
+        else:
+            self._pending += a.tobytes()
+        if len(self._pending) > _HEADER_LIMIT and self.problem is None:
+            self.problem = ("long header", base, self.blank + len(ends), self._last_end + 1)
+
+    def finish(self, size: int) -> None:
+        """End the count at the end of the file, `size` bytes."""
+        if self._inside:
+            if self.problem is None and self._opened is not None:
+                self.problem = ("never closes", *self._opened)
+            return
+        if self._last_end < size - 1 and self._started:
+            # A last record without a line end.
+            if self.header is None:
+                self.header = bytes(self._pending)
+                self.blank_before_header = self.blank
+            self.records += 1
+            if self.detail:
+                self.ends.append(np.array([size], dtype=np.int64))
+                self.blanks.append(np.zeros(1, dtype=np.bool_))
+                self.cells.append(np.array([self._open_commas + 1], dtype=np.int64))
+
+    def record_index(self) -> NDArray[np.intp]:
+        """The index, among all records, of each record that is not blank (detail)."""
+        return np.flatnonzero(~np.concatenate([np.zeros(0, dtype=np.bool_), *self.blanks]))
+
+
+def _count_records(
+    file: Path,
+    *,
+    detail: bool = False,
+    into: _Records | None = None,
+    header_known: threading.Event | None = None,
+) -> _Records:
+    """Count the records of `file` (into `into` if given), setting `header_known` as soon as
+    the header is."""
+    records = _Records(detail) if into is None else into
+    size = 0
+    with _naming(file), file.open("rb", buffering=0) as fh:
+        for buf, lo, hi, following in _blocks(fh):
+            records.feed(buf, lo, hi, size + lo, following)
+            size += hi
+            if records.problem is not None:
+                return records
+            if header_known is not None and records.header is not None:
+                header_known.set()
+    records.finish(size)
+    return records
+
+
+def _cells_before(file: Path, start: int, offset: int) -> int:
+    """The cells that end between `start`, where a record starts, and `offset` in it."""
+    with _naming(file), file.open("rb") as fh:
+        fh.seek(start)
+        part = np.frombuffer(fh.read(offset - start), dtype=np.uint8)
+    outside = (np.cumsum(part == _QUOTE) & 1) == 0
+    return int(np.count_nonzero((part == _COMMA) & outside))
+
+
+def _split_record(text: str) -> list[str]:
+    """The cells of one record whose quotes have been checked."""
+    cells: list[str] = []
+    cell: list[str] = []
+    quoted, i = False, 0
+    while i < len(text):
+        c = text[i]
+        if quoted and c == '"':
+            if text[i + 1 : i + 2] == '"':
+                cell.append('"')
+                i += 1
+            else:
+                quoted = False
+        elif quoted or c not in '",':
+            cell.append(c)
+        elif c == '"':
+            quoted = True
+        else:
+            cells.append("".join(cell))
+            cell = []
+        i += 1
+    cells.append("".join(cell))
+    return cells
+
+
+def _header_names(file: Path, header: bytes) -> list[str]:
+    try:
+        names = [name.strip() for name in _split_record(header.decode("utf-8"))]
+    except UnicodeDecodeError:
+        raise InputError(str(file), None, None, "a header row of column names in UTF-8") from None
+    counts = Counter(name for name in names if name)
+    twice = next((name for name in names if counts[name] > 1), None)
+    if twice is not None:
+        raise InputError(str(file), None, twice, f"each column once, found {counts[twice]} named {twice!r}")
+    return names
+
+
+def _where_in_csv(
+    file: Path, records: _Records, index: int, start: int, offset: int | None
+) -> tuple[int | None, int]:
+    """(row, cell) of `offset` in the record of index `index` starting at `start`; the row
+    is None in the header."""
+    row = index - records.blank_before_header if records.header is not None else 0
+    cell = _cells_before(file, start, offset) if offset is not None else 0
+    return (row if row > 0 else None), cell
+
+
+def _quote_error(file: Path, records: _Records) -> InputError:
+    assert records.problem is not None
+    what, offset, index, start = records.problem
+    if what == "long header":
+        return InputError(str(file), None, None, f"a header row of at most {_HEADER_LIMIT // 2**20} MB")
+    row, cell = _where_in_csv(file, records, index, start, offset)
+    names: list[str] = []
+    if records.header is not None and row is not None:
+        names = _header_names(file, records.header)
+    column = names[cell] if cell < len(names) else None
+    expected = {
+        "opens": "a quote only at the start of a cell (in a quoted cell a quote is written twice)",
+        "closes": "a comma or a line end after the closing quote of a cell "
+        "(in a quoted cell a quote is written twice)",
+        "never closes": "a closing quote for the quoted cell that opens here (it runs to the end of the file)",
+    }[what]
+    if row is None:
+        expected += ", in the header row"
+    return InputError(str(file), row, column, expected)
+
+
+def _first_bad_utf8(file: Path) -> int | None:
+    """The offset of the first byte of `file` that is not UTF-8, if any."""
+    base, carry = 0, b""
+    with _naming(file), file.open("rb") as fh:
+        while block := fh.read(1 << 20):
+            data = carry + block
+            try:
+                data.decode("utf-8")
+                carry = b""
+            except UnicodeDecodeError as exc:
+                if exc.end < len(data) or exc.reason != "unexpected end of data":
+                    return base + exc.start
+                carry = data[exc.start :]  # a character cut by the block's end
+            base += len(data) - len(carry)
+    return base if carry else None
+
+
+def _csv_error(file: Path, names: list[str], exc: pa.ArrowInvalid) -> InputError:
+    """What an error of pyarrow's CSV reader means, with the row and column where known."""
+    text = str(exc)
+    detail = _records_detail(file)
+    index = detail.record_index()
+    header = detail.blank_before_header
+    if "columns, got" in text:
+        cells = np.concatenate([np.zeros(0, dtype=np.int64), *detail.cells])[index]
+        ragged = np.flatnonzero(cells[1:] != len(names))
+        if ragged.size:
+            k = int(ragged[0]) + 1
+            return InputError(
+                str(file),
+                int(index[k]) - header,
+                None,
+                f"{len(names)} cells as in the header, found {int(cells[k])}",
+            )
+    if "UTF8" in text or "UTF-8" in text:
+        offset = _first_bad_utf8(file)
+        if offset is not None:
+            ends = np.concatenate([np.zeros(0, dtype=np.int64), *detail.ends])
+            k = int(np.searchsorted(ends, offset))
+            start = int(ends[k - 1]) + 1 if k else 0
+            row, cell = _where_in_csv(file, detail, k, start, offset)
+            column = names[cell] if row is not None and cell < len(names) else None
+            return InputError(str(file), row, column, "text in UTF-8 (found a byte that is not)")
+    return InputError(str(file), None, None, f"a readable CSV file with a header row ({_arrow_detail(exc)})")
+
+
+def _records_detail(file: Path) -> _Records:
+    detail = _count_records(file, detail=True)
+    if detail.problem is not None:
+        raise _quote_error(file, detail)
+    return detail
+
+
+def _block_size(file: Path) -> int:
+    """A pyarrow block that holds the longest record of `file`."""
+    ends = np.concatenate([np.array([-1], dtype=np.int64), *_records_detail(file).ends])
+    longest = int(np.diff(ends).max()) if len(ends) > 1 else 0
+    if 2 * longest > _ARROW_BLOCK_LIMIT:
+        raise InputError(str(file), None, None, f"records of at most {_ARROW_BLOCK_LIMIT // 2**21} MB")
+    return max(_ARROW_BLOCK, 2 * longest)
+
+
+def _parse_csv(
+    file: Path, names: list[str], skip: int, quoted_breaks: bool, ints: Collection[str], block: int
+) -> pa.Table:
+    with _naming(file):
         return pacsv.read_csv(
             file,
-            read_options=pacsv.ReadOptions(column_names=names, skip_rows=1),
+            read_options=pacsv.ReadOptions(column_names=names, skip_rows=skip, block_size=block),
+            parse_options=pacsv.ParseOptions(newlines_in_values=quoted_breaks),
             convert_options=pacsv.ConvertOptions(
-                column_types={n: pa.string() for n in names},
+                column_types={n: pa.int64() if n in ints else pa.string() for n in names},
+                null_values=[],
                 strings_can_be_null=False,
                 quoted_strings_can_be_null=False,
             ),
         )
-    except (pa.ArrowInvalid, UnicodeDecodeError, OSError) as exc:
-        if file.suffix == ".csv" and isinstance(exc, pa.ArrowInvalid):
-            _raise_ragged_row(file)
-        detail = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        kind = "Parquet" if file.suffix == ".parquet" else "CSV with a header row"
-        raise InputError(str(file), None, None, f"a readable {kind} file ({detail})") from None
 
 
-def _raise_ragged_row(file: Path) -> None:
-    """Name the first CSV row whose cell count differs from the header's, if there is one."""
-    with file.open("r", encoding="utf-8", newline="") as fh:
-        rows = csv.reader(fh)
-        width = len(next(rows, []))
-        for number, row in enumerate((r for r in rows if r), start=1):
-            if len(row) != width:
-                raise InputError(str(file), number, None, f"{width} cells as in the header, found {len(row)}")
+def _read_csv(name: str, file: Path) -> tuple[pa.Table, _Records]:
+    """Table `name` from a CSV file: ids and times as int64 where pyarrow can read them so
+    (a cell it cannot read sends every cell to the text checks of :func:`_convert`), the
+    other columns as text; a record the file holds but pyarrow did not return is refused.
+
+    The records are counted in a thread while pyarrow parses, as soon as the header is
+    known, on the likely guess that no line break sits in a quoted cell and no ``x`` in the
+    data; if the count proves the guess wrong, the file is parsed again.
+    """
+    numbers = {c.name for c in TABLES[name].columns if c.type in (ColumnType.ID, ColumnType.TS)}
+    records, header_known, failed = _Records(), threading.Event(), []
+
+    def count() -> None:
+        try:
+            _count_records(file, into=records, header_known=header_known)
+        except BaseException as exc:  # handed to the reading thread
+            failed.append(exc)
+        finally:
+            header_known.set()
+
+    counter = threading.Thread(target=count, name="simkit-count-records", daemon=True)
+    counter.start()
+    guess: pa.Table | None = None
+    try:
+        header_known.wait()
+        if records.header is not None and records.problem is None:
+            names = _header_names(file, records.header)
+            with contextlib.suppress(pa.ArrowInvalid):
+                guess = _parse_csv(file, names, records.blank_before_header + 1, False, numbers, _ARROW_BLOCK)
+    finally:
+        counter.join()
+    if failed:
+        raise failed[0]
+    if records.problem is not None:
+        raise _quote_error(file, records)
+    if records.header is None:
+        raise InputError(str(file), None, None, "a header row (the file holds only blank lines)")
+    names = _header_names(file, records.header)
+    if records.records == 1:
+        # A header alone, with or without a line end: a valid empty table.
+        return pa.table({n: pa.array([], pa.string()) for n in names}), records
+    ints = set() if records.hex_marks else numbers
+    block = _ARROW_BLOCK
+    table = guess if guess is not None and not records.quoted_breaks and not records.hex_marks else None
+    while table is None:
+        try:
+            table = _parse_csv(
+                file, names, records.blank_before_header + 1, records.quoted_breaks, ints, block
+            )
+        except pa.ArrowInvalid as exc:
+            if ints and "conversion error to int64" in str(exc):
+                ints = set()
+            elif "straddl" in str(exc) and block == _ARROW_BLOCK:
+                block = _block_size(file)
+            else:
+                raise _csv_error(file, names, exc) from None
+    if table.num_rows != records.records - 1 and records.blank_unknown:
+        # Some blocks were counted by their LFs, blank lines included. pyarrow returns no row
+        # for a blank line and cannot make one up where there is no quote and no CR, so its
+        # rows match that count (less the header) only if there is no blank line and no row
+        # lost. Otherwise count the blank lines exactly, and compare again.
+        records = _records_detail(file)
+    if table.num_rows != records.records - 1:
+        raise InputError(
+            str(file),
+            None,
+            None,
+            f"every record read as a row: the file holds {records.records - 1:,} data records, "
+            f"the CSV reader returned {table.num_rows:,} rows",
+        )
+    return table, records
+
+
+def _row_number(file: Path, index: int, records: _Records | None = None) -> int:
+    """The row of `file` (1-based, see above) of the table row `index` (0-based)."""
+    if file.suffix != ".csv" or (records is not None and records.blank == 0 and not records.blank_unknown):
+        return index + 1
+    detail = _records_detail(file)
+    if detail.blank == 0:
+        return index + 1
+    filled = detail.record_index()
+    return int(filled[index + 1] - filled[0])
+
+
+# -- reading: tables --------------------------------------------------------------------------
+
+
+def _read_parquet(file: Path) -> pa.Table:
+    try:
+        with _naming(file), pq.ParquetFile(file) as parquet:
+            table = parquet.read()
+    except pa.ArrowException as exc:
+        if isinstance(exc, OSError):
+            raise
+        raise InputError(str(file), None, None, f"a readable Parquet file ({_arrow_detail(exc)})") from None
+    return table
+
+
+def _read_raw(name: str, file: Path) -> tuple[pa.Table, _Records | None]:
+    with _naming(file):
+        size = file.stat().st_size
+    if size == 0:
+        raise InputError(str(file), None, None, "a table with a header row (the file is empty)")
+    if file.suffix == ".parquet":
+        return _read_parquet(file), None
+    return _read_csv(name, file)
 
 
 def _first_true(mask: pa.ChunkedArray | pa.Array) -> int | None:
@@ -160,44 +794,74 @@ def _first_true(mask: pa.ChunkedArray | pa.Array) -> int | None:
     return None if idx < 0 else int(idx)
 
 
-def _as_strings(col: pa.ChunkedArray) -> pa.ChunkedArray:
+def _decoded(col: pa.ChunkedArray) -> pa.ChunkedArray:
     if pa.types.is_dictionary(col.type):
-        col = col.cast(pa.string())
+        col = col.cast(col.type.value_type)
     return col
 
 
-def _convert(file: Path, spec: Column, col: pa.ChunkedArray) -> NDArray[Any]:
+def _integers(where: str, column: str, what: str, col: pa.ChunkedArray) -> NDArray[np.int64]:
+    """An integer column as int64, or an InputError at the first value that does not fit."""
+    values, bad = _first_failure(col, lambda c: c.cast(pa.int64()))
+    if bad is not None:
+        raise InputError(where, bad + 1, column, f"{what} that fits in 64 bits, found {col[bad].as_py()}")
+    return np.asarray(values, dtype=np.int64)
+
+
+def _milliseconds(where: str, column: str, col: pa.ChunkedArray) -> NDArray[np.int64]:
+    """A timestamp column as int64 milliseconds, or an InputError at the first value with a
+    part below the millisecond (or too far from the epoch to count in int64 milliseconds)."""
+    unit, tz = col.type.unit, col.type.tz
+    values, bad = _first_failure(col, lambda c: c.cast(pa.timestamp("ms", tz=tz)))
+    if bad is not None:
+        raw = col.cast(pa.int64())[bad].as_py()
+        raise InputError(
+            where,
+            bad + 1,
+            column,
+            f"a time in whole milliseconds that fits in 64 bits, found {raw} {unit} since the epoch",
+        )
+    return np.asarray(values.cast(pa.int64()), dtype=np.int64)
+
+
+def _convert(file: Path, spec: Column, col: pa.ChunkedArray, *, utf8_checked: bool = False) -> NDArray[Any]:
     """One input column as a numpy array of its type, or an InputError at its first bad cell.
 
-    Input columns are never nullable (§5 refuses an empty cell), whatever the type.
+    Input columns are never nullable (§5 refuses an empty cell), whatever the type. Text is
+    checked to be UTF-8 unless `utf8_checked` (pyarrow's CSV reader checks it). Row numbers
+    are those of the table (1-based); :func:`_read_table` turns them into the file's.
     """
     where, column, kind = str(file), spec.name, spec.type
     if kind in (ColumnType.LABEL, ColumnType.INT16, ColumnType.INT32):
         raise TypeError(f"{column}: {kind} is a type of the outputs, which are not read as inputs")
-    nulls = _first_true(pc.is_null(col))
+    nulls = _first_true(pc.is_null(col)) if col.null_count else None
     if nulls is not None:
         raise InputError(where, nulls + 1, column, "a value (the cell is empty)")
-    col = _as_strings(col)
+    col = _decoded(col)
     is_text = pa.types.is_string(col.type) or pa.types.is_large_string(col.type)
-    if is_text:
-        empty = _first_true(pc.equal(pc.utf8_length(pc.utf8_trim_whitespace(col)), 0))
-        if empty is not None:
-            raise InputError(where, empty + 1, column, "a value (the cell is empty)")
+    if is_text and not utf8_checked:
+        _, bad_text = _first_failure(col, lambda c: c.validate(full=True))
+        if bad_text is not None:
+            raise InputError(where, bad_text + 1, column, "text in UTF-8 (found bytes that are not)")
     if kind in (ColumnType.ID, ColumnType.TS):
-        if kind is ColumnType.TS and pa.types.is_timestamp(col.type):
-            return np.asarray(col.cast(pa.timestamp("ms")).cast(pa.int64()), dtype=np.int64)
-        if pa.types.is_integer(col.type):
-            return np.asarray(col.cast(pa.int64()), dtype=np.int64)
         what = "an integer (milliseconds since the epoch)" if kind is ColumnType.TS else "an integer id"
+        if kind is ColumnType.TS and pa.types.is_timestamp(col.type):
+            return _milliseconds(where, column, col)
+        if pa.types.is_integer(col.type):
+            return _integers(where, column, what, col)
         if not is_text:
             raise InputError(where, None, column, f"{what}, found type {col.type}")
+        _refuse_empty(where, column, col)
         bad = _first_true(pc.invert(pc.match_substring_regex(col, _INT_PATTERN)))
         if bad is not None:
             raise InputError(where, bad + 1, column, f"{what}, found {col[bad].as_py()!r}")
-        try:
-            return np.asarray(pc.utf8_trim_whitespace(col).cast(pa.int64()), dtype=np.int64)
-        except pa.ArrowInvalid:
-            raise InputError(where, None, column, f"{what} that fits in 64 bits") from None
+        digits = pc.replace_substring_regex(pc.utf8_trim_whitespace(col), r"^\+", "")
+        values, over = _first_failure(digits, lambda c: c.cast(pa.int64()))
+        if over is not None:
+            raise InputError(
+                where, over + 1, column, f"{what} that fits in 64 bits, found {col[over].as_py()!r}"
+            )
+        return np.asarray(values, dtype=np.int64)
     if kind is ColumnType.BOOL:
         if pa.types.is_boolean(col.type):
             return np.asarray(col, dtype=np.bool_)
@@ -205,6 +869,7 @@ def _convert(file: Path, spec: Column, col: pa.ChunkedArray) -> NDArray[Any]:
             col = col.cast(pa.string())
         elif not is_text:
             raise InputError(where, None, column, f"true/false or 1/0, found type {col.type}")
+        _refuse_empty(where, column, col)
         low = pc.utf8_lower(pc.utf8_trim_whitespace(col))
         bad = _first_true(pc.invert(pc.is_in(low, value_set=_BOOL_NAMES)))
         if bad is not None:
@@ -213,30 +878,57 @@ def _convert(file: Path, spec: Column, col: pa.ChunkedArray) -> NDArray[Any]:
     if not is_text:
         raise InputError(where, None, column, f"text, found type {col.type}")
     if kind is ColumnType.ACTION:
-        codes = pc.index_in(pc.utf8_trim_whitespace(col), value_set=_ACTION_NAMES)
-        bad = _first_true(pc.is_null(codes))
-        if bad is not None:
-            names = ", ".join(a.value for a in ACTIONS)
-            raise InputError(where, bad + 1, column, f"one of {names}, found {col[bad].as_py()!r}")
+        codes = pc.index_in(col, value_set=_ACTION_NAMES)
+        if codes.null_count:
+            # Spaces around an action are allowed; an empty cell is refused as empty.
+            codes = pc.index_in(pc.utf8_trim_whitespace(col), value_set=_ACTION_NAMES)
+            bad = _first_true(pc.is_null(codes))
+            if bad is not None:
+                if not col[bad].as_py().strip():
+                    raise InputError(where, bad + 1, column, "a value (the cell is empty)")
+                names = ", ".join(a.value for a in ACTIONS)
+                raise InputError(where, bad + 1, column, f"one of {names}, found {col[bad].as_py()!r}")
         return np.asarray(codes.cast(pa.int8()), dtype=np.int8)
+    _refuse_empty(where, column, col)
     return np.asarray(col.to_pylist(), dtype=object)
+
+
+def _refuse_empty(where: str, column: str, col: pa.ChunkedArray) -> None:
+    empty = _first_true(pc.equal(pc.utf8_length(pc.utf8_trim_whitespace(col)), 0))
+    if empty is not None:
+        raise InputError(where, empty + 1, column, "a value (the cell is empty)")
 
 
 def _read_table(name: str, file: Path) -> dict[str, NDArray[Any]]:
     """The columns of table `name` in `file`; a left-out optional column is absent, or filled
-    with its default if it has one."""
-    table = _read_raw(file)
+    with its default if it has one. Errors name the file's rows (see :func:`_row_number`)."""
+    table, records = _read_raw(name, file)
+    columns = Counter(table.column_names)
+    twice = next((c for c in table.column_names if c and columns[c] > 1), None)
+    if twice is not None:
+        raise InputError(str(file), None, twice, f"each column once, found {columns[twice]} named {twice!r}")
     out: dict[str, NDArray[Any]] = {}
     for spec in TABLES[name].columns:
-        if spec.name not in table.column_names:
+        if spec.name not in columns:
             if not spec.optional:
-                got = ", ".join(table.column_names) or "none"
+                got = ", ".join(_shown(c) for c in table.column_names) or "none"
                 raise InputError(str(file), None, spec.name, f"a column named {spec.name!r} (columns: {got})")
             if spec.default is not None:
                 out[spec.name] = np.full(table.num_rows, spec.default, dtype=np.bool_)
             continue
-        out[spec.name] = _convert(file, spec, table.column(spec.name))
+        try:
+            out[spec.name] = _convert(file, spec, table.column(spec.name), utf8_checked=records is not None)
+        except InputError as exc:
+            if exc.row is None:
+                raise
+            row = _row_number(file, exc.row - 1, records)
+            raise InputError(exc.file, row, exc.column, exc.expected) from None
     return out
+
+
+def _shown(text: str) -> str:
+    """`text` on one line: a column name may hold a line break."""
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
 
 
 def _texts(values: NDArray[Any] | None) -> tuple[str, ...] | None:
@@ -285,8 +977,9 @@ def read_run(path: str | os.PathLike[str]) -> Run:
     policy_pods = np.stack([policy.pod_a, policy.pod_b], axis=1) if pol is not None else None
     problem = next(problems(population, policy_pods=policy_pods), None)
     if problem is not None:
-        row = problem.row + 1 if problem.row is not None else None
-        raise InputError(str(files[problem.table]), row, problem.column, problem.expected)
+        file = files[problem.table]
+        row = _row_number(file, problem.row) if problem.row is not None else None
+        raise InputError(str(file), row, problem.column, problem.expected)
     ev = cols["events"]
     events = Events(ts=ev["ts"], actor=ev["actor"], target=ev["target"], action=ev["action"])
     return Run(root, population._normalised(), events, policy, files)
@@ -296,22 +989,17 @@ def read_run(path: str | os.PathLike[str]) -> Run:
 
 
 def _write_parquet(table: pa.Table, target: Path) -> None:
-    with atomic_path(target) as tmp:
+    with _naming(target), atomic_path(target) as tmp:
         pq.write_table(table, tmp, **_PARQUET_OPTIONS)
 
 
-def _write_csv(table: pa.Table, target: Path) -> None:
+def _csv_bytes(table: pa.Table, path: Path) -> None:
     # Arrow quotes every string; the outputs hold only ids, numbers and status keys (no commas
     # or quotes), so they are written bare, as spreadsheet users and the vectors expect.
     options = pacsv.WriteOptions(include_header=False, quoting_style="none")
-    with atomic_path(target) as tmp, tmp.open("wb") as fh:
+    with path.open("wb") as fh:
         fh.write((",".join(table.column_names) + "\n").encode())
         pacsv.write_csv(table, fh, write_options=options)
-
-
-def _write_text(text: str, target: Path) -> None:
-    with atomic_path(target) as tmp:
-        tmp.write_text(text, encoding="utf-8")
 
 
 def _labels(codes: NDArray[np.integer[Any]], names: list[str], as_strings: bool = True) -> pa.Array:
@@ -463,8 +1151,9 @@ def write_outputs(
 ) -> dict[str, Path]:
     """Write a replay's outputs and manifest into `out` (created if missing).
 
-    Each file goes to a temporary name first and is renamed into place, the manifest
-    last. The manifest names the engine that made `result` (``result.engine``, set by
+    Every file goes to a temporary name first; only once all are complete are they renamed
+    into place, the manifest last, so a failure (a full disk) leaves earlier outputs as they
+    were. The manifest names the engine that made `result` (``result.engine``, set by
     :func:`simkit.engines.replay`); `extra` adds keys to it (a generated run's scenario
     and seed).
     """
@@ -477,42 +1166,56 @@ def write_outputs(
         "connections": connections_table(result.connections, as_strings=False),
     }
     written: dict[str, Path] = {}
-    for name, table in tables.items():
-        written[name] = root / f"{name}.parquet"
-        _write_parquet(table, written[name])
-        if csv:
-            written[f"{name}.csv"] = root / f"{name}.csv"
-            _write_csv(table, written[f"{name}.csv"])
-    manifest: dict[str, Any] = {
-        "engine": result.engine,
-        "inputs": {
-            name: {"file": file.name, "rows": _rows(name, run), "sha256": _sha256(file)}
-            for name, file in sorted(run.files.items())
-        },
-        "outputs": {
-            name: {
-                "file": written[name].name,
-                "rows": tables[name].num_rows,
-                "sha256": _sha256(written[name]),
-            }
-            for name in tables
-        },
-        "seed": None,
-        "summary": {
-            "answers_by_code": {str(k): v for k, v in result.outcomes.code_counts().items()},
-            "connections_by_status": result.connections.status_counts(),
-            "events": len(result.outcomes),
-        },
-        "versions": {
-            "numpy": np.__version__,
-            "pyarrow": pa.__version__,
-            "python": platform.python_version(),
-            "simkit": __version__,
-        },
-    }
-    manifest.update(extra or {})
-    written["manifest"] = root / "manifest.json"
-    _write_text(json.dumps(manifest, sort_keys=True, indent=2) + "\n", written["manifest"])
+    with contextlib.ExitStack() as renames:
+        # The stack renames in the reverse order of entry: the manifest, entered first, last.
+        def part(target: Path) -> Path:
+            with _naming(target):
+                return renames.enter_context(atomic_path(target))
+
+        written["manifest"] = root / "manifest.json"
+        manifest_part = part(written["manifest"])
+        parts: dict[str, Path] = {}
+        for name, table in tables.items():
+            written[name] = root / f"{name}.parquet"
+            parts[name] = part(written[name])
+            with _naming(written[name]):
+                pq.write_table(table, parts[name], **_PARQUET_OPTIONS)
+            if csv:
+                written[f"{name}.csv"] = root / f"{name}.csv"
+                with _naming(written[f"{name}.csv"]):
+                    _csv_bytes(table, part(written[f"{name}.csv"]))
+        manifest: dict[str, Any] = {
+            "engine": result.engine,
+            "inputs": {
+                name: {"file": file.name, "rows": _rows(name, run), "sha256": _sha256(file)}
+                for name, file in sorted(run.files.items())
+            },
+            "outputs": {
+                name: {
+                    "file": written[name].name,
+                    "rows": tables[name].num_rows,
+                    "sha256": _sha256(parts[name]),
+                }
+                for name in tables
+            },
+            "seed": None,
+            "summary": {
+                "answers_by_code": {str(k): v for k, v in result.outcomes.code_counts().items()},
+                "connections_by_status": result.connections.status_counts(),
+                "events": len(result.outcomes),
+            },
+            "versions": {
+                "numpy": np.__version__,
+                "pyarrow": pa.__version__,
+                "python": platform.python_version(),
+                "simkit": __version__,
+            },
+        }
+        manifest.update(extra or {})
+        with _naming(written["manifest"]):
+            manifest_part.write_text(json.dumps(manifest, sort_keys=True, indent=2) + "\n", encoding="utf-8")
+    # The manifest last in the mapping too, as before.
+    written["manifest"] = written.pop("manifest")
     return written
 
 
@@ -524,3 +1227,153 @@ def _rows(name: str, run: Run) -> int:
         "policy": len(run.policy),
         "events": len(run.events),
     }[name]
+
+
+# -- the outputs of a replay, read back -----------------------------------------------------
+
+
+def read_outputs(folder: str | os.PathLike[str], n_events: int) -> tuple[pa.Table, pa.Table]:
+    """The outcomes and connections a replay wrote into `folder`, checked against §5.
+
+    Returns the two tables with the columns of :data:`simkit.schema.TABLES` in order and
+    the types simkit writes. Refused, in one line that names the file (and the row and
+    column where there is one): a missing file (:class:`~simkit.errors.RunDirError`), and
+    as :class:`~simkit.errors.InputError` anything but a readable Parquet file in its
+    place, a missing or repeated column, a column of another type than simkit writes, a
+    null where §5 has none, a reason or status simkit does not write, and outcomes that are
+    not one row per event (`n_events`, a :class:`~simkit.errors.RunDirError`).
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> from simkit.engines import replay
+    >>> run = read_run("data/samples/story")
+    >>> with tempfile.TemporaryDirectory() as tmp:
+    ...     _ = write_outputs(tmp, run, replay(run.population, run.events, run.policy))
+    ...     outcomes, connections = read_outputs(tmp, len(run.events))
+    >>> outcomes.num_rows, outcomes.schema.types
+    (46, [DataType(int16), DataType(string), DataType(string), DataType(int32)])
+    """
+    root = Path(folder)
+    tables = []
+    for name in ("outcomes", "connections"):
+        file = root / f"{name}.parquet"
+        if not _exists(file):
+            raise RunDirError(f"{file}: missing; run `simkit replay` on the run folder first")
+        other = _not_a_file(file)
+        if other is not None:
+            raise InputError(str(file), None, None, f"the Parquet file of a replay's {name}, found {other}")
+        table = _read_parquet(file)
+        tables.append(_checked_output(name, file, table))
+    outcomes, connections = tables
+    if outcomes.num_rows != n_events:
+        raise RunDirError(
+            f"{root / 'outcomes.parquet'}: {outcomes.num_rows} rows for {n_events} events; replay the run again"
+        )
+    return outcomes, connections
+
+
+def _checked_output(name: str, file: Path, table: pa.Table) -> pa.Table:
+    where = str(file)
+    names = Counter(table.column_names)
+    columns = []
+    for spec in TABLES[name].columns:
+        if names[spec.name] != 1:
+            found = f"{names[spec.name]} named {spec.name!r}" if names[spec.name] else "none"
+            raise InputError(where, None, spec.name, f"one column named {spec.name!r}, found {found}")
+        col = table.column(spec.name)
+        expected = _arrow_type(spec)
+        if pa.types.is_dictionary(col.type) and col.type.value_type == expected:
+            col = col.cast(expected)
+        if col.type != expected:
+            raise InputError(where, None, spec.name, f"{expected} as simkit writes it, found {col.type}")
+        if not spec.nullable and col.null_count:
+            bad = _first_true(pc.is_null(col))
+            raise InputError(
+                where, None if bad is None else bad + 1, spec.name, "a value (the cell is empty)"
+            )
+        labels = _CODE_LABELS.get((name, spec.name))
+        if labels is not None:
+            _, bad = _first_failure(col, lambda c: c.validate(full=True))
+            if bad is not None:
+                raise InputError(where, bad + 1, spec.name, "text in UTF-8 (found bytes that are not)")
+            known = pc.or_(pc.is_in(col, value_set=pa.array(labels)), pc.is_null(col))
+            bad = _first_true(pc.invert(known))
+            if bad is not None:
+                found = col[bad].as_py()
+                raise InputError(where, bad + 1, spec.name, f"one of {', '.join(labels)}, found {found!r}")
+        columns.append(col)
+    return pa.Table.from_arrays(columns, names=list(TABLES[name].names))
+
+
+# -- a population alone ---------------------------------------------------------------------
+
+POPULATION_TABLES: tuple[str, ...] = ("pods", "users", "crosspod")
+"""The tables of a population: what ``population.from`` reads from a folder."""
+
+
+def read_population(path: str | os.PathLike[str]) -> tuple[Population, dict[str, Path]]:
+    """Read and check the ``pods``, ``users`` and ``crosspod`` tables of a folder.
+
+    The folder may be a run folder or any folder holding these three tables (each CSV or
+    Parquet, as ``connections.md`` §5); other files, events included, are not read. The
+    tables are checked as :func:`read_run` checks them, with the same messages.
+
+    Returns
+    -------
+    population : Population
+        The pods, users and starting crossPod pairs.
+    files : dict
+        The file each table was read from.
+
+    Raises
+    ------
+    InputError
+        A table or column is missing or a cell is not what §5 expects.
+    RunDirError
+        `path` is missing or not a folder.
+
+    Examples
+    --------
+    >>> population, files = read_population("data/samples/story")
+    >>> population.n_pods, population.n_users, sorted(f.name for f in files.values())
+    (3, 7, ['crosspod.csv', 'pods.csv', 'users.csv'])
+    """
+    root = Path(path)
+    if not root.is_dir():
+        what = "not a folder" if root.exists() else "no such folder"
+        raise RunDirError(f"{root}: {what}; expected a folder of pods, users and crosspod tables")
+    files: dict[str, Path] = {}
+    for name in POPULATION_TABLES:
+        csv_file, parquet = root / f"{name}.csv", root / f"{name}.parquet"
+        if csv_file.is_file() and parquet.is_file():
+            raise InputError(
+                str(parquet),
+                None,
+                None,
+                f"one file for table {name!r}, found both {csv_file.name} and {parquet.name}",
+            )
+        if not (csv_file.is_file() or parquet.is_file()):
+            raise InputError(
+                str(csv_file), None, None, f"table {name!r} as {csv_file.name} or {parquet.name} (missing)"
+            )
+        files[name] = csv_file if csv_file.is_file() else parquet
+    cols = {name: _read_table(name, file) for name, file in files.items()}
+    pods, users, cross = cols["pods"], cols["users"], cols["crosspod"]
+    population = Population(
+        pod_id=pods["pod_id"],
+        pod_name=tuple(str(n) for n in pods["name"].tolist()),
+        pod_private=pods["private"],
+        user_id=users["user_id"],
+        user_pod=users["pod_id"],
+        user_external=users["external"],
+        crosspod=np.stack([cross["pod_a"], cross["pod_b"]], axis=1).astype(np.int64),
+        user_name=_texts(users.get("username")),
+        user_display_name=_texts(users.get("display_name")),
+        user_email=_texts(users.get("email")),
+    )
+    problem = next(problems(population), None)
+    if problem is not None:
+        row = problem.row + 1 if problem.row is not None else None
+        raise InputError(str(files[problem.table]), row, problem.column, problem.expected)
+    return population._normalised(), files
