@@ -36,6 +36,7 @@ _LAZY = {
     "read_run": "simkit.io.runs",
     "replay_run": "simkit.pipeline",
     "simulate": "simkit.pipeline",
+    "sweep": "simkit.sweeps",
 }
 
 __all__ = [
@@ -67,6 +68,7 @@ __all__ = [
     "replay",
     "replay_run",
     "simulate",
+    "sweep",
 ]
 
 

@@ -48,6 +48,7 @@ __all__ = [
     "acceptance_by_pod_pair",
     "acceptance_rate",
     "answer_times",
+    "answered_within",
     "bin_width",
     "cross_pod_share",
     "crosspod_at_end",
@@ -60,6 +61,7 @@ __all__ = [
     "load",
     "median_time_to_accept",
     "pod_matrix",
+    "readable",
     "request_counter_counts",
     "requests",
     "rerequest_rate",
@@ -67,6 +69,7 @@ __all__ = [
     "status_timeline",
     "summary",
     "transitions",
+    "with_pod_names",
 ]
 
 STATUS_COLUMNS: tuple[str, ...] = tuple(k.name for k in (Kind.PENDING, Kind.ACCEPTED, Kind.REJECTED))
@@ -317,7 +320,11 @@ def largest_pods(frames: RunFrames, top: int | None = None) -> list[int]:
 
 
 def _bins(frames: RunFrames, freq: str | pd.Timedelta | None) -> tuple[pd.DatetimeIndex, pd.Timedelta]:
-    """Regular bins covering every event of the run: their start times and their width."""
+    """Regular bins covering every event of the run: their start times and their width.
+
+    The bins are counted from midnight (UTC) of the first event's day, so that weekly bins
+    are weeks of the run rather than weeks since the epoch (which start on a Thursday).
+    """
     times = _times(frames.events["ts"])
     if freq is None:
         width = bin_width(frames)
@@ -327,8 +334,35 @@ def _bins(frames: RunFrames, freq: str | pd.Timedelta | None) -> tuple[pd.Dateti
             raise ValueError(f"freq must be a positive duration, got {freq!r}")
     if not len(times):
         return pd.DatetimeIndex([], name="time"), width
-    edges = pd.date_range(times.min().floor(width), times.max().floor(width), freq=width, name="time")
+    origin = times.min().floor("D")
+    first, last = _bin_starts(pd.DatetimeIndex([times.min(), times.max()]), origin, width)
+    edges = pd.date_range(first, last, freq=width, name="time")
     return edges, width
+
+
+def _bin_starts(times: pd.DatetimeIndex, origin: pd.Timestamp, width: pd.Timedelta) -> pd.DatetimeIndex:
+    """The start of the bin of each time, bins of `width` counted from `origin`."""
+    return pd.DatetimeIndex(origin + ((times - origin) // width) * width)
+
+
+def _partial_bins(
+    frames: RunFrames, edges: pd.DatetimeIndex, width: pd.Timedelta
+) -> dict[pd.Timestamp, float]:
+    """The bins that reach past the days of the run, with the share of each inside them.
+
+    A run is taken to cover whole days (UTC), from midnight of its first event's day to the
+    midnight after its last event: a simulated run starts and ends at midnight.
+    """
+    if not len(edges):
+        return {}
+    times = _times(frames.events["ts"])
+    start, end = times.min().floor("D"), times.max().floor("D") + pd.Timedelta(days=1)
+    partial: dict[pd.Timestamp, float] = {}
+    for edge in dict.fromkeys((edges[0], edges[-1])):
+        inside = min(end, edge + width) - max(start, edge)
+        if inside < width:
+            partial[pd.Timestamp(edge)] = float(inside / width)
+    return partial
 
 
 # -- stored records -------------------------------------------------------------------------
@@ -524,7 +558,9 @@ def crosspod_at_end(frames: RunFrames) -> pd.DataFrame:
 def crosspod_matrix(frames: RunFrames, pods: pd.Index | list[int]) -> pd.DataFrame:
     """Whether crossPod is enabled at the end of the run between each two of `pods`.
 
-    A boolean square frame, rows and columns in the order of `pods`; the diagonal is False.
+    A boolean square frame, rows and columns in the order of `pods`; the diagonal is False,
+    and so is every cell of a label that is not a pod id (the ``other`` of
+    :func:`pod_matrix`, which gathers pods with and without crossPod).
 
     Examples
     --------
@@ -536,8 +572,8 @@ def crosspod_matrix(frames: RunFrames, pods: pd.Index | list[int]) -> pd.DataFra
     20   False  False  False
     30    True  False  False
     """
-    ids = [int(p) for p in pods]
-    pos = {p: i for i, p in enumerate(ids)}
+    ids = [int(p) if isinstance(p, int | np.integer) else p for p in pods]
+    pos = {p: i for i, p in enumerate(ids) if isinstance(p, int)}
     grid = np.zeros((len(ids), len(ids)), dtype=bool)
     for a, b in sorted(_crosspod_history(frames)[2]):
         if a in pos and b in pos:
@@ -545,7 +581,9 @@ def crosspod_matrix(frames: RunFrames, pods: pd.Index | list[int]) -> pd.DataFra
     return pd.DataFrame(grid, index=pd.Index(ids, name="pod"), columns=pd.Index(ids, name="pod"))
 
 
-def pod_matrix(frames: RunFrames, status: str = "ACCEPTED", top: int | None = None) -> pd.DataFrame:
+def pod_matrix(
+    frames: RunFrames, status: str = "ACCEPTED", top: int | None = None, *, other: bool = False
+) -> pd.DataFrame:
     """Stored records of one status between each two pods, for the largest `top` pods.
 
     Parameters
@@ -555,13 +593,17 @@ def pod_matrix(frames: RunFrames, status: str = "ACCEPTED", top: int | None = No
     top : int, optional
         Keep the `top` pods with the most users (ties: smaller pod id first); all pods if
         left out. Pods are listed largest first.
+    other : bool
+        Gather the pods left out by `top` into a last row and column, labelled
+        ``"other (N pods)"``, so that no record is lost from the map.
 
     Returns
     -------
     DataFrame
         Symmetric, int64; the diagonal counts records between two users of the same pod
-        (public pods only: a private pod's pairs are implicit and never stored). The
-        status is in ``.attrs["status"]``.
+        (public pods only: a private pod's pairs are implicit and never stored), and for
+        ``other`` the records between two of its pods. The status is in
+        ``.attrs["status"]``, the label of the gathered pods (if any) in ``.attrs["other"]``.
 
     Examples
     --------
@@ -572,22 +614,36 @@ def pod_matrix(frames: RunFrames, status: str = "ACCEPTED", top: int | None = No
     20    0   0   0
     10    0   0   1
     30    0   1   1
+    >>> pod_matrix(from_run(read_run("data/samples/story")), top=1, other=True)  # doctest: +NORMALIZE_WHITESPACE
+    pod             20  other (2 pods)
+    pod
+    20               0               0
+    other (2 pods)   0               2
     """
     if status not in STATUS_COLUMNS:
         raise ValueError(f"status must be one of {', '.join(STATUS_COLUMNS)}, got {status!r}")
     ids = largest_pods(frames, top)
+    left_out = len(frames.pods) - len(ids)
+    labels: list[int | str] = [*ids]
+    if other and left_out:
+        labels.append(f"other ({left_out:,} pod{'' if left_out == 1 else 's'})")
     where = pd.Index(ids)
     recs = _record_pods(frames)
     recs = recs[recs["status"] == status]
     rows = where.get_indexer(pd.Index(recs["pod_a"]))
     cols = where.get_indexer(pd.Index(recs["pod_b"]))
+    if len(labels) > len(ids):
+        # Pods left out share the last slot.
+        rows[rows < 0] = cols[cols < 0] = len(ids)
     inside = (rows >= 0) & (cols >= 0)
-    grid = np.zeros((len(ids), len(ids)), dtype=np.int64)
+    grid = np.zeros((len(labels), len(labels)), dtype=np.int64)
     np.add.at(grid, (rows[inside], cols[inside]), 1)
     # Records between two pods were counted once, at (pod_a, pod_b); mirror them.
     grid = grid + grid.T - np.diag(np.diag(grid))
-    out = pd.DataFrame(grid, index=pd.Index(ids, name="pod"), columns=pd.Index(ids, name="pod"))
+    out = pd.DataFrame(grid, index=pd.Index(labels, name="pod"), columns=pd.Index(labels, name="pod"))
     out.attrs["status"] = status
+    if len(labels) > len(ids):
+        out.attrs["other"] = labels[-1]
     return out
 
 
@@ -870,7 +926,8 @@ def status_timeline(frames: RunFrames, freq: str | pd.Timedelta | None = None) -
     if freq is None:
         return counts
     edges, width = _bins(frames, freq)
-    binned = counts.groupby(pd.DatetimeIndex(counts.index).floor(width)).last()
+    origin = edges[0] if len(edges) else pd.Timestamp(0)
+    binned = counts.groupby(_bin_starts(pd.DatetimeIndex(counts.index), origin, width)).last()
     out = binned.reindex(edges).ffill().fillna(0).astype(np.int64)
     out.index.name = "time"
     out.attrs["freq"] = width
@@ -1035,6 +1092,65 @@ def median_time_to_accept(frames: RunFrames) -> pd.Timedelta | NaTType:
     return pd.Timedelta(waits.median()) if len(waits) else pd.NaT
 
 
+def answered_within(frames: RunFrames, points: int = 500) -> pd.DataFrame:
+    """Share of all requests answered within each time, accepted and rejected apart.
+
+    Unlike the distribution of :func:`answer_times`, the shares are of *every* request,
+    answered or not: they rise to the share answered by the end of the run, and the rest,
+    one minus the last row's sum, was never answered.
+
+    Parameters
+    ----------
+    frames : RunFrames
+    points : int
+        At most this many rows: one per distinct wait when there are no more, else waits
+        spread evenly on a log scale from the shortest to the longest (always included,
+        so the last row is exact).
+
+    Returns
+    -------
+    DataFrame
+        Index ``time_to_answer`` (Timedelta, ascending); columns ``ACCEPTED`` and
+        ``REJECTED``: the share of all requests that got that answer within that time
+        (float). ``.attrs["requests"]`` is the number of requests.
+
+    Examples
+    --------
+    >>> from simkit import read_run
+    >>> shares = answered_within(from_run(read_run("data/samples/story")))
+    >>> shares.round(3)  # doctest: +NORMALIZE_WHITESPACE
+                    ACCEPTED  REJECTED
+    time_to_answer
+    0 days 00:01:00     0.429     0.143
+    0 days 00:06:00     0.429     0.286
+    >>> shares.attrs["requests"], round(1 - float(shares.iloc[-1].sum()), 3)  # 2 of 7 never answered
+    (7, 0.286)
+    """
+    if points < 2:
+        raise ValueError(f"points must be at least 2, got {points}")
+    table = requests(frames)
+    waits = table["time_to_answer"].to_numpy(dtype="timedelta64[ms]")
+    answered = ~np.isnat(waits)
+    ms = waits[answered].astype(np.int64)
+    distinct = np.unique(ms)
+    if len(distinct) <= points:
+        grid = distinct
+    else:
+        # Waits run from seconds to months; a log scale gives each decade its share of rows.
+        shortest = max(int(distinct[0]), 1)
+        grid = np.unique(np.geomspace(shortest, int(distinct[-1]), points).round().astype(np.int64))
+        grid[-1] = distinct[-1]
+    shares = {}
+    for kind in (Kind.ACCEPTED.name, Kind.REJECTED.name):
+        got = np.sort(ms[(table["answer"].to_numpy()[answered] == kind)])
+        shares[kind] = np.searchsorted(got, grid, side="right") / len(table) if len(table) else grid * 0.0
+    out = pd.DataFrame(
+        shares, index=pd.TimedeltaIndex(pd.to_timedelta(grid, unit="ms"), name="time_to_answer")
+    )
+    out.attrs["requests"] = len(table)
+    return out
+
+
 # -- answers --------------------------------------------------------------------------------
 
 
@@ -1045,14 +1161,20 @@ def error_counts(frames: RunFrames, freq: str | pd.Timedelta | None = None) -> p
     ----------
     frames : RunFrames
     freq : str or Timedelta, optional
-        Bin width; by default :func:`bin_width` (fewer than 60 bins).
+        Bin width. By default :func:`bin_width` (fewer than 60 bins), but never less than
+        a day for a run of two days or more: people refuse in office hours, so shorter
+        bins would show the time of day rather than a change.
 
     Returns
     -------
     DataFrame
-        Index ``time`` (bin start, UTC), every bin from the first event's to the last's;
-        one int64 column per reason that occurs, in the order of
-        :data:`simkit.rules.REASONS`. The bin width is in ``.attrs["freq"]``.
+        Index ``time`` (bin start, UTC), every bin from the first event's to the last's,
+        counted from midnight of the first event's day; one int64 column per reason that
+        occurs, in the order of :data:`simkit.rules.REASONS`. The bin width is in
+        ``.attrs["freq"]``; ``.attrs["partial"]`` maps the start of each bin that reaches
+        past the days of the run (from midnight of the first event's day to the midnight
+        after the last) to the share of the bin inside them, so that a half-empty last week
+        is not read as a drop.
 
     Examples
     --------
@@ -1066,18 +1188,31 @@ def error_counts(frames: RunFrames, freq: str | pd.Timedelta | None = None) -> p
     2023-11-14 22:30:00                0                  0     1
     2023-11-14 22:40:00                0                  3     1
     2023-11-14 22:50:00                0                  1     0
+    >>> errors.attrs["freq"], errors.attrs["partial"]
+    (Timedelta('0 days 00:10:00'), {})
     """
-    edges, width = _bins(frames, freq)
+    edges, width = _bins(frames, freq if freq is not None else _error_bin_width(frames))
     ev = frames.events
     refused = ev[ev["code"] != 200]
-    bins = _times(refused["ts"]).floor(width)
+    bins = _bin_starts(_times(refused["ts"]), edges[0], width) if len(refused) else edges[:0]
     table = pd.crosstab(bins, refused["reason"].to_numpy()) if len(refused) else pd.DataFrame(index=edges[:0])
     present = [r.value for r in REASONS if r.value in table.columns]
     out = table.reindex(index=edges, columns=present, fill_value=0).astype(np.int64)
     out.index.name = "time"
     out.columns.name = None
     out.attrs["freq"] = width
+    out.attrs["partial"] = _partial_bins(frames, edges, width)
     return out
+
+
+def _error_bin_width(frames: RunFrames) -> pd.Timedelta:
+    """The default bin of :func:`error_counts`: :func:`bin_width`, at least a day from two days on."""
+    width = bin_width(frames)
+    ts = frames.events["ts"]
+    day = pd.Timedelta(days=1)
+    if len(ts) and pd.Timedelta(milliseconds=int(ts.max() - ts.min())) >= 2 * day:
+        return max(width, day)
+    return width
 
 
 def summary(frames: RunFrames) -> pd.Series:
@@ -1122,3 +1257,167 @@ def summary(frames: RunFrames) -> pd.Series:
     values["re-request rate"] = rerequest_rate(frames)
     values["users connected across pods"] = cross_pod_share(frames)
     return pd.Series(values, dtype=object)
+
+
+# -- for reading ----------------------------------------------------------------------------
+
+# Labels under which simkit's own tables hold shares (0 to 1): readable shows them as percentages.
+_SHARES = frozenset(
+    {"acceptance rate", "re-request rate", "users connected across pods", "acceptance_rate", "share"}
+)
+# Input columns holding milliseconds since the epoch.
+_MS_TIMES = frozenset({"ts", "first_requested_at", "updated_at"})
+# Index levels and column axes that hold pod ids.
+_POD_LEVELS = frozenset({"pod_id", "pod", "pod_a", "pod_b"})
+_DURATION_UNITS = (("d", 86_400), ("h", 3_600), ("min", 60), ("s", 1))
+
+
+def _duration_text(value: pd.Timedelta) -> str:
+    """A duration in its two largest units, rounded: ``4 h 9 min``, ``13 min``, ``73 d``."""
+    seconds = round(value.total_seconds())
+    for i, (big, size) in enumerate(_DURATION_UNITS[:-1]):
+        small, step = _DURATION_UNITS[i + 1]
+        if seconds >= size:
+            steps = round(seconds / step)
+            whole, rest = divmod(steps, size // step)
+            return f"{whole} {big}" + (f" {rest} {small}" if rest else "")
+    return f"{seconds} s"
+
+
+def _missing(value: Any) -> bool:
+    return value is None or value is pd.NaT or (isinstance(value, float) and np.isnan(value))
+
+
+def _number_text(value: float, share: bool) -> str:
+    if share:
+        # A share too small to show at one decimal is still not none.
+        return "< 0.1 %" if 0 < value < 0.0005 else f"{100 * value:.1f} %"
+    return f"{value:,.0f}" if abs(value) >= 100 else f"{value:.3g}"
+
+
+def _value_text(value: Any, share: bool, time: bool = False) -> str:
+    """One value of a mixed series (a summary, graph metrics, an edge's data) as text."""
+    if _missing(value):
+        return "n/a"
+    if time and isinstance(value, int | np.integer) and not isinstance(value, bool):
+        return str(pd.Timestamp(int(value), unit="ms").floor("s"))
+    if isinstance(value, pd.Timedelta):
+        return _duration_text(value)
+    if isinstance(value, bool | np.bool_):
+        return "yes" if value else "no"
+    if isinstance(value, int | np.integer):
+        return f"{int(value):,}"
+    if isinstance(value, float | np.floating):
+        return _number_text(float(value), share)
+    return str(value)
+
+
+def _readable_column(column: pd.Series, share: bool) -> pd.Series:
+    if column.name in _MS_TIMES and pd.api.types.is_integer_dtype(column.dtype):
+        return pd.Series(pd.to_datetime(column, unit="ms").dt.floor("s"))
+    if pd.api.types.is_datetime64_dtype(column.dtype):
+        return pd.Series(column.dt.floor("s"))
+    if pd.api.types.is_timedelta64_dtype(column.dtype):
+        return column.map(lambda v: "n/a" if _missing(v) else _duration_text(v)).astype(object)
+    if pd.api.types.is_float_dtype(column.dtype):
+        return column.map(lambda v: "n/a" if _missing(v) else _number_text(v, share)).astype(object)
+    return column
+
+
+def readable(
+    table: pd.DataFrame | pd.Series, *, percent: bool | tuple[str, ...] = ()
+) -> pd.DataFrame | pd.Series:
+    """A copy of a table for reading, not for computing: times, durations and shares in words.
+
+    - Milliseconds since the epoch (the columns, or rows, ``ts``, ``first_requested_at``,
+      ``updated_at``) become datetimes (UTC), and every datetime is cut to the second.
+    - Durations become rounded text in their two largest units (``4 h 9 min``).
+    - Shares become percentages (``78.1 %``): the columns or rows simkit's tables name
+      ``acceptance rate``, ``re-request rate``, ``users connected across pods``,
+      ``acceptance_rate`` and ``share``, those named in `percent`, or every float if
+      `percent` is True. Other floats keep three significant digits.
+    - In a series of mixed values (:func:`summary`, :func:`simkit.graph.metrics`), counts
+      get thousands separators and missing values read ``n/a``.
+
+    Examples
+    --------
+    >>> from simkit import read_run
+    >>> frames = from_run(read_run("data/samples/story"))
+    >>> readable(summary(frames)).tail(4)
+    acceptance rate                   60.0 %
+    median time to accept              1 min
+    re-request rate                   25.0 %
+    users connected across pods       28.6 %
+    dtype: object
+    >>> readable(frames.connections)[["user_a", "user_b", "status", "updated_at"]].head(2)
+       user_a  user_b    status          updated_at
+    0     101     201   PENDING 2023-11-14 22:33:20
+    1     101     301  ACCEPTED 2023-11-14 22:48:20
+    """
+    every = percent is True
+    shares = _SHARES if isinstance(percent, bool) else _SHARES | set(percent)
+    if isinstance(table, pd.Series):
+        if table.dtype == object:
+            return pd.Series(
+                [_value_text(v, every or k in shares, k in _MS_TIMES) for k, v in table.items()],
+                index=table.index,
+                name=table.name,
+                dtype=object,
+            )
+        return _readable_column(table, every or table.name in shares)
+    out = table.copy()
+    for name in out.columns:
+        out[name] = _readable_column(out[name], every or name in shares)
+    return out
+
+
+def _pod_labels(frames: RunFrames) -> dict[int, str]:
+    """Each pod's name, with its id added where two pods share a name."""
+    ids = frames.pods["pod_id"].to_numpy(dtype=np.int64).tolist()
+    names = [str(n) for n in frames.pods["name"].tolist()]
+    twice = pd.Series(names).duplicated(keep=False).tolist()
+    return {p: f"{n} ({p})" if dup else n for p, n, dup in zip(ids, names, twice, strict=True)}
+
+
+def _named(index: pd.Index, labels: dict[int, str]) -> pd.Index:
+    if isinstance(index, pd.MultiIndex):
+        levels = [
+            [labels.get(p, p) for p in level] if name in _POD_LEVELS else list(level)
+            for level, name in zip(index.levels, index.names, strict=True)
+        ]
+        return index.set_levels(levels)
+    if index.name in _POD_LEVELS:
+        named: pd.Index = pd.Index([labels.get(p, p) for p in index], name="pod")
+        return named
+    return index
+
+
+def with_pod_names(table: pd.DataFrame, frames: RunFrames) -> pd.DataFrame:
+    """A copy of a table with each pod id in it replaced by the pod's name, for reading.
+
+    Index levels named ``pod_id``, ``pod``, ``pod_a`` or ``pod_b`` are renamed, and so are
+    the columns of a pod × pod frame (:func:`pod_matrix`, :func:`crosspod_matrix`); a single
+    pod level is then called ``pod``. Columns so named, or ending in ``_pod``
+    (``actor_pod``, ``requester_pod``...), hold names instead of ids. Two pods with the same
+    name keep their ids beside it; labels that are not pod ids (``other``) stay as they are.
+
+    Examples
+    --------
+    >>> from simkit import read_run
+    >>> frames = from_run(read_run("data/samples/story"))
+    >>> with_pod_names(status_counts(frames, by="pod"), frames)  # doctest: +NORMALIZE_WHITESPACE
+            PENDING  ACCEPTED  REJECTED  implicit
+    pod
+    pod-10        2         1         0         1
+    pod-20        1         0         0         3
+    pod-30        1         2         0         0
+    """
+    labels = _pod_labels(frames)
+    out = table.copy()
+    out.index = _named(out.index, labels)
+    for name in out.columns:
+        if isinstance(name, str) and (name in _POD_LEVELS or name.endswith("_pod")):
+            out[name] = out[name].map(lambda p: labels.get(p, p)).astype(object)
+    if out.columns.name in _POD_LEVELS:
+        out.columns = _named(out.columns, labels)
+    return out

@@ -15,6 +15,7 @@ from pathlib import Path
 from simkit.engines import DEFAULT_ENGINE, ENGINES
 from simkit.errors import SimkitError
 from simkit.results import Replay
+from simkit.scenario import DEFAULT_MAX_EVENTS
 from simkit.version import __version__
 
 __all__ = ["main"]
@@ -33,10 +34,13 @@ def _summary(result: Replay) -> str:
 
 
 def _replay(args: argparse.Namespace) -> int:
-    from simkit.pipeline import replay_run
+    from simkit.pipeline import inputs_changed, replay_run
 
+    changed = args.out is None and inputs_changed(args.run_dir)
     result = replay_run(args.run_dir, args.out, engine=args.engine, csv=args.csv)
     print(_summary(result))
+    if changed:
+        print("inputs:      changed since the run; the manifest no longer names its scenario or seed")
     print(f"wrote:       {args.out or args.run_dir}")
     return 0
 
@@ -69,24 +73,74 @@ def _run(args: argparse.Namespace) -> int:
     scenario = load_scenario(args.scenario, args.overrides)
     out = args.out if args.out is not None else Path("runs") / args.scenario.stem
     seed = scenario.seed if args.seed is None else args.seed
-    result = simulate(scenario, out, seed=seed, overwrite=args.overwrite, engine=args.engine, csv=args.csv)
-    print(f"scenario:    {scenario.name} (seed {seed})")
+    # Replication r of a sweep with seed N: SeedSequence(N).spawn(K)[r], whatever K.
+    if args.replication is not None:
+        import numpy as np
+
+        seed = np.random.SeedSequence(seed, spawn_key=(args.replication,))
+    result = simulate(
+        scenario,
+        out,
+        seed=seed,
+        overwrite=args.overwrite,
+        engine=args.engine,
+        csv=args.csv,
+        max_events=args.max_events,
+    )
+    replication = "" if args.replication is None else f", replication {args.replication}"
+    print(
+        f"scenario:    {scenario.name} (seed {args.seed if args.seed is not None else scenario.seed}{replication})"
+    )
     print(_summary(result))
     print(f"wrote:       {out}")
     return 0
 
 
+def _sweep(args: argparse.Namespace) -> int:
+    from simkit.sweeps import CHARTED, SweepError, parse_grid, sweep
+
+    if args.workers is not None and args.dask is not None:
+        raise SweepError("--workers and --dask: name one (--dask local uses the cores)")
+    grid = parse_grid(args.grid)
+    result = sweep(
+        args.scenario,
+        grid,
+        zipped=args.zip,
+        replications=args.replications,
+        seed=args.seed,
+        out=args.out,
+        workers=args.workers,
+        dask=args.dask,
+        baseline=args.baseline,
+        charts=args.metric or CHARTED,
+        keep_runs=args.keep_runs,
+        resume=args.resume,
+        engine=args.engine,
+    )
+    failed = sum(1 for row in result.runs if row["error"] is not None)
+    print(f"points:      {len(result.points):,} x {args.replications:,} replications")
+    print(f"runs:        {len(result.runs):,} ({failed:,} failed)")
+    print(f"wrote:       {args.out}")
+    return 0
+
+
 def _validate(args: argparse.Namespace) -> int:
-    from simkit.io.runs import read_run
+    from simkit.io.runs import read_run, verify_run
 
     run = read_run(args.run_dir)
+    verify_run(args.run_dir)  # outputs and manifest, if any, must belong to these inputs
     pop = run.population
     print(
-        f"{args.run_dir}: valid: {pop.n_pods:,} pods, {pop.n_users:,} users, "
-        f"{len(pop.crosspod):,} crossPod pairs, {len(run.policy):,} policy events, "
-        f"{len(run.events):,} action events"
+        f"{args.run_dir}: valid: {_count(pop.n_pods, 'pod')}, {_count(pop.n_users, 'user')}, "
+        f"{_count(len(pop.crosspod), 'crossPod pair')}, {_count(len(run.policy), 'policy event')}, "
+        f"{_count(len(run.events), 'action event')}"
     )
     return 0
+
+
+def _count(n: int, noun: str) -> str:
+    """``1 pod``, ``2 pods``, ``1,000 pods``."""
+    return f"{n:,} {noun}{'' if n == 1 else 's'}"
 
 
 def _population(args: argparse.Namespace) -> int:
@@ -96,8 +150,8 @@ def _population(args: argparse.Namespace) -> int:
     pods = pod_summaries(pop, top=args.top)
     pairs = len(pop.crosspod)
     print(
-        f"{args.source}: {pop.n_pods:,} pods, {pop.n_users:,} users, "
-        f"{pairs:,} crossPod pair{'' if pairs == 1 else 's'} at the start"
+        f"{args.source}: {_count(pop.n_pods, 'pod')}, {_count(pop.n_users, 'user')}, "
+        f"{_count(pairs, 'crossPod pair')} at the start"
     )
     rows = [
         (
@@ -166,6 +220,8 @@ def _serve(args: argparse.Namespace) -> int:
     except ImportError as exc:
         return _fail(f"simkit serve needs the serve extra (pip install 'simkit[serve]'): {exc}")
     users = [u for item in args.bdk_users for u in item.split(",") if u] or None
+    if not 0 < args.datafeed_wait <= 3600:
+        return _fail(f"--datafeed-wait: expected seconds in (0, 3600], found {args.datafeed_wait:g}")
     return serve(
         args.source,
         host=args.host,
@@ -174,6 +230,8 @@ def _serve(args: argparse.Namespace) -> int:
         clock=args.clock,
         bdk_config=args.bdk_config,
         bdk_users=users,
+        datafeed_wait=args.datafeed_wait,
+        keys=args.keys,
     )
 
 
@@ -259,12 +317,91 @@ def _parser() -> argparse.ArgumentParser:
         help="change one knob, value in TOML syntax, e.g. --set behaviour.accept=0.6 (repeatable)",
     )
     p.add_argument(
+        "--replication",
+        type=_seed,
+        metavar="R",
+        help=(
+            "draw the traffic as replication R of a sweep with seed N does, "
+            "SeedSequence(N).spawn(K)[R]: with the point's --set options, the run behind one row of runs.parquet"
+        ),
+    )
+    p.add_argument(
         "--overwrite",
         action="store_true",
         help="replace the run in DIR if DIR is not empty (other files are kept)",
     )
+    p.add_argument(
+        "--max-events",
+        type=_positive,
+        default=DEFAULT_MAX_EVENTS,
+        metavar="N",
+        help=(
+            "refuse, before drawing anything, a scenario estimated to need more than N events "
+            "(default: %(default)s); one estimated to need more memory than the machine has "
+            "available is refused whatever N is"
+        ),
+    )
     _add_replay_options(p)
     p.set_defaults(handler=_run)
+
+    # -- `simkit sweep` (sweeps: simkit.sweeps.sweep).
+    p = sub.add_parser(
+        "sweep",
+        help="run a scenario over a grid of knob values, replicated; summarise with intervals",
+        description=(
+            "Run SCENARIO at every point of the grid (the product of the --grid options, or with "
+            "--zip their values side by side), --replications times each: replication r of every "
+            "point draws its traffic from SeedSequence(seed).spawn(K)[r], so the points are "
+            "compared with common random numbers. Writes runs.parquet and runs.csv (one row per "
+            "run), summary.csv (mean, std, 95% Student-t interval, and the paired difference "
+            "from the baseline point), manifest.json and one chart per --metric into DIR. The "
+            "same sweep writes the same bytes whatever the executor. See docs/sweeps.md."
+        ),
+    )
+    p.add_argument("scenario", type=Path, metavar="SCENARIO", help="scenario file (TOML)")
+    p.add_argument(
+        "--grid",
+        action="append",
+        default=[],
+        required=True,
+        metavar="KEY=VALUES",
+        help="a knob and its values as one TOML array, e.g. --grid 'behaviour.accept=[0.5, 0.7]' (repeatable)",
+    )
+    p.add_argument(
+        "--zip", action="store_true", help="pair the --grid values instead of taking their product"
+    )
+    p.add_argument(
+        "--replications", type=_positive, default=1, metavar="K", help="runs per point (default: %(default)s)"
+    )
+    p.add_argument("--seed", type=_seed, metavar="N", help="the sweep's seed (default: the scenario's seed)")
+    p.add_argument("--out", type=Path, required=True, metavar="DIR", help="folder to write: new or empty")
+    p.add_argument(
+        "--workers",
+        type=_positive,
+        metavar="N",
+        help="processes to run on (default: 1, one run after another)",
+    )
+    p.add_argument(
+        "--dask",
+        metavar="local|tcp://HOST:PORT",
+        help="run on Dask: a local cluster on 127.0.0.1, or a running scheduler (needs simkit[dask])",
+    )
+    p.add_argument(
+        "--baseline", type=_seed, default=0, metavar="INDEX", help="the point compared with (default: 0)"
+    )
+    p.add_argument(
+        "--metric",
+        action="append",
+        default=[],
+        metavar="NAME",
+        help="chart this metric against the knob (repeatable; default: acceptance_rate, rerequest_rate, cross_pod_share)",
+    )
+    p.add_argument("--keep-runs", action="store_true", help="also write every run folder under DIR/runs/")
+    p.add_argument("--resume", action="store_true", help="continue the sweep in DIR, skipping finished runs")
+    p.add_argument(
+        "--engine", choices=ENGINES, default=DEFAULT_ENGINE, help="replay engine (default: %(default)s)"
+    )
+    p.set_defaults(handler=_sweep)
 
     # -- `simkit report` (analysis: simkit.report) is added here.
     p = sub.add_parser(
@@ -301,7 +438,10 @@ def _parser() -> argparse.ArgumentParser:
         type=_positive,
         default=20,
         metavar="N",
-        help="pods in the per-pod chart and the heat map: the N largest (default: %(default)s)",
+        help=(
+            "pods named in the per-pod chart, the heat map and the pod graph: the N largest; the heat map "
+            "and the graph gather the rest as 'other' (default: %(default)s)"
+        ),
     )
     p.add_argument(
         "--graphml", action="store_true", help="also write users.graphml and pods.graphml (for Gephi)"
@@ -353,8 +493,8 @@ def _parser() -> argparse.ArgumentParser:
             "Serve the connection endpoints of the Pod API (and the BDK's RSA login) over HTTP, "
             "answered by the connection rules one call at a time, starting from SOURCE: a run "
             "folder (its population and the final state of its replay) or a scenario file (its "
-            "population). The first line printed is the URL listened on. Logins are not "
-            "verified: any well-formed JWT acts as the user its 'sub' names. See docs/serve.md."
+            "population). The first line printed is the URL listened on. Without --keys logins "
+            "are not verified: any well-formed JWT acts as the user its 'sub' names. See docs/serve.md."
         ),
     )
     p.add_argument(
@@ -397,6 +537,22 @@ def _parser() -> argparse.ArgumentParser:
         default=[],
         metavar="USER[,USER...]",
         help="usernames or user ids of the bots for --bdk-config (default: a handful who can connect)",
+    )
+    p.add_argument(
+        "--datafeed-wait",
+        type=float,
+        default=30.0,
+        metavar="SECONDS",
+        help="how long a datafeed read waits for an event before answering none (default: %(default)g)",
+    )
+    p.add_argument(
+        "--keys",
+        type=Path,
+        metavar="DIR",
+        help=(
+            "verify logins: DIR holds a public key per user, USERNAME.pem; a JWT must be RS512, "
+            "signed by its 'sub''s key, and not expired (--bdk-config DIR writes DIR/keys)"
+        ),
     )
     p.set_defaults(handler=_serve)
 
@@ -491,6 +647,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _fail(str(exc))
     except OSError as exc:
         return _fail(_os_error_text(exc))
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as exc:
+        # SIGINT, or SIGTERM / SIGHUP while a folder was written (simkit.io.commit.Interrupted).
         print("simkit: interrupted", file=sys.stderr)
-        return 130
+        return 128 + getattr(exc, "signum", 2)

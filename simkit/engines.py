@@ -37,6 +37,9 @@ class ReplayEngine(Protocol):
 # name -> module whose `replay` is that engine; imported on first use.
 _MODULES: Mapping[str, str] = MappingProxyType({"columnar": "simkit.columnar", "event": "simkit.engine"})
 
+# Engines whose `replay` takes a `threads` keyword.
+_THREADED = frozenset({"columnar"})
+
 ENGINES: tuple[str, ...] = tuple(_MODULES)
 """The engine names, the default first."""
 
@@ -70,8 +73,13 @@ def replay(
     policy: Policy | None = None,
     *,
     engine: str = DEFAULT_ENGINE,
+    threads: int | None = None,
 ) -> Replay:
     """Replay a log with the engine called `engine`; the result names that engine.
+
+    `threads` caps the threads an engine may use (``None``: its own default); the
+    per-event engine always uses one. A sweep running one replay per process asks for 1,
+    so that its workers do not oversubscribe the cores.
 
     Examples
     --------
@@ -82,8 +90,17 @@ def replay(
     ('columnar', ['PENDING_OUTGOING', 'REJECTED'], ['REJECTED'])
     >>> replay(pop, Events.empty(), engine="event").engine
     'event'
+    >>> replay(pop, Events.from_records([(5, 1, 2, "connect")]), threads=1).outcomes.statuses()
+    ['PENDING_OUTGOING']
     """
-    result = get_engine(engine)(population, events, policy)
+    if threads is not None and threads < 1:
+        raise ValueError(f"threads must be at least 1, got {threads}")
+    if threads is not None and engine in _THREADED:
+        result: Replay = importlib.import_module(_MODULES[engine]).replay(
+            population, events, policy, threads=threads
+        )
+    else:
+        result = get_engine(engine)(population, events, policy)
     return dataclasses.replace(result, engine=engine)
 
 

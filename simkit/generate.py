@@ -6,6 +6,9 @@ crossPod :class:`~simkit.events.Policy` events); :func:`simkit.pipeline.simulate
 replays them and writes the complete run folder, the Python face of ``simkit run``.
 :func:`draw_population` draws the population alone.
 
+:func:`estimate` tells, from the knobs alone, about how many events and how much memory a
+run needs, so that one too large for the machine is refused before anything is drawn.
+
 Everything is drawn with numpy, a column at a time, so that a year of a million users
 (about 10⁸ events) is generated in seconds. Randomness is split with
 :class:`numpy.random.SeedSequence` into one stream per concern (population, crossPod,
@@ -27,6 +30,7 @@ any global random state.
 from __future__ import annotations
 
 import functools
+import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -40,7 +44,7 @@ from simkit.rules import ACTIONS, Action
 from simkit.scenario import MAX_PODS, MAX_USERS, BehaviourSection, CrossPodSection, PodRef, Scenario
 from simkit.seeds import Seed, seed_sequence
 
-__all__ = ["FIRST_USER_ID", "draw_population", "generate"]
+__all__ = ["FIRST_USER_ID", "Estimate", "draw_population", "estimate", "generate"]
 
 FIRST_USER_ID = 1_000_000
 """Generated user ids are ``FIRST_USER_ID + row``, pod by pod, so they never look like pod ids."""
@@ -61,6 +65,25 @@ _STREAMS = ("population", "crosspod", "requests", "answers", "removals", "mistak
 _POPULATION_STREAMS = ("population", "crosspod")
 # Rows per block where work on 10^8 events goes a block at a time.
 _CHUNK = 1 << 21
+# The longest wait drawn, in ms (about 31,700 years, longer than any run of at most
+# MAX_DAYS): a longer log-normal draw is cut to it before exp, where it could overflow,
+# and lands after the end like the wait it stands for. Draws below it are untouched.
+_LONGEST_WAIT_MS = 1e15
+_LOG_LONGEST_WAIT = float(np.log(_LONGEST_WAIT_MS))
+# The mean time to removal is at most this many ms, so that a vanishing rate stays finite.
+_NEVER_MS = 1e300
+
+# What a run needs, per item, measured as the peak RSS of `simkit run` (generate, write,
+# replay with the columnar engine, write) on scenarios from 2,000 to 9·10^7 events, 300 to
+# 5·10^6 users, 12 to 10,000 pods (5·10^7 pairs), and 21 crossPod stages; the estimate is
+# above every measured peak. Small runs cost more per event (allocator and Parquet
+# buffers), the base covers that.
+_BASE_BYTES = 400_000_000
+_BYTES_PER_EVENT = 90
+_BYTES_PER_USER = 90
+_BYTES_PER_PAIR = 50
+_BYTES_PER_PAIR_STAGE = 4
+_BYTES_PER_POLICY_EVENT = 300
 
 _CONNECT = np.int8(ACTIONS.index(Action.CONNECT))
 _ACCEPT = np.int8(ACTIONS.index(Action.ACCEPT))
@@ -617,7 +640,11 @@ def _within_targets(rng: np.random.Generator, actor: _I32, world: _World, skew: 
 
 
 def _delays(rng: np.random.Generator, n: int, median_ms: float, sigma: float) -> _I64:
-    """Log-normal waits in ms with the given median; at least 1 ms, so effects follow causes."""
+    """Log-normal waits in ms with the given median; at least 1 ms, so effects follow causes.
+
+    A wait is at most :data:`_LONGEST_WAIT_MS`, later than the end of any run: what waits
+    that long never happens, whatever the draw, and the integers stay far from overflow.
+    """
     if median_ms <= 0:
         return np.ones(n, dtype=np.int64)
     # exp(log(median) + sigma * Z), in place: the ufunc exp is several times faster than
@@ -625,6 +652,7 @@ def _delays(rng: np.random.Generator, n: int, median_ms: float, sigma: float) ->
     wait = rng.standard_normal(n)
     wait *= sigma
     wait += np.log(median_ms)
+    np.minimum(wait, _LOG_LONGEST_WAIT, out=wait)
     np.exp(wait, out=wait)
     np.rint(wait, out=wait)
     np.maximum(wait, 1.0, out=wait)
@@ -684,14 +712,17 @@ def _removals(sc: Scenario, a: _I32, b: _I32, since: _I64, rng: np.random.Genera
     if rate == 0 or not len(a):
         return _Calls.of(np.zeros(0, dtype=np.int64), a[:0], b[:0], _REMOVE)
     wait = rng.standard_exponential(len(a))
-    wait *= _YEAR_MS / rate
+    wait *= min(_YEAR_MS / rate, _NEVER_MS)
     # Most connections outlive the run; only those removed before its end become events.
-    keep = np.flatnonzero(wait < sc.time.end_ms - since)
+    end = sc.time.end_ms
+    keep = np.flatnonzero(wait < end - since)
     when = since[keep] + np.maximum(np.rint(wait[keep]), 1.0).astype(np.int64)
     flip = rng.random(len(keep)) < 0.5
     actor = np.where(flip, b[keep], a[keep])
     target = np.where(flip, a[keep], b[keep])
-    return _Calls.of(when, actor, target, _REMOVE)
+    # Rounding up, or the 1 ms after an answer in the run's last ms, may reach the end.
+    inside = when < end
+    return _Calls.of(when[inside], actor[inside], target[inside], _REMOVE)
 
 
 def _mistakes(
@@ -920,6 +951,114 @@ def _generators(scenario: Scenario, seed: Seed | None) -> dict[str, np.random.Ge
         name: np.random.default_rng(people[i] if name in _POPULATION_STREAMS else traffic[i])
         for i, name in enumerate(_STREAMS)
     }
+
+
+@dataclass(frozen=True)
+class Estimate:
+    """What generating and replaying a scenario needs, estimated before anything is drawn.
+
+    `events` counts action and policy events; `bytes` is the peak memory of a whole
+    ``simkit run`` (generation, writing, a columnar replay).
+    """
+
+    events: int
+    bytes: int
+
+
+def estimate(scenario: Scenario, population: Population | None = None) -> Estimate:
+    """The events and memory a run of `scenario` needs, from its knobs and population size.
+
+    Cheap (nothing is drawn), so that a scenario too large for the machine is refused
+    at once rather than after minutes. The count is the expected number of events: first
+    requests from the users able to ask, re-requests after rejections, answers, removals
+    before the end, mistakes on top, and policy events; answers that would come after the
+    end are counted too, so it errs high. Memory is calibrated on measured runs (see the
+    constants above) and errs high as well.
+
+    Parameters
+    ----------
+    scenario : Scenario
+        The knobs.
+    population : Population, optional
+        The population of a scenario with ``population.from``, as read from its folder;
+        required then, refused otherwise (a ``ValueError``), as for :func:`generate`.
+
+    Examples
+    --------
+    >>> from simkit.scenario import load_scenario
+    >>> tiny = load_scenario("data/scenarios/tiny.toml")
+    >>> need = estimate(tiny)
+    >>> 1_500 < need.events < 3_000, need.bytes < 10**9
+    (True, True)
+    >>> estimate(tiny.with_overrides({"time.days": 28})).events > 1.9 * need.events
+    True
+    """
+    if (population is None) != (scenario.population.from_ is None):
+        raise ValueError(
+            f"estimate: a population is given exactly when scenario {scenario.name!r} reads it from a folder"
+        )
+    beh, days = scenario.behaviour, scenario.time.days
+    if population is None:
+        pop = scenario.population
+        users, pods = pop.users, pop.pods
+        # Users able to ask: every user of a public pod, the external ones of private pods.
+        able = users * ((1.0 - pop.private_share) + pop.private_share * pop.external_share)
+    else:
+        users, pods = population.n_users, population.n_pods
+        public = ~population.pod_private[_rows(population.pod_id, population.user_pod)]
+        able = float(np.count_nonzero(population.user_external | public))
+    pairs = pods * (pods - 1) // 2
+    first = beh.requests_per_user_per_day * days * able
+    # A rejection brings a re-request with chance rerequest_chance, answered in turn, until
+    # the end: a chain has at most as many rounds as fit in the half of the run left on
+    # average, each taking the median answer and re-request delays (at least 1 ms each).
+    again = beh.reject * beh.rerequest_chance
+    round_ms = max(2.0, beh.answer_delay_hours * _HOUR_MS + beh.rerequest_delay_days * _DAY_MS)
+    fit = 1.0 + days * _DAY_MS / 2 / round_ms
+    requests = first * (fit if again >= 1.0 else min(fit, 1.0 / (1.0 - again)))
+    # An accepted connection is removed before the end with chance 1 - exp(-x·(end - t)/end)
+    # for x removals per run; over answers spread evenly through the run that is on average
+    # 1 - (1 - exp(-x)) / x.
+    x = beh.remove_per_year * days / 365.0
+    removed = 1.0 + math.expm1(-x) / x if x > 0 else 0.0
+    calls = requests * (1.0 + beh.accept + beh.reject + beh.accept * removed)
+    calls /= 1.0 - beh.mistake_share
+    policy, stages = _policy_estimate(scenario, pods, pairs, population)
+    events = calls + policy
+    need = (
+        _BASE_BYTES
+        + _BYTES_PER_EVENT * calls
+        + _BYTES_PER_USER * users
+        + pairs * (_BYTES_PER_PAIR + _BYTES_PER_PAIR_STAGE * stages)
+        + _BYTES_PER_POLICY_EVENT * policy
+    )
+    return Estimate(events=math.ceil(events), bytes=math.ceil(need))
+
+
+def _policy_estimate(
+    scenario: Scenario, pods: int, pairs: int, population: Population | None
+) -> tuple[float, int]:
+    """The expected number of policy events, and the number of crossPod stages."""
+    cp = scenario.crosspod
+    if population is not None:
+        on = float(len(population.crosspod))
+    elif cp.pairs is not None:
+        on = float(len(cp.pairs))
+    else:
+        on = cp.density * pairs
+    events, stages = 0.0, 1
+    end = scenario.time.days
+    for change in sorted(cp.changes, key=lambda c: c.day):
+        if change.day >= end:
+            break
+        stages += 1
+        flips = change.enable * (pairs - on) + change.disable * on
+        flips += min(change.pods * pods, pairs) + len(change.enable_pairs) + len(change.disable_pairs)
+        # `enable` and `disable` draw from the state before the change, then the roll-out.
+        on += change.enable * (pairs - on) - change.disable * on
+        on = min(float(pairs), on + change.pods * pods)
+        events += min(flips, float(pairs))
+    return events, stages
 
 
 def draw_population(scenario: Scenario, population: Population | None = None) -> Population:

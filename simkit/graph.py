@@ -2,7 +2,8 @@
 
 :func:`user_graph` has a node per user and an edge per stored record, from its requester
 to the other user; :func:`pod_graph` has a node per pod and an edge per pod pair that holds
-records or has crossPod enabled at the end of the run. The metrics (:func:`degree_counts`,
+records or has crossPod enabled at the end of the run, and :func:`top_pods` cuts it to the
+largest pods with the rest gathered into one node. The metrics (:func:`degree_counts`,
 :func:`component_sizes`, :func:`cross_pod_share`, :func:`bridging_pods`, :func:`metrics`)
 read those graphs; :func:`write_graphml` saves one for Gephi and similar tools.
 
@@ -24,6 +25,7 @@ from simkit.analysis import STATUS_COLUMNS, RunFrames, crosspod_at_end, status_c
 from simkit.io.atomic import atomic_path
 
 __all__ = [
+    "OTHER",
     "bridging_pods",
     "component_sizes",
     "cross_pod_share",
@@ -31,11 +33,15 @@ __all__ = [
     "metrics",
     "pod_graph",
     "pod_layout",
+    "top_pods",
     "user_graph",
     "write_graphml",
 ]
 
 _ACCEPTED = "ACCEPTED"
+_COUNTS = tuple(s.lower() for s in STATUS_COLUMNS)
+OTHER = "other"
+"""The node :func:`top_pods` gathers the smaller pods into."""
 # spring_layout needs scipy from this many nodes on; beyond it pods go on a circle.
 _SPRING_LIMIT = 500
 
@@ -191,23 +197,23 @@ def degree_counts(g: nx.Graph, status: str | None = _ACCEPTED) -> pd.DataFrame:
     Returns
     -------
     DataFrame
-        Index ``degree`` from 0 to the largest; column ``users``. The status counted is
-        in ``.attrs["status"]``.
+        Index ``connections`` (a user's degree in the graph) from 0 to the largest; column
+        ``users``. The status counted is in ``.attrs["status"]``.
 
     Examples
     --------
     >>> from simkit import read_run
     >>> from simkit.analysis import from_run
     >>> degree_counts(user_graph(from_run(read_run("data/samples/story"))))  # doctest: +NORMALIZE_WHITESPACE
-            users
-    degree
-    0           4
-    1           2
-    2           1
+                 users
+    connections
+    0                4
+    1                2
+    2                1
     """
     degrees = np.array([d for _, d in _edges_of(g, status).degree()], dtype=np.int64)
     counts = np.bincount(degrees) if len(degrees) else np.zeros(0, dtype=np.int64)
-    table = pd.DataFrame({"users": counts}, index=pd.RangeIndex(len(counts), name="degree"))
+    table = pd.DataFrame({"users": counts}, index=pd.RangeIndex(len(counts), name="connections"))
     table.attrs["status"] = status
     return table
 
@@ -309,11 +315,12 @@ def metrics(users: nx.Graph, pods: nx.Graph) -> pd.Series:
     Returns
     -------
     Series
-        ``users``; ``stored connections``; ``accepted connections``; ``mean accepted
-        degree``; ``components`` and ``largest component`` (over accepted edges, users
-        alone counted as components of one); ``users connected across pods`` (a share);
+        ``users``; ``stored connections``; ``accepted connections``; ``accepted
+        connections per user`` (the mean; each connection counts for both its users);
+        ``components`` and ``largest component`` (over accepted edges, users alone counted
+        as components of one); ``users connected across pods`` (a share);
         ``pod pairs with crossPod``; ``pod pairs with accepted connections``; ``most
-        bridging pod`` (``None`` if no pod lies between two others).
+        bridging pod`` (its name; ``None`` if no pod lies between two others).
 
     Examples
     --------
@@ -324,7 +331,7 @@ def metrics(users: nx.Graph, pods: nx.Graph) -> pd.Series:
     users                                         7
     stored connections                            4
     accepted connections                          2
-    mean accepted degree                   0.571429
+    accepted connections per user          0.571429
     components                                    5
     largest component                             3
     users connected across pods            0.285714
@@ -342,13 +349,13 @@ def metrics(users: nx.Graph, pods: nx.Graph) -> pd.Series:
         "users": n,
         "stored connections": sum(1 for *_, i in users.edges(data="implicit") if not i),
         "accepted connections": accepted,
-        "mean accepted degree": 2 * accepted / n if n else float("nan"),
+        "accepted connections per user": 2 * accepted / n if n else float("nan"),
         "components": len(sizes),
         "largest component": int(sizes.iloc[0]) if len(sizes) else 0,
         "users connected across pods": cross_pod_share(users),
         "pod pairs with crossPod": sum(1 for *_, c in pods.edges(data="crosspod") if c),
         "pod pairs with accepted connections": sum(1 for *_, a in pods.edges(data="accepted") if a),
-        "most bridging pod": None if top is None else int(top),
+        "most bridging pod": None if top is None else str(pods.nodes[top]["name"]),
     }
     return pd.Series(values, dtype=object)
 
@@ -356,8 +363,8 @@ def metrics(users: nx.Graph, pods: nx.Graph) -> pd.Series:
 def pod_layout(g: nx.Graph, seed: int = 0) -> dict[Any, tuple[float, float]]:
     """Positions for drawing a :func:`pod_graph`: the same graph and seed, the same layout.
 
-    A force-directed layout pulled by accepted connections (up to 500 pods; a circle
-    beyond, in pod-id order).
+    A force-directed layout pulled by the log of accepted connections (up to 500 pods; a
+    circle beyond, in pod-id order: draw :func:`top_pods` of a large network).
 
     Examples
     --------
@@ -368,16 +375,80 @@ def pod_layout(g: nx.Graph, seed: int = 0) -> dict[Any, tuple[float, float]]:
     ([10, 20, 30], True)
     """
     ordered = nx.Graph()
-    ordered.add_nodes_from(sorted(g.nodes))
-    # Every edge pulls a little; accepted connections pull harder.
+    ordered.add_nodes_from(sorted(g.nodes, key=_node_order))
+    # Every edge pulls a little; accepted connections pull harder, by their order of
+    # magnitude, so that one busy pair does not crush the big pods into one spot.
     ordered.add_edges_from(
-        (u, v, {"pull": 1.0 + float(a)}) for u, v, a in g.edges(data="accepted", default=0)
+        (u, v, {"pull": 1.0 + float(np.log1p(a))}) for u, v, a in g.edges(data="accepted", default=0)
     )
     if ordered.number_of_nodes() >= _SPRING_LIMIT:
         pos = nx.circular_layout(ordered)
     else:
         pos = nx.spring_layout(ordered, weight="pull", seed=seed)
     return {node: (float(xy[0]), float(xy[1])) for node, xy in pos.items()}
+
+
+def _node_order(node: Any) -> tuple[bool, Any]:
+    """Pods in id order, then the gathered node of :func:`top_pods`."""
+    return (isinstance(node, str), node)
+
+
+def top_pods(g: nx.Graph, top: int) -> nx.Graph:
+    """A :func:`pod_graph` cut to its `top` largest pods, the others gathered into one node.
+
+    The pods with the most users (ties: smaller id first) keep their nodes and the edges
+    between them. Every other pod goes into the node ``"other"`` (:data:`OTHER`), named
+    ``other (N pods)``, with ``gathered`` (how many pods), ``users`` and the records inside
+    and between them summed, and no ``private`` (it gathers both kinds); each kept pod's edges to gathered pods become one edge to
+    ``"other"``, their records summed and ``crosspod`` True if any of them has it. A graph of
+    at most `top` pods is returned as a copy.
+
+    Examples
+    --------
+    >>> from simkit import read_run
+    >>> from simkit.analysis import from_run
+    >>> g = top_pods(pod_graph(from_run(read_run("data/samples/story"))), top=1)
+    >>> list(g.nodes(data="name")), g.nodes["other"]["users"]
+    ([(20, 'pod-20'), ('other', 'other (2 pods)')], 4)
+    >>> g.edges[20, "other"]
+    {'pending': 1, 'accepted': 0, 'rejected': 0, 'weight': 0, 'crosspod': False}
+    """
+    if top < 1:
+        raise ValueError(f"top must be at least 1, got {top}")
+    if g.number_of_nodes() <= top:
+        return g.copy()
+    # np.lexsort sorts by its last key first: users descending, then id ascending.
+    ids = sorted(g.nodes)
+    users = [int(g.nodes[p].get("users", 0)) for p in ids]
+    kept = [ids[i] for i in np.lexsort((ids, np.negative(users)))[:top]]
+    keep = set(kept)
+    gathered = [p for p in ids if p not in keep]
+    out = nx.Graph()
+    out.add_nodes_from((p, g.nodes[p]) for p in kept)
+    out.add_node(
+        OTHER,
+        name=f"other ({len(gathered):,} pod{'' if len(gathered) == 1 else 's'})",
+        users=sum(int(g.nodes[p].get("users", 0)) for p in gathered),
+        gathered=len(gathered),
+        **{c: sum(int(g.nodes[p].get(c, 0)) for p in gathered) for c in _COUNTS},
+    )
+    for u, v, data in g.edges(data=True):
+        a, b = (u if u in keep else OTHER), (v if v in keep else OTHER)
+        counts = {c: int(data.get(c, 0)) for c in _COUNTS}
+        if a == b == OTHER:
+            for c in _COUNTS:
+                out.nodes[OTHER][c] += counts[c]
+        elif (a, b) == (u, v) or not out.has_edge(a, b):
+            out.add_edge(
+                a, b, **counts, weight=counts["accepted"], crosspod=bool(data.get("crosspod", False))
+            )
+        else:
+            edge = out.edges[a, b]
+            for c in _COUNTS:
+                edge[c] += counts[c]
+            edge["weight"] = edge["accepted"]
+            edge["crosspod"] = edge["crosspod"] or bool(data.get("crosspod", False))
+    return out
 
 
 def write_graphml(g: nx.Graph, path: str | os.PathLike[str]) -> Path:

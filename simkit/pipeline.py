@@ -13,10 +13,9 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import json
 import os
-import shutil
 import sys
-import tempfile
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -26,23 +25,25 @@ from typing import Any
 import numpy as np
 
 from simkit.engines import DEFAULT_ENGINE, replay
-from simkit.errors import RunDirError, ScenarioError
-from simkit.generate import draw_population, generate
+from simkit.errors import RunDirError, ScenarioError, SimkitError
+from simkit.generate import draw_population, estimate, generate
+from simkit.io.commit import RunFolderTransaction, is_own, settle
 from simkit.io.runs import (
-    INPUT_TABLES,
-    OUTPUT_FILES,
+    CSV_OUTPUTS,
+    RUN_FILES,
     Run,
     read_population,
     read_run,
+    recorded_inputs_match,
     write_inputs,
     write_outputs,
 )
 from simkit.population import Population
 from simkit.results import Replay
-from simkit.scenario import Scenario, load_scenario
+from simkit.scenario import DEFAULT_MAX_EVENTS, Scenario, load_scenario
 from simkit.seeds import Seed, seed_record
 
-__all__ = ["PodSummary", "pod_summaries", "population_of", "replay_run", "simulate"]
+__all__ = ["PodSummary", "inputs_changed", "pod_summaries", "population_of", "replay_run", "simulate"]
 
 
 def replay_run(
@@ -55,7 +56,11 @@ def replay_run(
     """Replay a run folder and write its outputs: the Python face of ``simkit replay``.
 
     Outputs go into the run folder itself unless `out` names another folder, in which
-    case the run folder is left untouched. Nothing is written if the inputs are refused.
+    case the run folder is left untouched. The outputs and the manifest are put in place
+    together, under the folder's lock (:class:`~simkit.io.commit.RunFolderTransaction`).
+    In place, the manifest keeps the scenario, the seed and the rest of what the run's
+    manifest recorded if the inputs are still the files it records
+    (:func:`inputs_changed` tells). Nothing is written if the inputs are refused.
     `engine` names one of :data:`simkit.engines.ENGINES`; every engine gives the same
     outcomes and connections, and the manifest records the one that ran.
 
@@ -69,7 +74,17 @@ def replay_run(
     >>> result.engine, result.connections.status_counts()
     ('columnar', {'PENDING': 2, 'ACCEPTED': 2, 'REJECTED': 0})
     """
-    run = read_run(path)
+    source = Path(path)
+    if out is None and source.is_dir():
+        # In place: the folder is locked before its inputs are read.
+        with RunFolderTransaction(source, "simkit replay") as txn:
+            run = read_run(source)
+            result = replay(run.population, run.events, run.policy, engine=engine)
+            write_outputs(txn, run, result, csv=csv, extra=_carried_over(run, source / "manifest.json"))
+            txn.commit(last="manifest.json", stale=() if csv else CSV_OUTPUTS)
+        return result
+    settle(source)
+    run = read_run(source)
     result = replay(run.population, run.events, run.policy, engine=engine)
     target = run.path if out is None else Path(out)
     if target.exists() and not target.is_dir():
@@ -77,13 +92,52 @@ def replay_run(
     # The folders this call creates, removed again (if still empty) on failure.
     made = [p for p in (target.absolute(), *target.absolute().parents) if not p.exists()]
     try:
-        write_outputs(target, run, result, csv=csv)
+        target.mkdir(parents=True, exist_ok=True)
+        with RunFolderTransaction(target, "simkit replay") as txn:
+            write_outputs(txn, run, result, csv=csv)
+            txn.commit(last="manifest.json", stale=() if csv else CSV_OUTPUTS)
     except BaseException:
         for folder in made:
             with contextlib.suppress(OSError):
                 folder.rmdir()
         raise
     return result
+
+
+# Keys of a manifest that describe where a run's inputs came from; an in-place replay of
+# unchanged inputs keeps them.
+_PROVENANCE = ("scenario", "scenario_name", "seed", "seed_sequence", "population", "served", "datafeed")
+
+
+def _carried_over(run: Run, manifest_file: Path) -> dict[str, Any]:
+    """What of the manifest at `manifest_file` still describes `run` (nothing if its inputs changed)."""
+    if not manifest_file.is_file():
+        return {}
+    try:
+        manifest = json.loads(manifest_file.read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, ValueError):
+        return {}
+    if not isinstance(manifest, dict) or not recorded_inputs_match(run, manifest):
+        return {}
+    return {key: manifest[key] for key in _PROVENANCE if key in manifest}
+
+
+def inputs_changed(path: str | os.PathLike[str]) -> bool:
+    """Whether the input tables of the run folder `path` differ from those its manifest
+    records (False without a manifest, or if they cannot be read)."""
+    manifest_file = Path(path) / "manifest.json"
+    if not manifest_file.is_file():
+        return False
+    try:
+        run = read_run(path)
+        manifest = json.loads(manifest_file.read_text(encoding="utf-8"))
+    except (SimkitError, OSError, ValueError):
+        return False
+    return (
+        isinstance(manifest, dict)
+        and isinstance(manifest.get("inputs"), dict)
+        and not recorded_inputs_match(run, manifest)
+    )
 
 
 # -- a whole generated run --------------------------------------------------------------------
@@ -116,49 +170,13 @@ class _Steps:
             self._bar.close()
 
 
-_OWNED_SUFFIXES = (".csv", ".parquet")
-
-
-def _owned(name: str) -> bool:
-    """Whether a file name is one simkit writes in a run folder (and may replace)."""
-    stems = (*INPUT_TABLES, "outcomes", "connections")
-    return name in OUTPUT_FILES or any(name == s + x for s in stems for x in _OWNED_SUFFIXES)
-
-
-def _check_out(out: Path, overwrite: bool, building: Path | None = None) -> None:
-    """Refuse `out` if it is a file, or holds anything (but the run `building` in it) without
-    `overwrite`."""
+def _check_out(out: Path, overwrite: bool) -> None:
+    """Refuse `out` if it is a file, or holds anything (but the files of a commit, see
+    :func:`simkit.io.commit.is_own`) without `overwrite`."""
     if out.exists() and not out.is_dir():
         raise RunDirError(f"{out}: not a folder; expected a folder to write the run into")
-    if out.is_dir() and any(p != building for p in out.iterdir()) and not overwrite:
-        raise RunDirError(f"{out}: folder is not empty; give --overwrite (overwrite=True) to replace its run")
-
-
-def _move_into_place(built: Path, out: Path) -> None:
-    """Put the files of `built` into `out`, the manifest last; remove stale run files there."""
-    if not out.exists():
-        # mkdtemp made the folder private; give it the permissions a plain mkdir would.
-        umask = os.umask(0)
-        os.umask(umask)
-        built.chmod(0o777 & ~umask)
-        built.rename(out)
-        return
-    fresh = {p.name for p in built.iterdir()}
-    for old in sorted(out.iterdir()):
-        if old.is_file() and _owned(old.name) and old.name not in fresh:
-            old.unlink()
-    for name in sorted(fresh, key=lambda n: (n == "manifest.json", n)):
-        os.replace(built / name, out / name)
-
-
-def _named_in_target(exc: BaseException, built: Path, target: Path) -> BaseException:
-    """`exc`, naming the file of `target` where it names one in the temporary `built`."""
-    if not isinstance(exc, OSError) or exc.filename is None or exc.errno is None:
-        return exc
-    name = Path(os.fsdecode(exc.filename))
-    if not name.is_relative_to(built):
-        return exc
-    return OSError(exc.errno, exc.strerror, str(target / name.relative_to(built)))
+    if out.is_dir() and not overwrite and not all(is_own(p.name) for p in out.iterdir()):
+        raise RunDirError(f"{out}: folder is not empty; give --overwrite to replace the run in it")
 
 
 def simulate(
@@ -170,6 +188,7 @@ def simulate(
     engine: str = DEFAULT_ENGINE,
     csv: bool = False,
     progress: bool | None = None,
+    max_events: int | None = DEFAULT_MAX_EVENTS,
 ) -> Replay:
     """Generate a scenario's traffic, replay it, and write the complete run folder.
 
@@ -177,9 +196,9 @@ def simulate(
     outputs and a manifest recording the scenario, the seed (with its entropy and spawn
     key, see :mod:`simkit.seeds`), the population (its seed; for a population read from a
     folder, ``population.from`` as written and the SHA-256 of each table read), the engine
-    that ran and the versions. Everything is built in a temporary folder beside `out` (in
-    it, if it exists: it may be a mount point) and moved in by renames only when complete,
-    so a failure leaves `out` as it was.
+    that ran and the versions. Everything is written under temporary names in `out`, under
+    its lock, and put in place by one commit (:class:`~simkit.io.commit.RunFolderTransaction`)
+    only when complete, so a failure, an interrupt or a crash never leaves a mix of two runs.
 
     Parameters
     ----------
@@ -201,14 +220,19 @@ def simulate(
     progress : bool, optional
         Show a progress bar on stderr; by default only when stderr is a terminal and the
         environment variable ``CI`` is not set.
+    max_events : int, optional
+        Refuse a scenario estimated (:func:`simkit.generate.estimate`) to need more events
+        than this (``None``: no limit but memory). A scenario estimated to need more memory
+        than the machine has available is refused whatever this is.
 
     Raises
     ------
     RunDirError
         `out` is a file, or a non-empty folder without `overwrite`.
     ScenarioError
-        The scenario file is refused, its ``population.from`` is not a folder, or a pair
-        knob names a pod the population does not have.
+        The scenario file is refused, its ``population.from`` is not a folder, a pair
+        knob names a pod the population does not have, or the run would be too large
+        (key ``(size)``): all before anything is drawn or written.
     InputError
         A table of the ``population.from`` folder is refused (names file, row and column).
 
@@ -226,16 +250,13 @@ def simulate(
     seed = sc.seed if seed is None else seed
     recorded = seed_record(seed)  # refuses a bad seed before anything is written
     given, given_files = _given_population(sc)
+    _check_size(sc, given, max_events)
     target = Path(out)
     _check_out(target, overwrite)
-    # The folders this call creates above `out`, removed again (if still empty) on failure.
-    made = [p for p in target.absolute().parents if not p.exists()]
+    # The folders this call creates, removed again (if still empty) on failure.
+    made = [p for p in (target.absolute(), *target.absolute().parents) if not p.exists()]
     try:
-        target.parent.mkdir(parents=True, exist_ok=True)
-        # The run is built on the file system it will live on, so that it moves into place by
-        # renames: inside `out` if it exists (it may be a mount point), else beside it.
-        home = target if target.is_dir() else target.parent
-        built = Path(tempfile.mkdtemp(prefix=f".{target.name or 'run'}.", suffix=".tmp", dir=home))
+        target.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise RunDirError(f"{target}: cannot create the run folder ({exc.strerror or exc})") from None
     steps = _Steps(
@@ -243,38 +264,82 @@ def simulate(
         _auto_progress() if progress is None else progress,
     )
     try:
-        with steps.step(f"generating {sc.name}"):
-            population, events, policy = generate(sc, seed, population=given)
-        with steps.step(f"writing {len(events):,} events"):
-            files = write_inputs(built, population, events, policy)
-        with steps.step(f"replaying ({engine} engine)"):
-            result = replay(population, events, policy, engine=engine)
-        with steps.step("writing outputs"):
-            run = Run(built, population, events, policy, files)
-            extra = {
-                "scenario": sc.to_dict(),
-                "scenario_name": sc.name,
-                "seed": recorded["entropy"],
-                "seed_sequence": recorded,
-                "population": _population_record(sc, given, given_files),
-            }
-            write_outputs(built, run, result, csv=csv, extra=extra)
-        _check_out(target, overwrite, building=built)
-        _move_into_place(built, target)
-    except BaseException as exc:
-        shutil.rmtree(built, ignore_errors=True)
+        # Under the folder's lock, the new run is staged beside the old one and put in place
+        # by one commit, the manifest last: until then the old run stays whole.
+        with RunFolderTransaction(target, "simkit run") as txn:
+            _check_out(target, overwrite)
+            with steps.step(f"generating {sc.name}"):
+                population, events, policy = generate(sc, seed, population=given)
+            with steps.step(f"writing {len(events):,} events"):
+                files = write_inputs(txn, population, events, policy)
+            with steps.step(f"replaying ({engine} engine)"):
+                result = replay(population, events, policy, engine=engine)
+            with steps.step("writing outputs"):
+                run = Run(target, population, events, policy, files)
+                extra = {
+                    "scenario": sc.to_dict(),
+                    "scenario_name": sc.name,
+                    "seed": recorded["entropy"],
+                    "seed_sequence": recorded,
+                    "population": _population_record(sc, given, given_files),
+                }
+                write_outputs(txn, run, result, csv=csv, extra=extra)
+            # simkit's own files of an earlier run that this one does not write go; other
+            # files stay.
+            txn.commit(last="manifest.json", stale=RUN_FILES)
+    except BaseException:
         for folder in made:
             with contextlib.suppress(OSError):
                 folder.rmdir()
-        named = _named_in_target(exc, built, target)
-        if named is exc:
-            raise
-        raise named from None
+        raise
     finally:
         steps.close()
-        # Left over (emptied) when the files were moved into an existing folder.
-        shutil.rmtree(built, ignore_errors=True)
     return result
+
+
+def _check_size(sc: Scenario, given: Population | None, max_events: int | None) -> None:
+    """Refuse a scenario estimated to need more events than `max_events` or more memory
+    than this machine has available."""
+    need = estimate(sc, given)
+    memory = _available_memory()
+    if (max_events is None or need.events <= max_events) and (memory is None or need.bytes <= memory):
+        return
+    limits = []
+    if max_events is not None:
+        limits.append(f"--max-events {max_events:,}")
+    if memory is not None:
+        limits.append(f"the {_bytes_text(memory)} of memory this machine has available")
+    raise sc.error(
+        "(size)",
+        f"a run within {' and '.join(limits)}, found one needing about {_count_text(need.events)} "
+        f"events and {_bytes_text(need.bytes)} of memory",
+    )
+
+
+def _available_memory() -> int | None:
+    """Bytes of memory available to a new run: MemAvailable, else free pages, else unknown."""
+    with contextlib.suppress(OSError, ValueError), Path("/proc/meminfo").open(encoding="ascii") as fh:
+        for line in fh:
+            if line.startswith("MemAvailable:"):
+                return int(line.split()[1]) * 1024
+    with contextlib.suppress(OSError, ValueError, AttributeError):
+        return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    return None
+
+
+def _count_text(n: int) -> str:
+    """``250,000`` below a million, ``1.9e8`` above."""
+    if n < 1_000_000:
+        return f"{n:,}"
+    mantissa, exponent = f"{n:.1e}".split("e")
+    return f"{mantissa}e{int(exponent)}"
+
+
+def _bytes_text(n: int) -> str:
+    """``850 MB``, ``7.8 GB``, ``210 GB``."""
+    if n < 1_000_000_000:
+        return f"{n / 1e6:.0f} MB"
+    return f"{n / 1e9:.2g} GB" if n < 10**10 else f"{n / 1e9:,.0f} GB"
 
 
 # -- the population alone ---------------------------------------------------------------------

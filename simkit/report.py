@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import io
 import json
-import math
 import os
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
@@ -30,7 +29,8 @@ import simkit.analysis as analysis
 import simkit.graph as graph
 import simkit.plots as plots
 from simkit.errors import RunDirError
-from simkit.io.atomic import write_bytes
+from simkit.io.commit import write_files
+from simkit.io.runs import verify_run
 
 __all__ = ["CHARTS", "Report", "write_report"]
 
@@ -80,77 +80,63 @@ def _png(draw: Callable[[Axes], object], size: tuple[float, float]) -> bytes:
 
 
 def _charts(
-    frames: analysis.RunFrames, top: int, changes: pd.DataFrame, users: nx.DiGraph, pods: nx.Graph
+    frames: analysis.RunFrames,
+    top: int,
+    changes: pd.DataFrame,
+    answered: pd.DataFrame,
+    users: nx.DiGraph,
+    pods: nx.Graph,
 ) -> dict[str, tuple[Callable[[Axes], object], tuple[float, float]]]:
     """Each chart file: how to draw it on an Axes, and the figure size in inches."""
     largest = analysis.largest_pods(frames, top)
-    by_pod = analysis.status_counts(frames, by="pod").loc[largest]
+    by_pod = analysis.with_pod_names(analysis.status_counts(frames, by="pod").loc[largest], frames)
     timeline = analysis.status_timeline(frames)
     if len(timeline) > _TIMELINE_BINS:
         timeline = analysis.status_timeline(frames, freq=analysis.bin_width(frames, _TIMELINE_BINS))
-    matrix = analysis.pod_matrix(frames, top=top)
+    matrix = analysis.pod_matrix(frames, top=top, other=True)
+    crosspod = analysis.crosspod_matrix(frames, matrix.index)
     stages: list[pd.Timestamp] = (
         list(analysis.crosspod_stages(changes).index.get_level_values("time")) if len(changes) else []
     )
-
-    def answer_times(ax: Axes) -> None:
-        for answer in ("ACCEPTED", "REJECTED"):
-            plots.time_to_answer(analysis.answer_times(frames, answer), ax=ax, label=answer.lower())
-
     wide, tall = (8.0, 4.5), (8.0, max(3.0, 1.2 + 0.3 * len(largest)))
     return {
         "status-timeline.png": (lambda ax: plots.status_timeline(timeline, ax=ax, marks=stages), wide),
-        "status-by-pod.png": (lambda ax: plots.status_distribution(by_pod, ax=ax), tall),
+        "status-by-pod.png": (
+            lambda ax: plots.status_distribution(by_pod, ax=ax, order="most users first"),
+            tall,
+        ),
         "request-counters.png": (
             lambda ax: plots.request_counters(analysis.request_counter_counts(frames), ax=ax),
             wide,
         ),
-        "time-to-answer.png": (answer_times, wide),
+        "time-to-answer.png": (
+            lambda ax: plots.time_to_answer(answered, ax=ax),
+            wide,
+        ),
         "pod-heatmap.png": (
-            lambda ax: plots.pod_heatmap(matrix, analysis.crosspod_matrix(frames, matrix.index), ax=ax),
-            (7.5, 7.0),
+            lambda ax: plots.pod_heatmap(
+                analysis.with_pod_names(matrix, frames), analysis.with_pod_names(crosspod, frames), ax=ax
+            ),
+            (8.0, 7.5),
         ),
         "error-reasons.png": (
-            lambda ax: plots.error_reasons(analysis.error_counts(frames), ax=ax),
-            (9.0, 4.5),
+            lambda ax: plots.error_reasons(analysis.error_counts(frames), ax=ax, marks=stages),
+            (9.5, 4.5),
         ),
         "degree-distribution.png": (
             lambda ax: plots.degree_distribution(graph.degree_counts(users), ax=ax),
             wide,
         ),
-        "pod-graph.png": (lambda ax: plots.pod_graph(pods, ax=ax), (8.0, 7.0)),
+        "pod-graph.png": (lambda ax: plots.pod_graph(graph.top_pods(pods, top), ax=ax), (10.0, 7.0)),
     }
 
 
 # -- the summary page ---------------------------------------------------------------------
 
 
-def _number(value: Any) -> str:
-    if value is None or value is pd.NaT or (isinstance(value, float) and math.isnan(value)):
-        return "n/a"
-    if isinstance(value, pd.Timedelta):
-        return _duration(value)
-    if isinstance(value, bool):
-        return "yes" if value else "no"
-    if isinstance(value, int):
-        return f"{value:,}"
-    return f"{value:,.3g}"
-
-
-def _share(value: float) -> str:
-    return "n/a" if math.isnan(value) else f"{100 * value:.1f} %"
-
-
-def _duration(value: pd.Timedelta) -> str:
-    seconds = round(value.total_seconds())
-    parts = []
-    for name, size in (("d", 86_400), ("h", 3_600), ("min", 60)):
-        if seconds >= size:
-            parts.append(f"{seconds // size} {name}")
-            seconds %= size
-    if seconds or not parts:
-        parts.append(f"{seconds} s")
-    return " ".join(parts[:2])
+def _plural(n: int, word: str, plural: str | None = None) -> str:
+    """``1 stage``, ``2 stages``: a count and its noun, the noun agreeing."""
+    return f"{n:,} {word if n == 1 else plural or word + 's'}"
 
 
 def _table(header: Iterable[str], rows: Iterable[Iterable[str]], numbers_from: int = 1) -> list[str]:
@@ -162,11 +148,8 @@ def _table(header: Iterable[str], rows: Iterable[Iterable[str]], numbers_from: i
     return lines
 
 
-_SHARES = ("acceptance rate", "re-request rate", "users connected across pods")
-
-
 def _headline_rows(headline: pd.Series) -> list[list[str]]:
-    return [[str(k), _share(v) if k in _SHARES else _number(v)] for k, v in headline.items()]
+    return [[str(k), str(v)] for k, v in analysis.readable(headline).items()]
 
 
 def _policy_lines(changes: pd.DataFrame) -> list[str]:
@@ -174,25 +157,27 @@ def _policy_lines(changes: pd.DataFrame) -> list[str]:
         return ["The run has no crossPod policy events: crossPod stayed as it started."]
     stages = analysis.crosspod_stages(changes)
     measures = ("requests", "accepted", "crosspod_disabled")
+    changed = int(changes["changed"].sum())
     lines = [
-        f"{len(changes):,} policy events ({int(changes['changed'].sum()):,} changed the relation) in "
-        f"{len(stages):,} stages. For each pod pair, the traffic between its two pods in equal windows "
-        "before and after the change, summed per stage (see `crosspod_changes` in docs/analysis.md):",
+        f"{_plural(len(changes), 'policy event')} ({changed:,} changed the relation) in "
+        f"{_plural(len(stages), 'stage')}. For each pod pair, the traffic between its two pods in equal "
+        "windows before and after the change, summed per stage (see `crosspod_changes` in "
+        "docs/analysis.md):",
         "",
     ]
     header = ["time (UTC)", "set to", "pod pairs", "shortest window"]
     header += [f"{m.replace('_', ' ')} before / after" for m in measures]
+    shown = stages.head(_POLICY_ROWS)
+    windows = [str(w) for w in analysis.readable(shown["window"])]
     rows = [
         [
             f"{time:%Y-%m-%d %H:%M}",
             "enabled" if enabled else "disabled",
             f"{row['pairs']:,}",
-            _duration(row["window"]),
+            window,
             *(f"{row[f'{m}_before']:,} / {row[f'{m}_after']:,}" for m in measures),
         ]
-        for (time, enabled), row in zip(
-            stages.index, stages.head(_POLICY_ROWS).to_dict("records"), strict=False
-        )
+        for (time, enabled), row, window in zip(shown.index, shown.to_dict("records"), windows, strict=True)
     ]
     totals = stages.sum(numeric_only=True)
     rows.append(
@@ -213,6 +198,17 @@ def _policy_lines(changes: pd.DataFrame) -> list[str]:
     return lines
 
 
+def _unanswered(answered: pd.DataFrame) -> str:
+    requests = int(answered.attrs.get("requests", 0))
+    if not requests or answered.empty:
+        return f"{_plural(requests, 'request')}, none answered"
+    never = 1.0 - float(answered.iloc[-1].sum())
+    return (
+        f"never answered by the end of the run: {round(never * requests):,} of "
+        f"{_plural(requests, 'request')} ({100 * never:.1f} %)"
+    )
+
+
 def _title(run_dir: Path, manifest: Mapping[str, Any]) -> str:
     scenario = manifest.get("scenario")
     if isinstance(scenario, Mapping) and scenario.get("name"):
@@ -226,17 +222,19 @@ def _summary(
     headline: pd.Series,
     network: pd.Series,
     changes: pd.DataFrame,
+    answered: pd.DataFrame,
     title: str,
     files: Mapping[str, str],
 ) -> str:
     ts = frames.events["ts"]
     span = (
-        f"{len(ts):,} action events from {pd.Timestamp(int(ts.min()), unit='ms'):%Y-%m-%d %H:%M} to "
+        f"{_plural(len(ts), 'action event')} from {pd.Timestamp(int(ts.min()), unit='ms'):%Y-%m-%d %H:%M} to "
         f"{pd.Timestamp(int(ts.max()), unit='ms'):%Y-%m-%d %H:%M} UTC"
         if len(ts)
         else "no action events"
     )
     pods, users = len(frames.pods), len(frames.users)
+    shown = analysis.readable(headline)
     counts = analysis.status_counts(frames).iloc[0]
     stored = int(sum(counts[s] for s in analysis.STATUS_COLUMNS))
 
@@ -246,7 +244,7 @@ def _summary(
     lines = [
         f"# simkit report: {title}",
         "",
-        f"{pods:,} pods, {users:,} users, {span}.",
+        f"{_plural(pods, 'pod')}, {_plural(users, 'user')}, {span}.",
         "",
         "## Headline numbers",
         "",
@@ -259,7 +257,7 @@ def _summary(
         "",
         "## How connections are distributed by status",
         "",
-        f"{stored:,} stored records: "
+        f"{_plural(stored, 'stored record')}: "
         + ", ".join(f"{int(counts[s]):,} {s}" for s in analysis.STATUS_COLUMNS)
         + ".",
         "",
@@ -269,12 +267,12 @@ def _summary(
         "",
         "## How often people re-request, and how long answers take",
         "",
-        f"Re-request rate: {_share(headline['re-request rate'])}; median time to accept: "
-        f"{_number(headline['median time to accept'])}.",
+        f"Re-request rate: {shown['re-request rate']}; median time to accept: "
+        f"{shown['median time to accept']}; {_unanswered(answered)}.",
         "",
         image("request-counters.png", "stored records by requestCounter"),
         "",
-        image("time-to-answer.png", "time to answer, accepted and rejected requests"),
+        image("time-to-answer.png", "share of requests answered within a time, and never answered"),
         "",
         "## What crossPod changed",
         "",
@@ -318,7 +316,8 @@ def write_report(
         The folder holding ``outcomes.parquet`` and ``connections.parquet``, if not
         `run_dir` (a replay run with ``--out``).
     top : int
-        How many of the largest pods the per-pod chart and the heat map show.
+        How many of the largest pods the per-pod chart, the heat map and the pod graph show;
+        the heat map and the graph gather the other pods into one ``other``.
     graphml : bool
         Also write ``users.graphml`` and ``pods.graphml``.
 
@@ -344,6 +343,7 @@ def write_report(
         raise ValueError(f"top must be at least 1, got {top}")
     root = Path(run_dir)
     frames = analysis.load(root, outputs)
+    verify_run(root, outputs)  # the outputs read are those the manifest records, of these inputs
     target = Path(out) if out is not None else root / "report"
     try:
         target.mkdir(parents=True, exist_ok=True)
@@ -356,22 +356,27 @@ def write_report(
     users, pods = graph.user_graph(frames), graph.pod_graph(frames)
     network = graph.metrics(users, pods)
     written: list[Path] = []
+    files: dict[str, bytes | Callable[[Path], object]] = {}  # put in place together at the end
     changes = analysis.crosspod_changes(frames)
-    for name, (draw, size) in _charts(frames, top, changes, users, pods).items():
-        write_bytes(target / name, _png(draw, size))
+    answered = analysis.answered_within(frames)
+    for name, (draw, size) in _charts(frames, top, changes, answered, users, pods).items():
+        files[name] = _png(draw, size)
         written.append(target / name)
     if graphml:
-        written.append(graph.write_graphml(users, target / "users.graphml"))
-        written.append(graph.write_graphml(pods, target / "pods.graphml"))
+        files["users.graphml"] = lambda path: graph.write_graphml(users, path)
+        files["pods.graphml"] = lambda path: graph.write_graphml(pods, path)
+        written += [target / "users.graphml", target / "pods.graphml"]
     text = _summary(
         frames,
         headline,
         network,
         changes,
+        answered,
         _title(root, manifest),
         {name: name for name in CHARTS},
     )
     summary = target / _SUMMARY
-    write_bytes(summary, text.encode("utf-8"))
+    files[_SUMMARY] = text.encode("utf-8")
+    write_files(target, files, "simkit report")
     written.append(summary)
     return Report(summary, tuple(written), headline)

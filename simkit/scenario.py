@@ -48,6 +48,8 @@ from typing import Any, TypeAlias, Union, get_args, get_origin, get_type_hints
 from simkit.errors import ScenarioError
 
 __all__ = [
+    "DEFAULT_MAX_EVENTS",
+    "MAX_DAYS",
     "MAX_PODS",
     "MAX_USERS",
     "BehaviourSection",
@@ -66,6 +68,21 @@ __all__ = [
 MAX_PODS = 10_000
 # Users are numbered in 32 bits inside the generator; this leaves room for unknown ids.
 MAX_USERS = 1_000_000_000
+# A century: times stay far inside int64 milliseconds, and a wait longer than any run (the
+# bound of the delay knobs) can only mean "after the end".
+MAX_DAYS = 36_525
+# The log-normal spreads (σ) are bounded so that exp(σ·Z) stays a finite float for every
+# draw; at σ = 10 the 90th percentile is already 10^5.6 times the median.
+_MAX_SIGMA = 10.0
+# Pairs weigh (size_a × size_b)^size_bias: with sizes up to 10^9 the power stays finite.
+_MAX_SIZE_BIAS = 10.0
+# With users and days at most their bounds, the mean count of requests stays far below what
+# a Poisson draw can take (about 9·10^18).
+_MAX_REQUEST_RATE = 10_000.0
+DEFAULT_MAX_EVENTS = 150_000_000
+"""The most events a run accepts unless told otherwise (``simkit run --max-events``, the
+``max_events`` of :func:`simkit.pipeline.simulate`): about one and a half times the
+bundled ``whole-network`` scenario, which needs about 7 GB of memory."""
 _SHARE_TOLERANCE = 1e-6
 # Pod names in the "did you mean" of an ambiguous name: enough to find them, not a list.
 _SHOWN_IDS = 5
@@ -131,7 +148,7 @@ class PopulationSection:
 class PolicyChange:
     """One ``[[crosspod.changes]]`` entry: crossPod pairs switched on or off on a given day."""
 
-    day: float = _knob(0.0, lo=0.0)
+    day: float = _knob(0.0, lo=0.0, hi=MAX_DAYS)
     enable: float = _knob(0.0, lo=0.0, hi=1.0)
     disable: float = _knob(0.0, lo=0.0, hi=1.0)
     pods: int = _knob(0, lo=0)
@@ -148,7 +165,7 @@ class CrossPodSection:
 
     density: float = _knob(0.3, lo=0.0, hi=1.0)
     pairs: tuple[tuple[PodRef, PodRef], ...] | None = None
-    size_bias: float = _knob(0.5, lo=0.0)
+    size_bias: float = _knob(0.5, lo=0.0, hi=_MAX_SIZE_BIAS)
     changes: tuple[PolicyChange, ...] = ()
 
     def __post_init__(self) -> None:
@@ -160,7 +177,7 @@ class TimeSection:
     """``[time]``: when the simulated traffic starts (UTC), how long it lasts, and its rhythm."""
 
     start: datetime = datetime(2024, 1, 1, tzinfo=UTC)
-    days: float = _knob(30.0, lo=0.0)
+    days: float = _knob(30.0, lo=0.0, hi=MAX_DAYS)
     office_hours_share: float = _knob(0.8, lo=0.0, hi=1.0)
 
     def __post_init__(self) -> None:
@@ -202,19 +219,19 @@ class MistakeMix:
 class BehaviourSection:
     """``[behaviour]``: how often people ask, whom, how they answer and what they get wrong."""
 
-    requests_per_user_per_day: float = _knob(0.05, lo=0.0)
+    requests_per_user_per_day: float = _knob(0.05, lo=0.0, hi=_MAX_REQUEST_RATE)
     crosspod_share: float = _knob(0.7, lo=0.0, hi=1.0)
-    activity_skew: float = _knob(1.0, lo=0.0)
+    activity_skew: float = _knob(1.0, lo=0.0, hi=_MAX_SIGMA)
     popularity_skew: float = _knob(2.0, lo=0.0)
-    pod_affinity: float = _knob(1.0, lo=0.0)
+    pod_affinity: float = _knob(1.0, lo=0.0, hi=_MAX_SIGMA)
     accept: float = _knob(0.7, lo=0.0, hi=1.0)
     reject: float = _knob(0.1, lo=0.0, hi=1.0)
     ignore: float = _knob(0.2, lo=0.0, hi=1.0)
-    answer_delay_hours: float = _knob(6.0, lo=0.0)
-    answer_delay_sigma: float = _knob(1.5, lo=0.0)
+    answer_delay_hours: float = _knob(6.0, lo=0.0, hi=24 * MAX_DAYS)
+    answer_delay_sigma: float = _knob(1.5, lo=0.0, hi=_MAX_SIGMA)
     rerequest_chance: float = _knob(0.3, lo=0.0, hi=1.0)
-    rerequest_delay_days: float = _knob(3.0, lo=0.0)
-    rerequest_delay_sigma: float = _knob(1.0, lo=0.0)
+    rerequest_delay_days: float = _knob(3.0, lo=0.0, hi=MAX_DAYS)
+    rerequest_delay_sigma: float = _knob(1.0, lo=0.0, hi=_MAX_SIGMA)
     remove_per_year: float = _knob(0.1, lo=0.0)
     mistake_share: float = _knob(0.03, lo=0.0, hi=1.0, below_hi=True)
     mistakes: MistakeMix = field(default_factory=MistakeMix)
@@ -599,7 +616,8 @@ class _Origin:
     """Where values come from, as a refusal names it: a file or a call, tagged for overrides.
 
     ``_Origin("s.toml", "--set", frozenset({"time.days"}))("time.days")`` is
-    ``"s.toml (--set)"``; any other key is just ``"s.toml"``.
+    ``"s.toml (--set)"``, and so is a key inside or above it (``"time"``); any other key is
+    just ``"s.toml"``.
     """
 
     name: str
@@ -607,7 +625,21 @@ class _Origin:
     overridden: frozenset[str] = frozenset()
 
     def __call__(self, key: str) -> str:
-        return f"{self.name} ({self.tag})" if key in self.overridden else self.name
+        return f"{self.name} ({self.tag})" if self._overrides(key) else self.name
+
+    def _overrides(self, key: str) -> bool:
+        """Whether `key` was set by an override, lies inside a value one set, or holds one.
+
+        ``--set nosuch.key=1`` creates the table ``nosuch``, so its refusal is the
+        override's; so is a refusal inside ``crosspod.changes[0]`` when the override set
+        ``crosspod.changes``.
+        """
+        return any(
+            key == given
+            or given.startswith((key + ".", key + "["))
+            or key.startswith((given + ".", given + "["))
+            for given in self.overridden
+        )
 
 
 def _override(raw: dict[str, Any], items: Sequence[tuple[str, Any]], name: str, tag: str) -> Scenario:

@@ -608,3 +608,150 @@ def test_crosspod_changes_match_their_definition(
     assert table.drop(columns=["time", "pod_a", "pod_b", "crosspod", "changed"]).to_dict("records") == (
         _changes_one_by_one(frames, window)
     )
+
+
+# -- charts' tables: shares of all requests, partial bins, gathered pods, reading ----------------
+
+
+def test_answered_within_by_hand(hand: analysis.RunFrames) -> None:
+    shares = analysis.answered_within(hand)
+    assert shares.index.total_seconds().tolist() == [0, 1, 2, 2.5, 5, 13.5]
+    assert (shares * 7).round(6).to_numpy().tolist() == [
+        [0, 1],
+        [1, 2],
+        [2, 2],
+        [2, 3],
+        [3, 3],
+        [3, 4],
+    ]
+    assert shares.attrs["requests"] == 7
+
+
+def test_answered_within_ends_at_the_answered_share(tmp_path: Path) -> None:
+    # Two requests answered (accepted, rejected); the re-request and 31-32 wait for ever.
+    events = [*EVENTS[:5], (20000, 31, 32, "connect")]
+    frames = analysis.from_run(read_run(_write_run(tmp_path / "run", events, policy=None)))
+    table = analysis.requests(frames)
+    shares = analysis.answered_within(frames)
+    assert shares.attrs["requests"] == len(table) == 4
+    assert float(shares.iloc[-1].sum()) == pytest.approx(table["answer"].notna().mean()) == 2 / 4
+    assert shares.iloc[-1]["ACCEPTED"] == pytest.approx((table["answer"] == "ACCEPTED").mean())
+
+
+def test_answered_within_thins_to_a_log_grid_keeping_the_longest_wait(hand: analysis.RunFrames) -> None:
+    shares = analysis.answered_within(hand, points=2)
+    assert shares.index.tolist() == [pd.Timedelta("1ms"), pd.Timedelta("13.5s")]
+    assert float(shares.iloc[-1].sum()) == pytest.approx(1.0)
+    with pytest.raises(ValueError, match="points"):
+        analysis.answered_within(hand, points=1)
+
+
+def test_answered_within_without_an_answer(tmp_path: Path) -> None:
+    frames = analysis.from_run(read_run(_write_run(tmp_path / "run", [(1000, 11, 21, "connect")])))
+    shares = analysis.answered_within(frames)
+    assert shares.empty and shares.attrs["requests"] == 1
+
+
+_DAY = 86_400_000
+
+
+def test_weekly_bins_start_on_the_run_s_first_day_and_mark_a_partial_last_week(tmp_path: Path) -> None:
+    # 2024-01-01 is a Monday; weeks since the epoch would start on Thursdays.
+    start = int(pd.Timestamp("2024-01-01").value // 1_000_000)
+    events = [(start + d * _DAY + 3_600_000, 13, 21, "connect") for d in range(10)]
+    frames = analysis.from_run(read_run(_write_run(tmp_path / "run", events, policy=None)))
+    errors = analysis.error_counts(frames, freq="7D")
+    assert errors.index.tolist() == [pd.Timestamp("2024-01-01"), pd.Timestamp("2024-01-08")]
+    assert errors["entitlement"].tolist() == [7, 3]
+    assert errors.attrs["partial"] == {pd.Timestamp("2024-01-08"): pytest.approx(3 / 7)}
+    timeline = analysis.status_timeline(frames, freq="7D")
+    assert timeline.index.tolist() == errors.index.tolist()
+
+
+def test_error_counts_bins_a_run_of_days_by_the_day_at_least(tmp_path: Path) -> None:
+    events = [(d * _DAY // 4, 13, 21, "connect") for d in range(12)]  # three days, every 6 h
+    frames = analysis.from_run(read_run(_write_run(tmp_path / "run", events, policy=None)))
+    assert analysis.bin_width(frames) == pd.Timedelta("6h")
+    errors = analysis.error_counts(frames)
+    assert errors.attrs["freq"] == pd.Timedelta("1D")
+    assert errors["entitlement"].tolist() == [4, 4, 4]
+    assert errors.attrs["partial"] == {}
+
+
+def test_error_counts_of_a_short_run_have_no_partial_bin(hand: analysis.RunFrames) -> None:
+    assert analysis.error_counts(hand, freq="5s").attrs["partial"] == {}
+
+
+def test_pod_matrix_gathers_the_other_pods(hand: analysis.RunFrames) -> None:
+    matrix = analysis.pod_matrix(hand, top=1, other=True)
+    assert matrix.index.tolist() == [1, "other (2 pods)"] == matrix.columns.tolist()
+    # Accepted at the end: 11-22 (pods 1-2), 11-31 (pods 1-3) and 31-32 (inside pod 3).
+    assert matrix.to_numpy().tolist() == [[0, 2], [2, 1]]
+    assert matrix.attrs["other"] == "other (2 pods)"
+    assert int(matrix.to_numpy().sum()) == int(analysis.pod_matrix(hand).to_numpy().sum())
+    assert analysis.pod_matrix(hand, top=3, other=True).index.tolist() == [1, 2, 3]
+    assert analysis.pod_matrix(hand, top=2, other=True).index[-1] == "other (1 pod)"
+
+
+def test_crosspod_matrix_leaves_the_gathered_pods_blank(hand: analysis.RunFrames) -> None:
+    matrix = analysis.crosspod_matrix(hand, [1, 2, "other (1 pod)"])
+    assert matrix.to_numpy().tolist() == [[False, True, False], [True, False, False], [False, False, False]]
+
+
+def test_with_pod_names(hand: analysis.RunFrames) -> None:
+    by_pod = analysis.with_pod_names(analysis.status_counts(hand, by="pod"), hand)
+    assert by_pod.index.tolist() == ["one", "two", "three"] and by_pod.index.name == "pod"
+    pairs = analysis.with_pod_names(analysis.acceptance_by_pod_pair(hand), hand)
+    assert pairs.index.tolist() == [("one", "two"), ("one", "three"), ("three", "three")]
+    matrix = analysis.with_pod_names(analysis.pod_matrix(hand, top=1, other=True), hand)
+    assert matrix.index.tolist() == matrix.columns.tolist() == ["one", "other (2 pods)"]
+    assert matrix.attrs["status"] == "ACCEPTED"
+    events = analysis.with_pod_names(hand.events, hand)
+    assert events.loc[7, ["actor_pod", "target_pod"]].tolist() == ["one", "three"]
+    assert pd.isna(events.loc[11, "actor_pod"])  # an unknown user has no pod
+    changes = analysis.with_pod_names(analysis.crosspod_changes(hand), hand)
+    assert changes[["pod_a", "pod_b"]].to_numpy().tolist() == [["one", "three"]]
+
+
+def test_with_pod_names_keeps_ids_where_two_pods_share_a_name(tmp_path: Path) -> None:
+    pods = "pod_id,name,private\n1,same,true\n2,same,true\n3,three,false\n"
+    frames = analysis.from_run(read_run(_write_run(tmp_path / "run", EVENTS, pods=pods)))
+    named = analysis.with_pod_names(analysis.status_counts(frames, by="pod"), frames)
+    assert named.index.tolist() == ["same (1)", "same (2)", "three"]
+
+
+def test_readable_by_hand(hand: analysis.RunFrames) -> None:
+    shown = analysis.readable(analysis.summary(hand))
+    assert shown["events"] == "21"
+    assert shown["acceptance rate"] == "42.9 %"
+    assert shown["median time to accept"] == "2 s"
+    events = analysis.readable(hand.events)
+    assert events.loc[0, "ts"] == pd.Timestamp("1970-01-01 00:00:01")
+    assert events.loc[0, "actor"] == 11  # ids stay as they are
+    table = analysis.readable(analysis.requests(hand))
+    assert table["time_to_answer"].tolist()[:2] == ["1 s", "14 s"]
+    assert analysis.readable(analysis.acceptance_by_pod_pair(hand))["acceptance_rate"].tolist() == [
+        "50.0 %",
+        "0.0 %",
+        "100.0 %",
+    ]
+    shares = pd.DataFrame({"PENDING": [0.21875]})
+    assert analysis.readable(shares, percent=True).iloc[0, 0] == "21.9 %"
+    assert analysis.readable(shares, percent=("PENDING",)).iloc[0, 0] == "21.9 %"
+    assert analysis.readable(shares).iloc[0, 0] == "0.219"
+
+
+@pytest.mark.parametrize(
+    ("value", "text"),
+    [
+        ("0s", "0 s"),
+        ("59.6s", "1 min"),
+        ("13min", "13 min"),
+        ("4h9min21.958s", "4 h 9 min"),
+        ("20h57min53.9s", "20 h 58 min"),
+        ("29D23h56min", "30 d"),
+        ("6D22h10min", "6 d 22 h"),
+    ],
+)
+def test_readable_rounds_durations_to_two_units(value: str, text: str) -> None:
+    assert analysis.readable(pd.Series([pd.Timedelta(value)], dtype=object)).iloc[0] == text

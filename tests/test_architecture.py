@@ -70,6 +70,7 @@ def test_public_api_is_pinned() -> None:
         "replay",
         "replay_run",
         "simulate",
+        "sweep",
     ]
 
 
@@ -91,8 +92,8 @@ PACKAGE = Path(simkit.__file__).resolve().parent
 LAYERS: list[set[str]] = [
     {"simkit.version", "simkit.errors", "simkit.rules", "simkit.schema", "simkit.seeds"},
     {"simkit.population", "simkit.events", "simkit.results", "simkit.scenario"},
-    {"simkit.engine", "simkit.columnar", "simkit.engines", "simkit.generate"},
-    {"simkit.io", "simkit.io.atomic", "simkit.io.datafeed", "simkit.io.runs"},
+    {"simkit.engine", "simkit.columnar", "simkit.engines", "simkit.generate", "simkit.metrics"},
+    {"simkit.io", "simkit.io.atomic", "simkit.io.commit", "simkit.io.datafeed", "simkit.io.runs"},
     {"simkit.pipeline"},
     {
         "simkit.analysis",
@@ -103,10 +104,13 @@ LAYERS: list[set[str]] = [
         "simkit.serve.app",
         "simkit.serve.bdk",
         "simkit.serve.clock",
+        "simkit.serve.feeds",
+        "simkit.serve.openapi",
         "simkit.serve.pod",
         "simkit.serve.server",
         "simkit.serve.sessions",
         "simkit.serve.wire",
+        "simkit.sweeps",
     },
     {"simkit.cli", "simkit.__main__"},
 ]

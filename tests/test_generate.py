@@ -5,6 +5,8 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import re
+import time
 from collections import Counter
 from pathlib import Path
 
@@ -14,16 +16,17 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+import simkit.generate
 import simkit.pipeline
 from simkit.cli import main
-from simkit.errors import RunDirError
+from simkit.errors import RunDirError, ScenarioError
 from simkit.events import Events
-from simkit.generate import FIRST_USER_ID, generate
+from simkit.generate import FIRST_USER_ID, estimate, generate
 from simkit.io.runs import read_run
-from simkit.pipeline import simulate
+from simkit.pipeline import population_of, simulate
 from simkit.population import Population, problems
 from simkit.rules import ACTIONS, Action
-from simkit.scenario import Scenario, load_scenario
+from simkit.scenario import DEFAULT_MAX_EVENTS, Scenario, load_scenario
 
 ROOT = Path(__file__).resolve().parent.parent
 SCENARIOS = ROOT / "data" / "scenarios"
@@ -513,3 +516,163 @@ def test_worked_example_of_the_docs_is_what_tiny_prints(
     monkeypatch.chdir(tmp_path)
     assert main(["run", str(TINY)]) == 0
     assert capsys.readouterr().out == shown
+
+
+# -- size: estimated and refused before anything is drawn --------------------------------------
+
+
+_ROLLOUT = SCENARIOS / "crosspod-rollout.toml"
+_MANY_CHANGES = "[" + ", ".join(f"{{day = {d}, enable = 0.1, disable = 0.05}}" for d in range(1, 21)) + "]"
+
+
+@pytest.mark.parametrize(
+    ("path", "overrides"),
+    [
+        (TINY, {}),
+        (TINY, {"behaviour.mistake_share": "0.5", "behaviour.remove_per_year": "20"}),
+        (_ROLLOUT, {"population.users": "5000"}),
+        (_ROLLOUT, {"population.users": "5000", "population.pods": "300", "crosspod.changes": _MANY_CHANGES}),
+        (SCENARIOS / "baseline.toml", {"population.users": "8000", "behaviour.rerequest_chance": "1"}),
+        (SCENARIOS / "whole-network.toml", {"population.users": "20000", "time.days": "30"}),
+        (
+            TINY,
+            {
+                "behaviour.accept": "0",
+                "behaviour.reject": "1",
+                "behaviour.ignore": "0",
+                "behaviour.rerequest_chance": "1",
+                "behaviour.rerequest_delay_days": "0.5",
+            },
+        ),
+    ],
+    ids=[
+        "tiny",
+        "mistakes-and-removals",
+        "rollout",
+        "many-changes",
+        "rerequests",
+        "whole-network-small",
+        "endless-rerequests",
+    ],
+)
+def test_estimate_counts_about_the_events_a_scenario_makes(path: Path, overrides: dict[str, str]) -> None:
+    sc = load_scenario(path, overrides)
+    _, events, policy = generate(sc)
+    need = estimate(sc)
+    # Chains of re-requests cut by the end are counted with the median delays, which the
+    # log-normal waits exceed on average: there the estimate is an upper bound.
+    endless = sc.behaviour.reject * sc.behaviour.rerequest_chance == 1
+    assert (0.4 if endless else 0.85) * need.events <= len(events) + len(policy) <= 1.05 * need.events
+    assert need.bytes > 90 * need.events
+
+
+def test_estimate_of_a_population_read_from_a_folder_counts_its_users() -> None:
+    sc = load_scenario(ROOT / "data" / "samples" / "bank-opens-crosspod.toml")
+    given = population_of(sc)
+    with pytest.raises(ValueError, match="a population is given exactly when"):
+        estimate(sc)
+    _, events, policy = generate(sc, population=given)
+    need = estimate(sc, given)
+    # Eight pods and fifty users: few people to ask, so fewer requests than the mean.
+    assert 0.6 * need.events <= len(events) + len(policy) <= need.events
+
+
+def test_a_run_over_max_events_is_refused_at_once_in_one_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "run"
+    started = time.perf_counter()
+    code = main(["run", str(TINY), "--out", str(out), "--max-events", "1000"])
+    assert time.perf_counter() - started < 1.0
+    assert code == 1
+    err = capsys.readouterr().err
+    assert err.startswith(f"simkit: error: {TINY}: (size): expected a run within --max-events 1,000 and ")
+    assert re.search(r"found one needing about 2,\d{3} events and \d+ MB of memory\n$", err)
+    assert len(err.splitlines()) == 1
+    assert not out.exists()
+    assert "--max-events N" in _help(capsys)
+
+
+def test_a_run_needing_more_memory_than_the_machine_has_is_refused(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(simkit.pipeline, "_available_memory", lambda: 100_000_000)
+    with pytest.raises(ScenarioError, match=r"within --max-events 150,000,000 and the 100 MB of memory this"):
+        simulate(TINY, tmp_path / "run")
+    with pytest.raises(ScenarioError, match=r"\(size\): expected a run within the 100 MB of memory"):
+        simulate(TINY, tmp_path / "run", max_events=None)
+    assert list(tmp_path.iterdir()) == []
+    # Where the memory cannot be known, only the count of events is checked.
+    monkeypatch.setattr(simkit.pipeline, "_available_memory", lambda: None)
+    simulate(TINY, tmp_path / "run", max_events=None)
+
+
+def test_the_machine_s_available_memory_is_read() -> None:
+    memory = simkit.pipeline._available_memory()
+    assert memory is None or 10**8 < memory < 10**14
+
+
+def test_whole_network_runs_within_the_defaults_and_twice_it_is_refused(tmp_path: Path) -> None:
+    whole = load_scenario(SCENARIOS / "whole-network.toml")
+    need = estimate(whole)
+    # Measured: 90,966,880 events, 7.2 GB peak RSS (see docs/scenarios.md, "Size").
+    assert 90_966_880 <= need.events < DEFAULT_MAX_EVENTS
+    assert 7.2e9 < need.bytes < 10e9
+    for doubled in ({"population.users": "2000000"}, {"time.days": "730"}):
+        started = time.perf_counter()
+        with pytest.raises(ScenarioError, match=r"whole-network\.toml: \(size\): .* about 1\.[89]e8 events"):
+            simulate(load_scenario(SCENARIOS / "whole-network.toml", doubled), tmp_path / "run")
+        assert time.perf_counter() - started < 1.0
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize(
+    "overrides",
+    [
+        {
+            "behaviour.answer_delay_sigma": "10",
+            "behaviour.answer_delay_hours": "876600",
+            "behaviour.rerequest_delay_sigma": "10",
+            "behaviour.rerequest_delay_days": "36525",
+            "behaviour.remove_per_year": "1e-300",
+        },
+        {
+            "behaviour.answer_delay_sigma": "10",
+            "behaviour.rerequest_chance": "1",
+            "behaviour.reject": "0.3",
+            "behaviour.ignore": "0.05",
+            "behaviour.remove_per_year": "1e300",
+        },
+        {"time.days": "0.01", "behaviour.remove_per_year": "1e6", "behaviour.answer_delay_hours": "0"},
+        {
+            "behaviour.activity_skew": "10",
+            "behaviour.pod_affinity": "10",
+            "crosspod.size_bias": "10",
+            "behaviour.popularity_skew": "1e300",
+            "population.pod_size_alpha": "0.1",
+            "behaviour.requests_per_user_per_day": "2",
+        },
+    ],
+    ids=["longest-waits", "re-requests-and-instant-removals", "short-run", "largest-spreads"],
+)
+def test_knobs_at_their_bounds_draw_no_warning_and_no_event_outside_the_run(
+    overrides: dict[str, str],
+) -> None:
+    # Warnings are errors in this suite: a numpy overflow or bad cast fails the test.
+    sc = load_scenario(TINY, overrides)
+    for seed in range(3):
+        _, events, policy = generate(sc, seed)
+        for ts in (events.ts, policy.ts):
+            if len(ts):
+                assert sc.time.start_ms <= int(ts.min()) and int(ts.max()) < sc.time.end_ms
+
+
+def test_a_removal_rounded_onto_the_end_is_dropped() -> None:
+    # Removed at once, after connections accepted in the run's last millisecond: the removal
+    # (1 ms later at least, so that effects follow causes) would fall on the end itself.
+    sc = load_scenario(TINY, {"behaviour.remove_per_year": "1e300"})
+    end = sc.time.end_ms
+    rows = np.arange(10, dtype=np.int32)
+    since = np.array([end - 1] * 5 + [end - 1_000] * 5, dtype=np.int64)
+    removed = simkit.generate._removals(sc, rows, rows + 10, since, np.random.default_rng(0))
+    assert removed.ts.tolist() == [end - 999] * 5

@@ -92,6 +92,7 @@ def test_pod_graph_by_hand(frames: analysis.RunFrames) -> None:
 def test_degree_counts(frames: analysis.RunFrames) -> None:
     g = graph.user_graph(frames)
     assert graph.degree_counts(g)["users"].to_dict() == {0: 1, 1: 6}
+    assert graph.degree_counts(g).index.name == "connections"
     assert graph.degree_counts(g, status=None)["users"].to_dict() == {0: 0, 1: 4, 2: 3}
     assert graph.degree_counts(g, status="PENDING")["users"].to_dict() == {0: 5, 1: 2}
 
@@ -131,13 +132,13 @@ def test_metrics_by_hand(frames: analysis.RunFrames) -> None:
         "users": 7,
         "stored connections": 5,
         "accepted connections": 3,
-        "mean accepted degree": pytest.approx(6 / 7),
+        "accepted connections per user": pytest.approx(6 / 7),
         "components": 4,
         "largest component": 2,
         "users connected across pods": pytest.approx(6 / 7),
         "pod pairs with crossPod": 4,
         "pod pairs with accepted connections": 3,
-        "most bridging pod": 2,
+        "most bridging pod": "b",
     }
 
 
@@ -146,6 +147,41 @@ def test_pod_layout_is_reproducible(frames: analysis.RunFrames) -> None:
     assert graph.pod_layout(g) == graph.pod_layout(g)
     assert graph.pod_layout(g, seed=1) != graph.pod_layout(g, seed=2)
     assert sorted(graph.pod_layout(g)) == [1, 2, 3, 4]
+
+
+def test_top_pods_gathers_the_smaller_pods(frames: analysis.RunFrames) -> None:
+    g = graph.pod_graph(frames)
+    top = graph.top_pods(g, 2)  # pods 1 and 2 (2 users each, smaller ids first); 3 and 4 gathered
+    assert list(top.nodes) == [1, 2, graph.OTHER]
+    assert top.nodes[graph.OTHER] == {
+        "name": "other (2 pods)",
+        "users": 3,
+        "gathered": 2,
+        "pending": 1,  # 31 -> 32 inside pod 3
+        "accepted": 1,  # 41 -> 32, between the two gathered pods
+        "rejected": 0,
+    }
+    edges = {frozenset((u, v)): d for u, v, d in top.edges(data=True)}
+    zero = {"pending": 0, "accepted": 0, "rejected": 0}
+    assert edges == {
+        frozenset((1, 2)): {**zero, "accepted": 1, "rejected": 1, "weight": 1, "crosspod": True},
+        frozenset((2, graph.OTHER)): {**zero, "accepted": 1, "weight": 1, "crosspod": True},
+        frozenset((1, graph.OTHER)): {**zero, "weight": 0, "crosspod": True},
+    }
+    # Nothing is lost: every record of the graph is in the cut one.
+    for count in ("pending", "accepted", "rejected"):
+        total = sum(d[count] for _, d in g.nodes(data=True)) + sum(c for *_, c in g.edges(data=count))
+        kept = sum(d[count] for _, d in top.nodes(data=True)) + sum(c for *_, c in top.edges(data=count))
+        assert kept == total
+    assert sorted(graph.pod_layout(top), key=str) == [1, 2, graph.OTHER]
+
+
+def test_top_pods_of_a_small_graph_is_a_copy(frames: analysis.RunFrames) -> None:
+    g = graph.pod_graph(frames)
+    top = graph.top_pods(g, 4)
+    assert top is not g and nx.utils.graphs_equal(top, g)
+    with pytest.raises(ValueError, match="top must be at least 1"):
+        graph.top_pods(g, 0)
 
 
 @pytest.mark.parametrize("implicit", [False, True])

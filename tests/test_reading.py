@@ -510,7 +510,6 @@ def _read_only(folder: Path) -> Fake:
 
     def fake(patch: pytest.MonkeyPatch) -> None:
         patch.setattr(simkit.io.atomic.tempfile, "mkstemp", mkstemp)
-        patch.setattr(simkit.pipeline.tempfile, "mkdtemp", mkdtemp)
 
     return fake
 

@@ -7,9 +7,11 @@ import subprocess
 import sys
 from pathlib import Path
 
+import networkx as nx
+import pandas as pd
 import pytest
 
-from simkit import replay_run
+from simkit import graph, plots, replay_run
 from simkit.cli import main
 from simkit.errors import RunDirError
 from simkit.report import CHARTS, Report, write_report
@@ -62,18 +64,61 @@ def test_summary_shows_the_headline_numbers_and_every_chart(story_report: Report
         "| median time to accept | 1 min |",
         "| re-request rate | 25.0 % |",
         "| users connected across pods | 28.6 % |",
+        "3 pods, 7 users, 46 action events from 2023-11-14 22:13 to 2023-11-14 22:58 UTC.",
         "4 stored records: 2 PENDING, 2 ACCEPTED, 0 REJECTED.",
+        "Re-request rate: 25.0 %; median time to accept: 1 min; never answered by the end of the "
+        "run: 2 of 7 requests (28.6 %).",
         "2 policy events (2 changed the relation) in 2 stages. For each pod pair, the traffic between "
         "its two pods in equal windows before and after the change, summed per stage (see "
         "`crosspod_changes` in docs/analysis.md):",
         "| 2023-11-14 22:45 | disabled | 1 | 13 min | 1 / 0 | 0 / 0 | 0 / 3 |",
         "| 2023-11-14 22:47 | enabled | 1 | 11 min | 0 / 3 | 0 / 1 | 1 / 0 |",
         "| **all** |  | 2 |  | 1 / 3 | 0 / 1 | 1 / 3 |",
+        "| accepted connections per user | 0.571 |",
         "| most bridging pod | n/a |",
     ]:
         assert line in text.splitlines(), line
     for chart in CHARTS:
         assert f"]({chart})" in text
+
+
+def test_summary_counts_agree_with_their_nouns(tmp_path: Path) -> None:
+    run = tmp_path / "run"
+    shutil.copytree("data/samples/story", run)
+    policy = (run / "policy.csv").read_text(encoding="utf-8").splitlines()
+    (run / "policy.csv").write_text("\n".join(policy[:2]) + "\n", encoding="utf-8")
+    replay_run(run)
+    text = write_report(run).summary.read_text(encoding="utf-8")
+    assert "1 policy event (1 changed the relation) in 1 stage. For each" in text
+    assert "1 stages" not in text and "1 policy events" not in text
+
+
+@pytest.mark.parametrize("top", [1, 2])
+def test_top_limits_the_pod_graph_and_the_heat_map(
+    story_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, top: int
+) -> None:
+    drawn: dict[str, object] = {}
+    graph_of, heatmap_of = plots.pod_graph, plots.pod_heatmap
+
+    def spy_graph(g: nx.Graph, *args: object, **kwargs: object) -> object:
+        drawn["graph"] = g
+        return graph_of(g, *args, **kwargs)  # type: ignore[arg-type]
+
+    def spy_heatmap(matrix: pd.DataFrame, *args: object, **kwargs: object) -> object:
+        drawn["matrix"] = matrix
+        return heatmap_of(matrix, *args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(plots, "pod_graph", spy_graph)
+    monkeypatch.setattr(plots, "pod_heatmap", spy_heatmap)
+    write_report(story_dir, tmp_path / "r", top=top)
+    g = drawn["graph"]
+    assert isinstance(g, nx.Graph)
+    other = f"other ({3 - top} pod{'s' if 3 - top > 1 else ''})"
+    assert [g.nodes[p]["name"] for p in g.nodes] == [*["pod-20", "pod-10", "pod-30"][:top], other]
+    assert graph.OTHER in g
+    matrix = drawn["matrix"]
+    assert isinstance(matrix, pd.DataFrame)
+    assert matrix.index.tolist() == [*["pod-20", "pod-10", "pod-30"][:top], g.nodes[graph.OTHER]["name"]]
 
 
 def test_summary_names_no_absolute_path(story_report: Report, story_dir: Path) -> None:

@@ -165,7 +165,7 @@ BAD = [
         "[behaviour]\nrequests_per_user_per_day = -0.1\n",
         [],
         "behaviour.requests_per_user_per_day",
-        "not negative",
+        "between 0 and 10000, found -0.1",
         id="negative-rate",
     ),
     pytest.param(
@@ -175,7 +175,15 @@ BAD = [
         "not negative",
         id="negative-removal-rate",
     ),
-    pytest.param("[time]\ndays = -1\n", [], "time.days", "not negative", id="negative-duration"),
+    pytest.param("[time]\ndays = -1\n", [], "time.days", "between 0 and 36525", id="negative-duration"),
+    pytest.param("[time]\ndays = 36526\n", [], "time.days", "between 0 and 36525", id="over-a-century"),
+    pytest.param(
+        "[behaviour]\nanswer_delay_sigma = 1e3\n",
+        [],
+        "behaviour.answer_delay_sigma",
+        "between 0 and 10, found 1000",
+        id="spread-overflows",
+    ),
     pytest.param(
         "[population]\nexternal_share = 1.5\n",
         [],
@@ -227,7 +235,7 @@ BAD = [
         "[[crosspod.changes]]\nday = -1\n",
         [],
         "crosspod.changes[0].day",
-        "not negative",
+        "between 0 and 36525",
         id="change-before-start",
     ),
     pytest.param(
@@ -319,10 +327,11 @@ def test_cli_refuses_bad_scenario_with_one_line_and_writes_nothing(
 
 def test_cli_refuses_a_bad_override(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     out = tmp_path / "run"
-    assert main(["run", str(TINY), "--out", str(out), "--set", "time.days=-3"]) == 1
+    assert main(["run", str(TINY), "--out", str(out), "--set", "behaviour.remove_per_year=-3"]) == 1
     err = capsys.readouterr().err
     assert (
-        err == f"simkit: error: {TINY} (--set): time.days: expected a number ≥ 0 (not negative), found -3\n"
+        err
+        == f"simkit: error: {TINY} (--set): behaviour.remove_per_year: expected a number ≥ 0 (not negative), found -3\n"
     )
     assert not out.exists()
 
@@ -705,3 +714,78 @@ def test_from_dict_refuses_bad_values(plain: dict[str, object], message: str) ->
     with pytest.raises(ScenarioError) as info:
         Scenario.from_dict(plain)
     assert str(info.value).startswith(message)
+
+
+_SECTIONS: dict[str, type] = {
+    "Top level": Scenario,
+    "`[population]`": PopulationSection,
+    "`[crosspod]`": CrossPodSection,
+    "`[[crosspod.changes]]`": PolicyChange,
+    "`[time]`": TimeSection,
+    "`[behaviour]`": BehaviourSection,
+    "`[behaviour.mistakes]`": MistakeMix,
+}
+
+
+_SECTION_FIELDS = ("population", "crosspod", "time", "behaviour")
+
+
+def _number(x: float) -> str:
+    return f"{int(x):,}" if float(x).is_integer() else f"{x:g}"
+
+
+def _range(f: dataclasses.Field[object]) -> str:
+    lo, hi, below = f.metadata.get("lo"), f.metadata.get("hi"), f.metadata.get("below_hi", False)
+    if lo is not None and hi is not None:
+        return f"{_number(lo)} to {_number(hi)}" + (f" ({_number(hi)} excluded)" if below else "")
+    return "—" if lo is None else f"≥ {_number(lo)}"
+
+
+def _documented_ranges() -> dict[tuple[type, str], str]:
+    """The range column of every knob table of docs/scenarios.md, by (section, knob)."""
+    ranges: dict[tuple[type, str], str] = {}
+    section: type | None = None
+    for line in (ROOT / "docs" / "scenarios.md").read_text(encoding="utf-8").splitlines():
+        heading = re.match(r"^#+ (.*)$", line)
+        if heading:
+            section = _SECTIONS.get(heading.group(1))
+        row = re.match(r"^\| `([a-z_]+)` \|", line)
+        if section is not None and row:
+            ranges[section, row.group(1)] = line.split(" | ")[-2]
+    return ranges
+
+
+def test_every_knob_documents_the_range_the_loader_enforces() -> None:
+    documented = _documented_ranges()
+    expected = {
+        (cls, f.metadata.get("key") or f.name): _range(f)
+        for cls in _SECTIONS.values()
+        for f in dataclasses.fields(cls)
+        # The sections of the top level have tables of their own.
+        if f.metadata.get("knob") is not False and not (cls is Scenario and f.name in _SECTION_FIELDS)
+    }
+    assert documented == expected
+
+
+@pytest.mark.parametrize(
+    ("override", "message"),
+    [
+        ("nosuch.key=1", "tiny.toml (--set): nosuch: expected a known key"),
+        ("behaviour.nosuch.key=1", "tiny.toml (--set): behaviour.nosuch: expected a known key"),
+        ("crosspod.changes=[{day = -1}]", "tiny.toml (--set): crosspod.changes[0].day: expected a number"),
+        (
+            "time.days=1e12",
+            "tiny.toml (--set): time.days: expected a number between 0 and 36525, found 1e+12",
+        ),
+    ],
+)
+def test_a_refusal_inside_or_above_an_override_names_the_override(override: str, message: str) -> None:
+    with pytest.raises(ScenarioError) as info:
+        load_scenario(TINY, [override])
+    assert message in str(info.value)
+
+
+def test_a_refusal_of_the_file_beside_an_override_names_the_file(tmp_path: Path) -> None:
+    path = _write(tmp_path, "[behaviour]\nacept = 0.5\n")
+    with pytest.raises(ScenarioError, match=r"s\.toml: behaviour\.acept: expected a known key"):
+        load_scenario(path, ["behaviour.accept=0.7"])

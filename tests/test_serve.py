@@ -297,11 +297,8 @@ def test_a_bad_list_query_is_a_bad_request(query: str) -> None:
     ("method", "path"),
     [
         ("GET", "/"),
-        ("GET", "/pod/v1/connection/create"),
-        ("DELETE", "/pod/v1/connection/user/301/remove"),
         ("POST", "/pod/v1/user/search"),
         ("POST", "/agent/v4/stream/x/message/create"),
-        ("GET", "/simkit/v1/flush"),
     ],
 )
 def test_anything_else_is_not_implemented(method: str, path: str) -> None:
@@ -311,6 +308,24 @@ def test_anything_else_is_not_implemented(method: str, path: str) -> None:
 
     status, doc = _with_client(session)
     assert status == 501 and doc["code"] == 501 and path in doc["message"]
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "allowed"),
+    [
+        ("GET", "/pod/v1/connection/create", "POST"),
+        ("DELETE", "/pod/v1/connection/user/301/remove", "POST"),
+        ("TRACE", "/pod/v1/connection/list", "GET, HEAD"),
+        ("GET", "/simkit/v1/flush", "POST"),
+    ],
+)
+def test_another_method_on_a_served_path_is_405(method: str, path: str, allowed: str) -> None:
+    async def session(client: TestClient[Any, Any], app: web.Application) -> Any:
+        resp = await client.request(method, path)
+        return resp.status, resp.headers.get("Allow"), await resp.json()
+
+    status, allow, doc = _with_client(session)
+    assert (status, allow, doc["code"]) == (405, allowed, 405) and path in doc["message"]
 
 
 # -- time and recording -------------------------------------------------------------------------

@@ -24,8 +24,6 @@ import hashlib
 import json
 import os
 import re
-import shutil
-import tempfile
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -38,7 +36,8 @@ from simkit.engines import replay
 from simkit.errors import DatafeedError, RunDirError
 from simkit.events import Events, Policy, apply_order
 from simkit.io.atomic import atomic_path
-from simkit.io.runs import Run, read_population, read_run, write_inputs, write_outputs
+from simkit.io.commit import RunFolderTransaction, is_own
+from simkit.io.runs import Run, read_population, read_run, verify_run, write_inputs, write_outputs
 from simkit.population import Population
 from simkit.results import Replay, record_changes
 from simkit.rules import EFFECTS, TABLE, Action, DatafeedEvent, Effect
@@ -294,6 +293,7 @@ def export_datafeed(run_dir: str | os.PathLike[str], out: str | os.PathLike[str]
     {'CONNECTIONREQUESTED': 7, 'CONNECTIONACCEPTED': 3}
     """
     run = read_run(run_dir)
+    verify_run(run_dir)  # a folder that disagrees with its manifest is refused, as by `simkit report`
     target = Path(out)
     if target.is_dir():
         raise RunDirError(f"{target}: a folder; expected the path of the file to write, e.g. feed.jsonl")
@@ -624,8 +624,9 @@ def import_datafeed(
     folder `out` gets the input tables (Parquet), the outputs of a replay with the default
     engine and a manifest whose ``datafeed`` key records the files read (name and SHA-256)
     and the counts, so ``simkit replay`` and ``simkit report`` work on it as on any run.
-    Everything is read and checked first and the run is built in a temporary folder, so
-    nothing is written if anything is refused.
+    Everything is read and checked first, and the run is staged and committed as one
+    (:class:`~simkit.io.commit.RunFolderTransaction`), so nothing is written if anything is
+    refused.
 
     Raises
     ------
@@ -652,7 +653,7 @@ def import_datafeed(
     target = Path(out)
     if target.exists() and not target.is_dir():
         raise RunDirError(f"{target}: not a folder; expected a folder to write the run into")
-    if target.is_dir() and any(target.iterdir()):
+    if target.is_dir() and not all(is_own(p.name) for p in target.iterdir()):
         raise RunDirError(f"{target}: folder is not empty; give a new or empty folder for the imported run")
     feed = read_datafeed(files)
     pop, policy = _population_and_policy(Path(population))
@@ -669,28 +670,19 @@ def import_datafeed(
         }
     }
     made = ([] if target.exists() else [target.absolute()]) + _made_folders(target)
-    built: Path | None = None
     try:
-        target.parent.mkdir(parents=True, exist_ok=True)
-        # Built on the file system it will live on, so that it moves into place by renames.
-        home = target if target.is_dir() else target.parent
-        built = Path(tempfile.mkdtemp(prefix=f".{target.name or 'run'}.", suffix=".tmp", dir=home))
-        written = write_inputs(built, pop, ev, policy)
-        result = replay(pop, ev, policy)
-        write_outputs(built, Run(target, pop, ev, policy, written), result, extra=extra)
-        if target.is_dir():
-            for part in sorted(built.iterdir(), key=lambda p: (p.name == "manifest.json", p.name)):
-                os.replace(part, target / part.name)
-            built.rmdir()
-        else:
-            # mkdtemp made the folder private; give it the permissions a plain mkdir would.
-            umask = os.umask(0)
-            os.umask(umask)
-            built.chmod(0o777 & ~umask)
-            built.rename(target)
+        target.mkdir(parents=True, exist_ok=True)
+        # Under the folder's lock the run is staged in it and put in place by one commit.
+        with RunFolderTransaction(target, "simkit datafeed import") as txn:
+            if not all(is_own(p.name) for p in target.iterdir()):
+                raise RunDirError(
+                    f"{target}: folder is not empty; give a new or empty folder for the imported run"
+                )
+            written = write_inputs(txn, pop, ev, policy)
+            result = replay(pop, ev, policy)
+            write_outputs(txn, Run(target, pop, ev, policy, written), result, extra=extra)
+            txn.commit(last="manifest.json")
     except BaseException:
-        if built is not None:
-            shutil.rmtree(built, ignore_errors=True)
         _remove_empty(made)
         raise
     return DatafeedImport(feed=feed, unknown_users=unknown, result=result, path=target)

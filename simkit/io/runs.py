@@ -42,7 +42,7 @@ from numpy.typing import NDArray
 
 from simkit.errors import InputError, RunDirError
 from simkit.events import Events, Policy
-from simkit.io.atomic import atomic_path
+from simkit.io.commit import RunFolderTransaction, settle
 from simkit.population import Population, problems
 from simkit.results import Connections, Outcomes, Replay
 from simkit.rules import ACTIONS, REASONS, STATUSES, Kind
@@ -50,9 +50,11 @@ from simkit.schema import INPUT_TABLES, TABLES, Column, ColumnType, Table
 from simkit.version import __version__
 
 __all__ = [
+    "CSV_OUTPUTS",
     "INPUT_TABLES",
     "OUTPUT_FILES",
     "POPULATION_TABLES",
+    "RUN_FILES",
     "Run",
     "connections_table",
     "input_tables",
@@ -60,6 +62,8 @@ __all__ = [
     "read_outputs",
     "read_population",
     "read_run",
+    "recorded_inputs_match",
+    "verify_run",
     "write_inputs",
     "write_outputs",
 ]
@@ -953,6 +957,7 @@ def read_run(path: str | os.PathLike[str]) -> Run:
     (7, 46, 2)
     """
     root = Path(path)
+    settle(root)  # a commit interrupted half-way is finished (or refused) before reading
     files = _find_tables(root)
     cols = {name: _read_table(name, file) for name, file in files.items()}
     pods, users, cross = cols["pods"], cols["users"], cols["crosspod"]
@@ -986,11 +991,6 @@ def read_run(path: str | os.PathLike[str]) -> Run:
 
 
 # -- writing ------------------------------------------------------------------------------
-
-
-def _write_parquet(table: pa.Table, target: Path) -> None:
-    with _naming(target), atomic_path(target) as tmp:
-        pq.write_table(table, tmp, **_PARQUET_OPTIONS)
 
 
 def _csv_bytes(table: pa.Table, path: Path) -> None:
@@ -1120,15 +1120,29 @@ def input_tables(
 
 
 def write_inputs(
-    path: str | os.PathLike[str], population: Population, events: Events, policy: Policy
+    path: str | os.PathLike[str] | RunFolderTransaction,
+    population: Population,
+    events: Events,
+    policy: Policy,
 ) -> dict[str, Path]:
-    """Write a run's input tables as Parquet into `path` (created if missing)."""
-    root = Path(path)
-    root.mkdir(parents=True, exist_ok=True)
+    """Write a run's input tables as Parquet into `path` (created if missing).
+
+    `path` may be an open :class:`~simkit.io.commit.RunFolderTransaction`: the tables are
+    then staged in it, to be put in place by its commit. Returns the path each table has
+    (after the commit).
+    """
+    if not isinstance(path, RunFolderTransaction):
+        root = Path(path)
+        root.mkdir(parents=True, exist_ok=True)
+        with RunFolderTransaction(root, "simkit write_inputs") as txn:
+            paths = write_inputs(txn, population, events, policy)
+            txn.commit()
+        return paths
     written: dict[str, Path] = {}
     for name, table in input_tables(population, events, policy, as_strings=False).items():
-        target = root / f"{name}.parquet"
-        _write_parquet(table, target)
+        target = path.folder / f"{name}.parquet"
+        with _naming(target):
+            pq.write_table(table, path.stage(target.name), **_PARQUET_OPTIONS)
         written[name] = target
     return written
 
@@ -1141,8 +1155,16 @@ def _sha256(file: Path) -> str:
     return digest.hexdigest()
 
 
+CSV_OUTPUTS: tuple[str, ...] = ("outcomes.csv", "connections.csv")
+"""The outputs written only on request (``--csv``); a replay without it removes old ones."""
+RUN_FILES: frozenset[str] = frozenset(
+    [*OUTPUT_FILES, *CSV_OUTPUTS, *(f"{name}{ext}" for name in INPUT_TABLES for ext in (".csv", ".parquet"))]
+)
+"""Every file simkit writes in a run folder (and replaces when it writes the run again)."""
+
+
 def write_outputs(
-    out: str | os.PathLike[str],
+    out: str | os.PathLike[str] | RunFolderTransaction,
     run: Run,
     result: Replay,
     *,
@@ -1151,70 +1173,78 @@ def write_outputs(
 ) -> dict[str, Path]:
     """Write a replay's outputs and manifest into `out` (created if missing).
 
-    Every file goes to a temporary name first; only once all are complete are they renamed
-    into place, the manifest last, so a failure (a full disk) leaves earlier outputs as they
-    were. The manifest names the engine that made `result` (``result.engine``, set by
+    The files are written together, through one :class:`~simkit.io.commit.RunFolderTransaction`
+    (the folder's lock, temporary names, the manifest renamed last), so a failure (a full
+    disk) or an interrupt leaves the earlier outputs as they were, and no reader sees a mix.
+    `out` may be an open transaction: the files are then staged in it, for its commit. The
+    manifest records the SHA-256 of every input and output (:func:`verify_run` checks them)
+    and names the engine that made `result` (``result.engine``, set by
     :func:`simkit.engines.replay`); `extra` adds keys to it (a generated run's scenario
     and seed).
     """
     if result.engine is None:
         raise ValueError("write_outputs: result.engine is unset; replay with simkit.engines.replay")
-    root = Path(out)
-    root.mkdir(parents=True, exist_ok=True)
+    if not isinstance(out, RunFolderTransaction):
+        root = Path(out)
+        root.mkdir(parents=True, exist_ok=True)
+        with RunFolderTransaction(root, "simkit replay") as txn:
+            paths = write_outputs(txn, run, result, csv=csv, extra=extra)
+            txn.commit(last="manifest.json", stale=() if csv else CSV_OUTPUTS)
+        return paths
+    txn, root = out, out.folder
     tables = {
         "outcomes": outcomes_table(result.outcomes, as_strings=False),
         "connections": connections_table(result.connections, as_strings=False),
     }
-    written: dict[str, Path] = {}
-    with contextlib.ExitStack() as renames:
-        # The stack renames in the reverse order of entry: the manifest, entered first, last.
-        def part(target: Path) -> Path:
-            with _naming(target):
-                return renames.enter_context(atomic_path(target))
+    written: dict[str, Path] = {"manifest": root / "manifest.json"}
 
-        written["manifest"] = root / "manifest.json"
-        manifest_part = part(written["manifest"])
-        parts: dict[str, Path] = {}
-        for name, table in tables.items():
-            written[name] = root / f"{name}.parquet"
-            parts[name] = part(written[name])
-            with _naming(written[name]):
-                pq.write_table(table, parts[name], **_PARQUET_OPTIONS)
-            if csv:
-                written[f"{name}.csv"] = root / f"{name}.csv"
-                with _naming(written[f"{name}.csv"]):
-                    _csv_bytes(table, part(written[f"{name}.csv"]))
-        manifest: dict[str, Any] = {
-            "engine": result.engine,
-            "inputs": {
-                name: {"file": file.name, "rows": _rows(name, run), "sha256": _sha256(file)}
-                for name, file in sorted(run.files.items())
-            },
-            "outputs": {
-                name: {
-                    "file": written[name].name,
-                    "rows": tables[name].num_rows,
-                    "sha256": _sha256(parts[name]),
-                }
-                for name in tables
-            },
-            "seed": None,
-            "summary": {
-                "answers_by_code": {str(k): v for k, v in result.outcomes.code_counts().items()},
-                "connections_by_status": result.connections.status_counts(),
-                "events": len(result.outcomes),
-            },
-            "versions": {
-                "numpy": np.__version__,
-                "pyarrow": pa.__version__,
-                "python": platform.python_version(),
-                "simkit": __version__,
-            },
-        }
-        manifest.update(extra or {})
-        with _naming(written["manifest"]):
-            manifest_part.write_text(json.dumps(manifest, sort_keys=True, indent=2) + "\n", encoding="utf-8")
-    # The manifest last in the mapping too, as before.
+    def part(target: Path) -> Path:
+        with _naming(target):
+            return txn.stage(target.name)
+
+    # Staged first, so that a folder that may not be written is named by its manifest.
+    manifest_part = part(written["manifest"])
+    parts: dict[str, Path] = {}
+    for name, table in tables.items():
+        written[name] = root / f"{name}.parquet"
+        parts[name] = part(written[name])
+        with _naming(written[name]):
+            pq.write_table(table, parts[name], **_PARQUET_OPTIONS)
+        if csv:
+            written[f"{name}.csv"] = root / f"{name}.csv"
+            with _naming(written[f"{name}.csv"]):
+                _csv_bytes(table, part(written[f"{name}.csv"]))
+    manifest: dict[str, Any] = {
+        "engine": result.engine,
+        "inputs": {
+            name: {"file": file.name, "rows": _rows(name, run), "sha256": _sha256(txn.current(file))}
+            for name, file in sorted(run.files.items())
+        },
+        "outputs": {
+            name: {
+                "file": written[name].name,
+                "rows": tables[name].num_rows,
+                "sha256": _sha256(parts[name]),
+            }
+            for name in tables
+        },
+        "seed": None,
+        "summary": {
+            "answers_by_code": {str(k): v for k, v in result.outcomes.code_counts().items()},
+            "connections_by_status": result.connections.status_counts(),
+            "events": len(result.outcomes),
+        },
+        "versions": {
+            "numpy": np.__version__,
+            "pyarrow": pa.__version__,
+            "python": platform.python_version(),
+            "simkit": __version__,
+        },
+    }
+    manifest.update(extra or {})
+    with _naming(written["manifest"]):
+        manifest_part.write_text(json.dumps(manifest, sort_keys=True, indent=2) + "\n", encoding="utf-8")
+    # The manifest last in the mapping, as it is put in place last.
     written["manifest"] = written.pop("manifest")
     return written
 
@@ -1227,6 +1257,99 @@ def _rows(name: str, run: Run) -> int:
         "policy": len(run.policy),
         "events": len(run.events),
     }[name]
+
+
+# -- a run folder checked against its manifest --------------------------------------------
+
+
+def _manifest(file: Path) -> dict[str, Any]:
+    try:
+        manifest = json.loads(file.read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, ValueError):
+        manifest = None
+    if not isinstance(manifest, dict) or not all(
+        isinstance(manifest.get(kind), dict) for kind in ("inputs", "outputs")
+    ):
+        raise RunDirError(f"{file}: not a manifest simkit wrote; replay the run to write it again")
+    return manifest
+
+
+def _recorded(manifest: Mapping[str, Any], kind: str) -> dict[str, tuple[str, str]]:
+    """``{table: (file name, sha256)}`` of the inputs or outputs a manifest records."""
+    try:
+        return {str(k): (str(v["file"]), str(v["sha256"])) for k, v in manifest[kind].items()}
+    except (KeyError, TypeError, AttributeError):
+        return {}
+
+
+def recorded_inputs_match(run: Run, manifest: Mapping[str, Any]) -> bool:
+    """Whether `run` was read from exactly the input files `manifest` records (name and hash)."""
+    found = {name: (file.name, _sha256(file)) for name, file in run.files.items()}
+    return found == _recorded(manifest, "inputs")
+
+
+def verify_run(
+    run_dir: str | os.PathLike[str], outputs: str | os.PathLike[str] | None = None
+) -> dict[str, Any] | None:
+    """Check a run folder's files against its manifest before they are read; return it.
+
+    The manifest (in `outputs`, default `run_dir`) is the commit record of a run: its
+    outputs are those it records, from the input files it records. A commit interrupted
+    half-way is finished first (:func:`simkit.io.commit.settle`). Returns None when there is
+    no manifest and no outputs (a folder of inputs only).
+
+    Raises
+    ------
+    RunDirError
+        An input or output file differs from what the manifest records (edited, replaced,
+        added or missing since the run was written), outputs stand without a manifest, or
+        the manifest is not one simkit wrote. The one line says to replay.
+
+    Examples
+    --------
+    >>> import shutil, tempfile
+    >>> from simkit.engines import replay
+    >>> with tempfile.TemporaryDirectory() as tmp:
+    ...     folder = shutil.copytree("data/samples/story", Path(tmp) / "run")
+    ...     run = read_run(folder)
+    ...     _ = write_outputs(folder, run, replay(run.population, run.events, run.policy))
+    ...     sorted(verify_run(folder)["outputs"])
+    ...     _ = (folder / "events.csv").write_text("ts,actor,target,action\\n")
+    ...     try:
+    ...         verify_run(folder)
+    ...     except RunDirError as exc:
+    ...         print(str(exc).replace(str(folder), "RUN"))
+    ['connections', 'outcomes']
+    RUN/events.csv: changed since RUN/manifest.json was written; replay the run (`simkit replay RUN`) to bring its outputs up to date
+    """
+    root = Path(run_dir)
+    out = root if outputs is None else Path(outputs)
+    settle(root)
+    if out != root:
+        settle(out)
+    manifest_file = out / "manifest.json"
+    command = f"simkit replay {root}" + ("" if out == root else f" --out {out}")
+    advice = f"replay the run (`{command}`) to bring its outputs up to date"
+    if not _exists(manifest_file):
+        stray = [out / f for f in OUTPUT_FILES if f != "manifest.json" and _exists(out / f)]
+        if stray:
+            raise RunDirError(f"{stray[0]}: no manifest.json beside it records this output; {advice}")
+        return None
+    manifest = _manifest(manifest_file)
+    present = {name: file.name for name, file in _find_tables(root).items()}
+    recorded = _recorded(manifest, "inputs")
+    for name in sorted(set(present) | set(recorded)):
+        if name not in recorded:
+            raise RunDirError(f"{root / present[name]}: added since {manifest_file} was written; {advice}")
+    checks = [(root, *entry) for entry in recorded.values()]
+    checks += [(out, *entry) for entry in _recorded(manifest, "outputs").values()]
+    for folder, name, digest in checks:
+        file = folder / name
+        if not file.is_file():
+            raise RunDirError(f"{file}: missing since {manifest_file} was written; {advice}")
+        if _sha256(file) != digest:
+            raise RunDirError(f"{file}: changed since {manifest_file} was written; {advice}")
+    return manifest
 
 
 # -- the outputs of a replay, read back -----------------------------------------------------
@@ -1255,6 +1378,7 @@ def read_outputs(folder: str | os.PathLike[str], n_events: int) -> tuple[pa.Tabl
     (46, [DataType(int16), DataType(string), DataType(string), DataType(int32)])
     """
     root = Path(folder)
+    settle(root)
     tables = []
     for name in ("outcomes", "connections"):
         file = root / f"{name}.parquet"

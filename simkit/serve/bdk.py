@@ -2,10 +2,13 @@
 
 For each chosen user, :func:`write_bdk_configs` writes an RSA key pair and a BDK 3.0
 configuration (``config.yaml``: ``scheme: http``, the emulator's host and port, the bot's
-username and private key path, ``retry.maxAttempts: 1`` so that an error surfaces at once)
-into a folder of its own, and ``bots.json`` listing them. :func:`default_bot_users` picks a
-handful of users who can connect to one another. The keys are only signed with: the
-emulator does not verify logins. Nothing here serves HTTP.
+username and private key path, ``retry.maxAttempts: 1`` so that an error surfaces at once; the datafeed v2 loop, which
+reads the agent's v5 endpoints, with three quick attempts)
+into a folder of its own (with the extension app :data:`APP_ID`, whose key pair is in
+``app/``, for on-behalf-of sessions), its public key as ``keys/USERNAME.pem`` (the folder ``simkit serve
+--keys`` reads), and ``bots.json`` listing them. :func:`default_bot_users` picks a
+handful of users who can connect to one another. The emulator verifies logins with
+those public keys only when started with ``--keys``. Nothing here serves HTTP.
 """
 
 from __future__ import annotations
@@ -20,8 +23,10 @@ from pathlib import Path
 from simkit.errors import SimkitError
 from simkit.io.atomic import write_bytes
 from simkit.population import Population
+from simkit.serve.sessions import key_file
 
 __all__ = [
+    "APP_ID",
     "DEFAULT_BOTS",
     "Bot",
     "BotUserError",
@@ -29,6 +34,10 @@ __all__ = [
     "resolve_bot_users",
     "write_bdk_configs",
 ]
+
+APP_ID = "simkit-app"
+"""The extension app of the configs (``app:``, for on-behalf-of sessions); its key pair is in
+``folder/app/``."""
 
 DEFAULT_BOTS = 4
 """How many bots :func:`default_bot_users` picks."""
@@ -126,7 +135,7 @@ def _key_pair(folder: Path) -> Path:
     return private
 
 
-def _config_yaml(host: str, port: int, username: str, key: Path, comment: str) -> str:
+def _config_yaml(host: str, port: int, username: str, key: Path, app_key: Path, comment: str) -> str:
     # JSON strings are YAML double-quoted scalars: no YAML library is needed to write them.
     q = json.dumps
     return (
@@ -138,8 +147,17 @@ def _config_yaml(host: str, port: int, username: str, key: Path, comment: str) -
         f"  username: {q(username)}\n"
         "  privateKey:\n"
         f"    path: {q(str(key))}\n"
+        "app:\n"
+        f"  appId: {q(APP_ID)}\n"
+        "  privateKey:\n"
+        f"    path: {q(str(app_key))}\n"
         "retry:\n"
         "  maxAttempts: 1\n"
+        "datafeed:\n"
+        "  version: v2\n"
+        "  retry:\n"
+        "    maxAttempts: 3\n"
+        "    initialIntervalMillis: 100\n"
     )
 
 
@@ -154,10 +172,14 @@ def write_bdk_configs(
     """Write a key pair and a BDK config per user into ``folder/<username>/``.
 
     Keys already there are kept (a restarted emulator reuses them); the configs are
-    rewritten with the host and port given. ``folder/bots.json`` lists the bots.
+    rewritten with the host and port given. ``folder/keys/USERNAME.pem`` holds each bot's
+    public key (for ``--keys``); ``folder/bots.json`` lists the bots.
     """
     root = Path(folder).absolute()
-    root.mkdir(parents=True, exist_ok=True)
+    (root / "keys").mkdir(parents=True, exist_ok=True)
+    (root / "app").mkdir(exist_ok=True)
+    app_key = _key_pair(root / "app")
+    write_bytes(root / "keys" / f"{APP_ID}.pem", (root / "app" / "publickey.pem").read_bytes())
     bots = []
     for user_id in user_ids:
         user = population.user(user_id)
@@ -165,9 +187,12 @@ def write_bdk_configs(
         home = root / (_UNSAFE.sub("_", username) or f"user-{user_id}")
         home.mkdir(exist_ok=True)
         key = _key_pair(home)
+        public = key_file(root / "keys", username)
+        if public is not None:
+            write_bytes(public, (home / "publickey.pem").read_bytes())
         config = home / "config.yaml"
         comment = f"BDK 3.0 config of {username} (user {user_id}, pod {user.pod_id}) for simkit serve"
-        write_bytes(config, _config_yaml(host, port, username, key, comment).encode())
+        write_bytes(config, _config_yaml(host, port, username, key, app_key, comment).encode())
         bots.append(Bot(user_id, username, user.pod_id, config, key))
     index = [
         {"userId": b.user_id, "username": b.username, "podId": b.pod_id, "config": str(b.config)}

@@ -13,11 +13,8 @@ speaks HTTP or JSON (:mod:`simkit.serve.app` does).
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import os
-import shutil
-import tempfile
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -28,15 +25,57 @@ from simkit.engine import Answer, Engine, UserConnection
 from simkit.engines import replay
 from simkit.errors import RunDirError
 from simkit.events import Events, Policy
-from simkit.io.runs import Run, read_run, write_inputs, write_outputs
+from simkit.io.commit import RunFolderTransaction
+from simkit.io.runs import RUN_FILES, Run, read_run, verify_run, write_inputs, write_outputs
 from simkit.pipeline import population_of
 from simkit.population import Population
 from simkit.results import Replay
-from simkit.rules import ACTIONS, Action
+from simkit.rules import ACTIONS, EFFECTS, TABLE, Action, DatafeedEvent, Effect, Kind, Status, View
 from simkit.scenario import Scenario, load_scenario
 from simkit.serve.clock import Clock
 
-__all__ = ["Pod", "Source", "load_source"]
+__all__ = ["Pod", "Publish", "Source", "datafeed_event", "load_source"]
+
+Publish = Callable[[DatafeedEvent, int, int, int], object]
+"""What hears of each datafeed event: ``publish(kind, ts, initiator, other)``."""
+
+
+def _moves() -> Mapping[tuple[Kind, Kind, Action], DatafeedEvent]:
+    """The datafeed event of each move of a record on an action, read from the §4 table and
+    :data:`simkit.rules.EFFECTS`: (kind before, kind after, action) -> event."""
+    moves: dict[tuple[Kind, Kind, Action], DatafeedEvent] = {}
+    for (view, action), cell in TABLE.items():
+        rule = EFFECTS.get(cell.effect) if cell.effect is not Effect.KEEP else None
+        if rule is not None and rule.datafeed is not None:
+            moves[(view.kind, rule.after, action)] = rule.datafeed
+    return moves
+
+
+_MOVES = _moves()
+_EMITTING = frozenset(action for _, _, action in _MOVES)
+_KIND_OF_STATUS: Mapping[Status, Kind] = {view.status: view.kind for view in View}
+
+
+def _kind(answer: Answer) -> Kind:
+    """The kind of the stored record an answer shows (``NONE``: none, or an implicit one)."""
+    shown = answer.connection
+    if answer.code != 200 or shown is None or shown.request_counter is None:
+        return Kind.NONE
+    return _KIND_OF_STATUS[shown.status]
+
+
+def datafeed_event(before: Answer, after: Answer, action: Action) -> DatafeedEvent | None:
+    """The datafeed event of a call, from the caller's view before it (a get) and its answer.
+
+    Examples
+    --------
+    >>> from simkit.engine import UserConnection
+    >>> none = Answer(404, None, None, None)
+    >>> made = Answer(200, None, Status.PENDING_OUTGOING, UserConnection(2, Status.PENDING_OUTGOING, 1, 1, 1))
+    >>> datafeed_event(none, made, Action.CONNECT), datafeed_event(made, made, Action.CONNECT)
+    (<DatafeedEvent.CONNECTIONREQUESTED: 'CONNECTIONREQUESTED'>, None)
+    """
+    return _MOVES.get((_kind(before), _kind(after), action))
 
 
 @dataclass(frozen=True, eq=False)
@@ -77,6 +116,7 @@ def load_source(source: str | os.PathLike[str] | Scenario) -> Source:
         name = sc.name if isinstance(source, Scenario) else str(source)
         return Source(name, population, Events.empty(), Policy.empty(), sc.time.start_ms, "scenario")
     run = read_run(source)
+    verify_run(source)  # a folder that disagrees with its manifest is refused, as by `simkit report`
     last = max(
         [
             int(run.events.ts.max()) if len(run.events) else 0,
@@ -113,6 +153,7 @@ class Pod:
         self.engine = self._started()
         # The session's action calls in arrival order: (ts, actor, target, action index).
         self._log: list[tuple[int, int, int, int]] = []
+        self.publish: Publish | None = None
 
     def _started(self) -> Engine:
         engine = Engine(self.source.population)
@@ -131,12 +172,24 @@ class Pod:
         self._log = []
 
     async def act(self, actor: int, target: int, action: Action | str) -> Answer:
-        """Apply one action call now; it is stamped and logged."""
+        """Apply one action call now; it is stamped and logged.
+
+        A call that emits a datafeed event (§6) is told to :attr:`publish`, if set, under
+        the lock, so that events are published in the order the calls applied.
+        """
         code = ACTIONS.index(Action(action))
+        act = ACTIONS[code]
         async with self.lock:
             ts = self.clock.stamp()
-            answer = self.engine.apply(actor, target, ACTIONS[code], ts)
+            watch = self.publish is not None and act in _EMITTING
+            before = self.engine.get(actor, target) if watch else None
+            answer = self.engine.apply(actor, target, act, ts)
             self._log.append((ts, actor, target, code))
+            if before is not None and self.publish is not None:
+                kind = datafeed_event(before, answer, act)
+                if kind is not None:
+                    # The caller initiates both events; the other user is the target (§6).
+                    self.publish(kind, ts, actor, target)
         return answer
 
     async def get(self, caller: int, user_id: int) -> Answer:
@@ -180,8 +233,8 @@ class Pod:
     def record(self, out: str | os.PathLike[str], events: Events | None = None) -> Replay:
         """Write the recording (`events`, default :meth:`events`) as a complete run folder.
 
-        The folder is built beside `out` and renamed into place, replacing an earlier
-        recording there; a failure leaves `out` as it was.
+        The files are staged in `out` under its lock and replace an earlier recording there
+        by one commit (:mod:`simkit.io.commit`); a failure leaves `out` as it was.
         """
         events = self.events() if events is None else events
         return write_recording(out, self.source, events, clock=self.clock.kind)
@@ -192,12 +245,13 @@ def write_recording(out: str | os.PathLike[str], source: Source, events: Events,
     target = Path(out)
     if target.exists() and not target.is_dir():
         raise RunDirError(f"{target}: not a folder; expected a folder to record the session into")
-    target.parent.mkdir(parents=True, exist_ok=True)
-    built = Path(tempfile.mkdtemp(prefix=f".{target.name or 'run'}.", suffix=".tmp", dir=target.parent))
-    try:
-        files = write_inputs(built, source.population, events, source.policy)
+    target.mkdir(parents=True, exist_ok=True)
+    # Under the folder's lock the recording is staged beside an earlier one and replaces it
+    # by one commit (simkit.io.commit), the manifest last.
+    with RunFolderTransaction(target, "simkit serve --record") as txn:
+        files = write_inputs(txn, source.population, events, source.policy)
         result = replay(source.population, events, source.policy)
-        run = Run(built, source.population, events, source.policy, files)
+        run = Run(target, source.population, events, source.policy, files)
         # The manifest names no absolute path (§5): an absolute source is named by its name.
         name = Path(source.name).name if Path(source.name).is_absolute() else source.name
         extra: dict[str, Any] = {
@@ -209,31 +263,6 @@ def write_recording(out: str | os.PathLike[str], source: Source, events: Events,
                 "session_events": len(events) - len(source.events),
             }
         }
-        write_outputs(built, run, result, extra=extra)
-        _swap_into_place(built, target)
-    except BaseException:
-        shutil.rmtree(built, ignore_errors=True)
-        raise
+        write_outputs(txn, run, result, extra=extra)
+        txn.commit(last="manifest.json", stale=RUN_FILES)
     return result
-
-
-def _swap_into_place(built: Path, target: Path) -> None:
-    """Rename `built` to `target`, moving an earlier recording there out of the way first."""
-    umask = os.umask(0)
-    os.umask(umask)
-    # mkdtemp made the folder private; give it the permissions a plain mkdir would.
-    built.chmod(0o777 & ~umask)
-    old = None
-    if target.exists():
-        old = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".old", dir=target.parent))
-        old.rmdir()
-        target.rename(old)
-    try:
-        built.rename(target)
-    except BaseException:
-        if old is not None:
-            old.rename(target)
-        raise
-    if old is not None:
-        with contextlib.suppress(OSError):
-            shutil.rmtree(old)

@@ -16,12 +16,13 @@ import sys
 import threading
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TextIO
 
 from aiohttp import web
 
 from simkit.scenario import Scenario
-from simkit.serve.app import POD, create_app
+from simkit.serve.app import DATAFEED_WAIT, POD, create_app
 from simkit.serve.bdk import Bot, default_bot_users, resolve_bot_users, write_bdk_configs
 from simkit.serve.pod import Pod
 
@@ -29,8 +30,28 @@ __all__ = ["Server", "running", "serve"]
 
 _NOTICE = (
     "logins are not verified: any well-formed JWT acts as the user its 'sub' names "
-    "(simkit serve is a test double, not a security boundary)"
+    "(simkit serve is a test double, not a security boundary; --keys DIR verifies them)"
 )
+
+
+def _notice(keys: str | os.PathLike[str] | None) -> str:
+    if keys is None:
+        return _NOTICE
+    return f"logins are verified: RS512 JWTs signed by the key of their 'sub' in {keys}, not expired"
+
+
+def _app(
+    source: str | os.PathLike[str] | Scenario,
+    record: str | os.PathLike[str] | None,
+    clock: str,
+    datafeed_wait: float,
+    keys: str | os.PathLike[str] | None,
+    bdk_config: str | os.PathLike[str] | None,
+) -> web.Application:
+    if bdk_config is not None and keys is not None:
+        # The bots' public keys are written there once the port is known; `--keys` may name it.
+        (Path(bdk_config) / "keys").mkdir(parents=True, exist_ok=True)
+    return create_app(source, record=record, clock=clock, datafeed_wait=datafeed_wait, keys=keys)
 
 
 @dataclass(frozen=True)
@@ -85,6 +106,8 @@ def serve(
     clock: str = "wall",
     bdk_config: str | os.PathLike[str] | None = None,
     bdk_users: Sequence[str] | None = None,
+    datafeed_wait: float = DATAFEED_WAIT,
+    keys: str | os.PathLike[str] | None = None,
     out: TextIO | None = None,
 ) -> int:
     """Serve `source` until SIGINT or SIGTERM; the Python face of ``simkit serve``.
@@ -93,10 +116,10 @@ def serve(
     `port` is 0). On shutdown the recording, if any, is written. Returns 0.
     """
     out = sys.stdout if out is None else out
-    app = create_app(source, record=record, clock=clock)
+    app = _app(source, record, clock, datafeed_wait, keys, bdk_config)
     # Bots are resolved before listening, so that a wrong name stops nothing that started.
     user_ids = _bot_users(app, bdk_users) if bdk_config is not None else []
-    return asyncio.run(_serve(app, host, port, bdk_config, user_ids, record, out))
+    return asyncio.run(_serve(app, host, port, bdk_config, user_ids, record, _notice(keys), out))
 
 
 async def _serve(
@@ -106,6 +129,7 @@ async def _serve(
     bdk_config: str | os.PathLike[str] | None,
     user_ids: list[int],
     record: str | os.PathLike[str] | None,
+    notice: str,
     out: TextIO,
 ) -> int:
     runner = web.AppRunner(app, access_log=None, handle_signals=False)
@@ -119,7 +143,7 @@ async def _serve(
             f"{len(pod.source.events):,} events replayed; clock {pod.clock.kind}",
             file=out,
         )
-        print(_NOTICE, file=out)
+        print(notice, file=out)
         for bot in _bots(app, bdk_config, user_ids, bound_host, bound_port):
             print(f"bot {bot.username} (user {bot.user_id}, pod {bot.pod_id}): {bot.config}", file=out)
         if record is not None:
@@ -147,6 +171,8 @@ def running(
     clock: str = "wall",
     bdk_config: str | os.PathLike[str] | None = None,
     bdk_users: Sequence[str] | None = None,
+    datafeed_wait: float = DATAFEED_WAIT,
+    keys: str | os.PathLike[str] | None = None,
 ) -> Iterator[Server]:
     """Run the emulator in a background thread for the ``with`` block (a free port by default).
 
@@ -168,7 +194,7 @@ def running(
     ...         exc.code, exc.read()
     (401, b'{"code": 401, "message": ...}')
     """
-    app = create_app(source, record=record, clock=clock)
+    app = _app(source, record, clock, datafeed_wait, keys, bdk_config)
     user_ids = _bot_users(app, bdk_users) if bdk_config is not None else []
     loop = asyncio.new_event_loop()
     thread = threading.Thread(target=loop.run_forever, name="simkit-serve", daemon=True)

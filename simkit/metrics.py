@@ -1,0 +1,282 @@
+"""`metrics`: the headline numbers of a run, from the replay's arrays.
+
+One function, :func:`metrics`, computes every headline number of a run (answers by code
+and by reason, records by status, implicit pairs, requests, acceptance rate, median time
+to accept, re-request rate, users connected across pods) straight from the population,
+the log and the :class:`~simkit.results.Replay`, with numpy alone: no frame is built and no
+file is written, so a sweep can afford it on every run. It is the one home of these
+numbers; :func:`simkit.analysis.summary` gives the same values as a pandas table (tested).
+
+A request is a successful connect that created one (a first request, or a new one after a
+rejection); its answer is the first accept or decline that follows it on the pair, as in
+:func:`simkit.analysis.requests`.
+
+This module imports numpy and the core only.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from typing import Any, TypeAlias
+
+import numpy as np
+from numpy.typing import NDArray
+
+from simkit.events import Events, apply_order
+from simkit.population import Population
+from simkit.results import Replay
+from simkit.rules import ACTIONS, CHECKS, REASONS, STATUSES, TABLE, Action, Kind, View
+
+__all__ = ["CODES", "METRICS", "SHARES", "Metric", "UserMetric", "metrics"]
+
+Metric: TypeAlias = int | float
+"""A metric's value: a count, or a share / duration (NaN where it is undefined)."""
+
+UserMetric: TypeAlias = Callable[[Population, Events, Replay], Metric]
+"""A metric of one's own: a function of the population, the log and its replay."""
+
+CODES: tuple[int, ...] = tuple(
+    sorted({200} | {c.code for c in CHECKS} | {cell.code for cell in TABLE.values()})
+)
+"""Every HTTP code an action can be answered with (200, 400, 401, 403, 404)."""
+
+_STATUSES = (Kind.PENDING, Kind.ACCEPTED, Kind.REJECTED)
+
+METRICS: tuple[str, ...] = (
+    "events",
+    *(f"answers_{code}" for code in CODES),
+    *(f"reason_{reason.value}" for reason in REASONS),
+    *(f"records_{kind.name.lower()}" for kind in _STATUSES),
+    "implicit_pairs",
+    "requests",
+    "acceptance_rate",
+    "median_time_to_accept_s",
+    "rerequest_rate",
+    "cross_pod_share",
+)
+"""The names :func:`metrics` returns, in its order."""
+
+SHARES: frozenset[str] = frozenset({"acceptance_rate", "rerequest_rate", "cross_pod_share"})
+"""The metrics that are shares (0 to 1); the others are counts, or seconds."""
+
+
+def metrics(
+    population: Population,
+    events: Events,
+    result: Replay,
+    extra: Mapping[str, UserMetric] | None = None,
+) -> dict[str, Metric]:
+    """The headline numbers of a replayed run, named as in :data:`METRICS`.
+
+    Parameters
+    ----------
+    population, events : Population, Events
+        The run's inputs (the crossPod policy does not enter any metric).
+    result : Replay
+        What replaying `events` over `population` gave.
+    extra : mapping of name to callable, optional
+        Metrics of one's own, each called as ``f(population, events, result)``; added after
+        the built-in ones under their names, which must not clash with :data:`METRICS`.
+
+    Returns
+    -------
+    dict
+        Counts as ``int``; ``acceptance_rate`` (accepted over answered requests),
+        ``rerequest_rate`` (records asked more than once over records), ``cross_pod_share``
+        (users with an accepted record across pods over users) and
+        ``median_time_to_accept_s`` (seconds) as ``float``, NaN where nothing is counted.
+
+    Examples
+    --------
+    >>> from simkit import read_run, replay
+    >>> run = read_run("data/samples/story")
+    >>> values = metrics(run.population, run.events, replay(run.population, run.events, run.policy))
+    >>> values["answers_200"], values["records_accepted"], values["acceptance_rate"]
+    (20, 2, 0.6)
+    >>> values["median_time_to_accept_s"], values["rerequest_rate"], round(values["cross_pod_share"], 4)
+    (60.0, 0.25, 0.2857)
+    """
+    out, conn = result.outcomes, result.connections
+    if len(out) != len(events):
+        raise ValueError(f"{len(out)} outcomes for {len(events)} events; replay the run again")
+    values: dict[str, Metric] = {"events": len(events)}
+    codes = np.asarray(out.code, dtype=np.int64)
+    values.update({f"answers_{code}": int(np.count_nonzero(codes == code)) for code in CODES})
+    by_reason = np.bincount(out.reason[out.reason >= 0].astype(np.intp), minlength=len(REASONS))
+    values.update({f"reason_{reason.value}": int(by_reason[i]) for i, reason in enumerate(REASONS)})
+    by_status = np.bincount(conn.status.astype(np.intp), minlength=len(Kind))
+    values.update({f"records_{kind.name.lower()}": int(by_status[kind]) for kind in _STATUSES})
+    values["implicit_pairs"] = _implicit_pairs(population)
+    requested, accepted, waits = _requests(population, events, result)
+    values["requests"] = requested
+    answered = int(accepted.size)
+    values["acceptance_rate"] = float(np.count_nonzero(accepted)) / answered if answered else float("nan")
+    values["median_time_to_accept_s"] = float(np.median(waits)) / 1000 if waits.size else float("nan")
+    counter = conn.request_counter
+    values["rerequest_rate"] = (
+        float(np.count_nonzero(counter > 1)) / len(counter) if len(counter) else float("nan")
+    )
+    values["cross_pod_share"] = _cross_pod_share(population, result)
+    for name, function in (extra or {}).items():
+        if name in values:
+            raise ValueError(f"metrics: {name!r} is a built-in metric; name yours otherwise")
+        values[name] = function(population, events, result)
+    return values
+
+
+def _implicit_pairs(population: Population) -> int:
+    """Pairs of users of the same private pod: n(n-1)/2 per private pod."""
+    order = np.argsort(population.pod_id, kind="stable")
+    at = np.searchsorted(population.pod_id[order], population.user_pod)
+    sizes = np.bincount(at, minlength=len(order))[: len(order)].astype(np.int64)
+    private = population.pod_private[order]
+    return int((sizes[private] * (sizes[private] - 1) // 2).sum())
+
+
+def _kind_of_status() -> NDArray[np.int8]:
+    """The kind of record behind each status a caller can be shown, by position in STATUSES."""
+    kind = np.zeros(len(STATUSES), np.int8)
+    for view in View:
+        kind[STATUSES.index(view.status)] = view.kind
+    return kind
+
+
+_KIND_OF_STATUS = _kind_of_status()
+_CONNECT = np.int8(ACTIONS.index(Action.CONNECT))
+
+
+def _user_rows(population: Population) -> Callable[[NDArray[np.int64]], NDArray[np.int64]]:
+    """A function from user ids to their rows in the population (-1 for an unknown id)."""
+    ids = population.user_id
+    n = len(ids)
+    if n and int(ids[-1]) - int(ids[0]) == n - 1 and bool(np.all(ids[1:] > ids[:-1])):
+        # Generated populations number their users in a run; no search needed.
+        first = int(ids[0])
+
+        def dense(users: NDArray[np.int64]) -> NDArray[np.int64]:
+            at = users.astype(np.int64) - first
+            return np.where((at >= 0) & (at < n), at, -1)
+
+        return dense
+    order = np.argsort(ids, kind="stable")
+    sorted_ids = ids[order]
+
+    def searched(users: NDArray[np.int64]) -> NDArray[np.int64]:
+        at = np.clip(np.searchsorted(sorted_ids, users), 0, max(n - 1, 0))
+        return np.where(sorted_ids[at] == users, order[at], -1) if n else np.full(len(users), -1)
+
+    return searched
+
+
+def _pair_keys(
+    population: Population, actor: NDArray[np.int64], target: NDArray[np.int64]
+) -> tuple[NDArray[np.unsignedinteger[Any]], int]:
+    """One number per unordered pair of known users, and how many bits it may take.
+
+    Users numbered in a run (as generated) key by their ids; others by their rows.
+    """
+    ids = population.user_id
+    low, high = np.minimum(actor, target), np.maximum(actor, target)
+    base = int(ids.min()) if len(ids) else 0
+    span = int(ids.max()) - base + 1 if len(ids) else 1
+    if span.bit_length() * 2 > 62:
+        rows_of = _user_rows(population)
+        low, high, base, span = rows_of(low), rows_of(high), 0, len(ids)
+    bits = 2 * span.bit_length()
+    kind = np.uint32 if bits <= 32 else np.uint64
+    key: NDArray[Any] = (low - base).astype(kind)
+    key *= kind(span)
+    key += (high - base).astype(kind)
+    return key, bits
+
+
+def _grouped(key: NDArray[np.unsignedinteger[Any]], bits: int) -> NDArray[np.intp]:
+    """A stable argsort of non-negative keys below ``2**bits``: equal keys side by side, in
+    their order.
+
+    numpy sorts 16-bit integers by radix, in linear time; a few such passes over the key's
+    digits, lowest first, beat one comparison sort of the whole key several times over.
+    """
+    order: NDArray[np.intp] | None = None
+    for shift in range(0, max(bits, 1), 16):
+        digit = (key >> key.dtype.type(shift)).astype(np.uint16)
+        order = (
+            np.argsort(digit, kind="stable")
+            if order is None
+            else order[np.argsort(digit[order], kind="stable")]
+        )
+    assert order is not None
+    return order
+
+
+def _requests(
+    population: Population, events: Events, result: Replay
+) -> tuple[int, NDArray[np.bool_], NDArray[np.int64]]:
+    """How many requests were made; for each answered one, whether it was accepted; and the
+    wait in milliseconds of each accepted one.
+
+    Only a 200 answer changes a record, and every answer with a status shows the kind of
+    the pair's record after the event (none where ``request_counter`` is 0), as
+    :func:`simkit.results.record_changes` reads it. So the 200 answers of a pair, in apply
+    order, give the kind of its record before and after each change: a request makes it
+    PENDING on a connect; an answer moves a PENDING record to ACCEPTED or REJECTED.
+    """
+    out = result.outcomes
+    keep = (out.code == 200) & (out.status >= 0)
+    ts = events.ts
+    if len(ts) and bool(np.all(ts[1:] >= ts[:-1])):
+        rows = np.flatnonzero(keep)  # already in apply order, as generated logs are
+    else:
+        order = apply_order(ts)
+        rows = order[keep[order]]
+    status = out.status[rows]
+    kind = np.where(out.request_counter[rows] > 0, _KIND_OF_STATUS[status], np.int8(Kind.NONE))
+    # The kind after each change and whether it was a connect, in one byte, to move once.
+    kind |= (events.action[rows] == _CONNECT).view(np.int8) << 2
+    key, bits = _pair_keys(population, events.actor[rows], events.target[rows])
+    by_pair = _grouped(key, bits)
+    key, after = key[by_pair], kind[by_pair]
+    connect = after >= 4
+    after &= 3
+    n = len(after)
+    starts = np.ones(n, dtype=bool)
+    np.not_equal(key[1:], key[:-1], out=starts[1:])
+    before = np.empty(n, np.int8)
+    before[1:] = after[:-1]
+    before[starts] = Kind.NONE
+    was_pending = before == Kind.PENDING
+    is_request = (after == Kind.PENDING) & ~was_pending & connect
+    is_answer = was_pending & (after != Kind.PENDING) & (after != Kind.NONE)
+    # An answer belongs to the latest request before it, which is on its pair: a record is
+    # pending only after a request on the pair (or a reopen, which follows one).
+    position = np.arange(n, dtype=np.int32 if n < 2**31 else np.int64)
+    latest = np.maximum.accumulate(np.where(is_request, position, -1))
+    answers = np.flatnonzero(is_answer)
+    owner = latest[answers]
+    # Only its first answer counts (a request reopened and answered again keeps the first);
+    # owners only grow along the pairs, so a request's answers sit side by side.
+    first = np.ones(len(answers), dtype=bool)
+    np.not_equal(owner[1:], owner[:-1], out=first[1:])
+    answers, owner = answers[first], owner[first]
+    accepted = after[answers] == Kind.ACCEPTED
+    ts = events.ts
+    waits = ts[rows[by_pair[answers[accepted]]]] - ts[rows[by_pair[owner[accepted]]]]
+    return int(np.count_nonzero(is_request)), accepted, waits.astype(np.int64)
+
+
+def _cross_pod_share(population: Population, result: Replay) -> float:
+    """Users with an accepted record with a user of another pod, over all users."""
+    n_users = len(population.user_id)
+    if not n_users:
+        return float("nan")
+    conn = result.connections
+    accepted = conn.status == Kind.ACCEPTED
+    # A stored record is always between two known users.
+    rows_of = _user_rows(population)
+    row_a, row_b = rows_of(conn.user_a[accepted]), rows_of(conn.user_b[accepted])
+    pod = population.user_pod
+    across = pod[row_a] != pod[row_b]
+    connected = np.zeros(n_users, dtype=bool)
+    connected[row_a[across]] = True
+    connected[row_b[across]] = True
+    return int(np.count_nonzero(connected)) / n_users
