@@ -960,8 +960,24 @@ def read_run(path: str | os.PathLike[str]) -> Run:
     settle(root)  # a commit interrupted half-way is finished (or refused) before reading
     files = _find_tables(root)
     cols = {name: _read_table(name, file) for name, file in files.items()}
+    population = _population(cols)
+    pol = cols.get("policy")
+    policy = (
+        Policy(ts=pol["ts"], pod_a=pol["pod_a"], pod_b=pol["pod_b"], crosspod=pol["crosspod"])
+        if pol is not None
+        else Policy.empty()
+    )
+    policy_pods = np.stack([policy.pod_a, policy.pod_b], axis=1) if pol is not None else None
+    _refuse_problems(population, files, policy_pods)
+    ev = cols["events"]
+    events = Events(ts=ev["ts"], actor=ev["actor"], target=ev["target"], action=ev["action"])
+    return Run(root, population._normalised(), events, policy, files)
+
+
+def _population(cols: Mapping[str, dict[str, NDArray[Any]]]) -> Population:
+    """The population of the ``pods``, ``users`` and ``crosspod`` columns read from a folder."""
     pods, users, cross = cols["pods"], cols["users"], cols["crosspod"]
-    population = Population(
+    return Population(
         pod_id=pods["pod_id"],
         pod_name=tuple(str(n) for n in pods["name"].tolist()),
         pod_private=pods["private"],
@@ -973,21 +989,17 @@ def read_run(path: str | os.PathLike[str]) -> Run:
         user_display_name=_texts(users.get("display_name")),
         user_email=_texts(users.get("email")),
     )
-    pol = cols.get("policy")
-    policy = (
-        Policy(ts=pol["ts"], pod_a=pol["pod_a"], pod_b=pol["pod_b"], crosspod=pol["crosspod"])
-        if pol is not None
-        else Policy.empty()
-    )
-    policy_pods = np.stack([policy.pod_a, policy.pod_b], axis=1) if pol is not None else None
+
+
+def _refuse_problems(
+    population: Population, files: Mapping[str, Path], policy_pods: NDArray[np.int64] | None = None
+) -> None:
+    """Raise the first problem of `population` as an InputError naming the file's own row."""
     problem = next(problems(population, policy_pods=policy_pods), None)
     if problem is not None:
         file = files[problem.table]
         row = _row_number(file, problem.row) if problem.row is not None else None
         raise InputError(str(file), row, problem.column, problem.expected)
-    ev = cols["events"]
-    events = Events(ts=ev["ts"], actor=ev["actor"], target=ev["target"], action=ev["action"])
-    return Run(root, population._normalised(), events, policy, files)
 
 
 # -- writing ------------------------------------------------------------------------------
@@ -1467,37 +1479,7 @@ def read_population(path: str | os.PathLike[str]) -> tuple[Population, dict[str,
     if not root.is_dir():
         what = "not a folder" if root.exists() else "no such folder"
         raise RunDirError(f"{root}: {what}; expected a folder of pods, users and crosspod tables")
-    files: dict[str, Path] = {}
-    for name in POPULATION_TABLES:
-        csv_file, parquet = root / f"{name}.csv", root / f"{name}.parquet"
-        if csv_file.is_file() and parquet.is_file():
-            raise InputError(
-                str(parquet),
-                None,
-                None,
-                f"one file for table {name!r}, found both {csv_file.name} and {parquet.name}",
-            )
-        if not (csv_file.is_file() or parquet.is_file()):
-            raise InputError(
-                str(csv_file), None, None, f"table {name!r} as {csv_file.name} or {parquet.name} (missing)"
-            )
-        files[name] = csv_file if csv_file.is_file() else parquet
-    cols = {name: _read_table(name, file) for name, file in files.items()}
-    pods, users, cross = cols["pods"], cols["users"], cols["crosspod"]
-    population = Population(
-        pod_id=pods["pod_id"],
-        pod_name=tuple(str(n) for n in pods["name"].tolist()),
-        pod_private=pods["private"],
-        user_id=users["user_id"],
-        user_pod=users["pod_id"],
-        user_external=users["external"],
-        crosspod=np.stack([cross["pod_a"], cross["pod_b"]], axis=1).astype(np.int64),
-        user_name=_texts(users.get("username")),
-        user_display_name=_texts(users.get("display_name")),
-        user_email=_texts(users.get("email")),
-    )
-    problem = next(problems(population), None)
-    if problem is not None:
-        row = problem.row + 1 if problem.row is not None else None
-        raise InputError(str(files[problem.table]), row, problem.column, problem.expected)
+    files = _find_tables(root, POPULATION_TABLES)
+    population = _population({name: _read_table(name, file) for name, file in files.items()})
+    _refuse_problems(population, files)
     return population._normalised(), files
