@@ -97,7 +97,8 @@ def _run(args: argparse.Namespace) -> int:
 
 
 def _sweep(args: argparse.Namespace) -> int:
-    from simkit.sweeps import CHARTED, SweepError, parse_grid, sweep
+    from simkit.errors import SweepError
+    from simkit.sweeps import CHARTED, parse_grid, sweep
 
     if args.workers is not None and args.dask is not None:
         raise SweepError("--workers and --dask: name one (--dask local uses the cores)")

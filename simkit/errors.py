@@ -6,7 +6,8 @@ The hierarchy::
     ├── InputError              a bad input table: names file, 1-based data row, column
     │   └── DatafeedError       a bad datafeed file: names file, 1-based line, field
     ├── ScenarioError           a bad scenario (file, --set or Python): names source and key
-    └── RunDirError             a run folder that cannot be read or written as asked
+    ├── RunDirError             a run folder that cannot be read or written as asked
+    └── SweepError              a sweep that cannot run as asked (grid, baseline, executor)
 
 The command line prints ``str(error)`` as one line on stderr and exits non-zero; Python
 callers can catch :class:`SimkitError` alone. What the system refuses (a folder that may not
@@ -16,7 +17,7 @@ prints as one line too. Programming errors stay ordinary Python exceptions.
 
 from __future__ import annotations
 
-__all__ = ["DatafeedError", "InputError", "RunDirError", "ScenarioError", "SimkitError"]
+__all__ = ["DatafeedError", "InputError", "RunDirError", "ScenarioError", "SimkitError", "SweepError"]
 
 
 class SimkitError(Exception):
@@ -79,3 +80,7 @@ class ScenarioError(SimkitError):
 
 class RunDirError(SimkitError):
     """A run folder that is missing, not a folder, or not empty when it must be."""
+
+
+class SweepError(SimkitError):
+    """A sweep that cannot run as asked: a bad grid, baseline or executor, or a folder in use."""

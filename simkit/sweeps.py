@@ -26,7 +26,7 @@ The sweep writes into its folder:
 - one chart per charted metric, ``METRIC.png``, against the swept knob with interval bands.
 
 Errors a user can cause (a bad grid, a baseline outside the points, an unreachable Dask
-scheduler, a folder in use) are :class:`SweepError` or :class:`~simkit.errors.ScenarioError`,
+scheduler, a folder in use) are :class:`~simkit.errors.SweepError` or :class:`~simkit.errors.ScenarioError`,
 raised before anything is written.
 """
 
@@ -50,7 +50,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from simkit.engines import DEFAULT_ENGINE, replay
-from simkit.errors import SimkitError
+from simkit.errors import SimkitError, SweepError
 from simkit.generate import generate
 from simkit.io.atomic import atomic_path, write_bytes
 from simkit.metrics import METRICS, SHARES, Metric, UserMetric, metrics
@@ -61,17 +61,13 @@ from simkit.version import __version__
 if TYPE_CHECKING:
     import pandas as pd
 
-__all__ = ["CHARTED", "Sweep", "SweepError", "parse_grid", "points_of", "sweep", "t_quantile"]
+__all__ = ["CHARTED", "Sweep", "parse_grid", "points_of", "sweep", "t_quantile"]
 
 CHARTED: tuple[str, ...] = ("acceptance_rate", "rerequest_rate", "cross_pod_share")
 """The metrics charted when none are named."""
 
 _PARTS = ".sweep"  # the folder of the part file and the plan, inside the output folder
 _DASK_TIMEOUT_S = 10.0
-
-
-class SweepError(SimkitError):
-    """A sweep that cannot run as asked: a bad grid, baseline or executor, or a folder in use."""
 
 
 # -- the grid -----------------------------------------------------------------------------------
@@ -93,7 +89,7 @@ def parse_grid(options: Sequence[str]) -> dict[str, list[Any]]:
     >>> parse_grid(["behaviour.accept=0.5"])
     Traceback (most recent call last):
     ...
-    simkit.sweeps.SweepError: --grid behaviour.accept=0.5: expected KEY=VALUES with VALUES a TOML array, e.g. behaviour.accept=[0.5, 0.6]
+    simkit.errors.SweepError: --grid behaviour.accept=0.5: expected KEY=VALUES with VALUES a TOML array, e.g. behaviour.accept=[0.5, 0.6]
     """
     grid: dict[str, list[Any]] = {}
     for option in options:

@@ -10,6 +10,7 @@ import pytest
 
 import simkit
 from simkit import cli, replay, sweeps
+from simkit.errors import SweepError
 from simkit.io.runs import read_run
 from simkit.metrics import METRICS, metrics
 from simkit.scenario import load_scenario
@@ -135,9 +136,9 @@ def test_resume_runs_only_what_is_missing_and_an_interrupt_leaves_no_output(
     with pytest.raises(KeyboardInterrupt):
         sweeps.sweep(TINY, GRID, replications=2, out=out)
     assert sorted(p.name for p in out.iterdir()) == [".sweep"]  # no half-written output
-    with pytest.raises(sweeps.SweepError, match="not empty"):
+    with pytest.raises(SweepError, match="not empty"):
         sweeps.sweep(TINY, GRID, replications=2, out=out)
-    with pytest.raises(sweeps.SweepError, match="another sweep"):
+    with pytest.raises(SweepError, match="another sweep"):
         sweeps.sweep(TINY, GRID, replications=3, out=out, resume=True)
     monkeypatch.setattr(sweeps, "_run", lambda job: calls.append((job.point, job.replication)) or run(job))
     sweeps.sweep(TINY, GRID, replications=2, out=out, resume=True)
