@@ -33,6 +33,7 @@ from simkit.version import __version__
 # Names of edge modules, loaded on first use (PEP 562): public name -> module.
 _LAZY = {
     "Run": "simkit.io.runs",
+    "compare": "simkit.comparison",
     "read_run": "simkit.io.runs",
     "replay_run": "simkit.pipeline",
     "simulate": "simkit.pipeline",
@@ -63,6 +64,7 @@ __all__ = [
     "User",
     "UserConnection",
     "__version__",
+    "compare",
     "load_scenario",
     "read_run",
     "replay",

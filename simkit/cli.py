@@ -180,6 +180,33 @@ def _population(args: argparse.Namespace) -> int:
     return 0
 
 
+def _compare(args: argparse.Namespace) -> int:
+    from simkit.comparison import (
+        compare,
+        compare_replications,
+        replication_lines,
+        summary_lines,
+        write_comparison,
+    )
+
+    allow = args.allow_different_populations
+    result = compare(args.run_a, args.run_b, allow_different_populations=allow)
+    replicated = None
+    if args.pair:
+        runs_a = [args.run_a, *(a for a, _ in args.pair)]
+        runs_b = [args.run_b, *(b for _, b in args.pair)]
+        replicated = compare_replications(runs_a, runs_b, allow_different_populations=allow)
+    for line in summary_lines(result):
+        print(line)
+    if replicated is not None:
+        for line in replication_lines(replicated):
+            print(line)
+    if args.out is not None:
+        write_comparison(args.out, result, replicated)
+        print(f"wrote:       {args.out / 'compare.md'}")
+    return 0
+
+
 def _report(args: argparse.Namespace) -> int:
     from simkit.report import write_report
 
@@ -403,6 +430,39 @@ def _parser() -> argparse.ArgumentParser:
         "--engine", choices=ENGINES, default=DEFAULT_ENGINE, help="replay engine (default: %(default)s)"
     )
     p.set_defaults(handler=_sweep)
+
+    p = sub.add_parser(
+        "compare",
+        help="two replayed runs side by side: headline numbers, pod pairs, and their difference",
+        description=(
+            "Compare the replayed run folders RUN_A and RUN_B (differences are B - A): the "
+            "headline numbers of each and their difference; per pod pair the accepted "
+            "connections, requests sent and refused answers by reason, ranked by the size of the "
+            "difference; and the pod pairs whose events are identical in both runs. With --pair, "
+            "runs replicated over seeds, paired by seed, each difference with its 95%% Student-t "
+            "interval. Runs of different populations are refused. See docs/compare.md."
+        ),
+    )
+    p.add_argument("run_a", type=Path, metavar="RUN_A", help="the run compared with (a replayed run folder)")
+    p.add_argument("run_b", type=Path, metavar="RUN_B", help="the run compared (a replayed run folder)")
+    p.add_argument(
+        "--pair",
+        nargs=2,
+        type=Path,
+        action="append",
+        default=[],
+        metavar=("RUN_A", "RUN_B"),
+        help="another replication of A and of B, of the same seed (repeatable)",
+    )
+    p.add_argument(
+        "--out", type=Path, metavar="DIR", help="write compare.md, the tables (CSV) and charts (PNG) here"
+    )
+    p.add_argument(
+        "--allow-different-populations",
+        action="store_true",
+        help="compare runs of different populations (pod pairs limited to pods present in both)",
+    )
+    p.set_defaults(handler=_compare)
 
     # -- `simkit report` (analysis: simkit.report) is added here.
     p = sub.add_parser(

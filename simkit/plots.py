@@ -23,7 +23,7 @@ import numpy as np
 import pandas as pd
 from matplotlib.axes import Axes
 from matplotlib.collections import LineCollection
-from matplotlib.colors import ListedColormap, LogNorm
+from matplotlib.colors import ListedColormap, LogNorm, SymLogNorm
 from matplotlib.lines import Line2D
 from matplotlib.patches import Patch
 from matplotlib.ticker import (
@@ -42,12 +42,15 @@ __all__ = [
     "REASON_COLORS",
     "STATUS_COLORS",
     "degree_distribution",
+    "difference_heatmap",
     "error_reasons",
+    "pair_differences",
     "pod_graph",
     "pod_heatmap",
     "request_counters",
     "status_distribution",
     "status_timeline",
+    "status_timelines",
     "time_to_answer",
 ]
 
@@ -813,4 +816,154 @@ def pod_graph(
         handletextpad=1.2,
         borderaxespad=0.0,
     )
+    return ax
+
+
+# -- two runs compared (simkit.comparison) --------------------------------------------------
+
+
+def pair_differences(
+    a: pd.Series,
+    b: pd.Series,
+    ax: Axes | None = None,
+    *,
+    labels: Iterable[str] | None = None,
+    what: str = "accepted connections",
+) -> Axes:
+    """Horizontal bars: a count per pod pair in run A and run B, on one scale, largest
+    difference on top.
+
+    Parameters
+    ----------
+    a, b : Series
+        The counts of each run, in the same order (the rows of
+        :attr:`simkit.comparison.Comparison.pairs`, ranked).
+    ax : Axes, optional
+    labels : iterable of str, optional
+        One label per row (pod pair names); the index by default.
+    what : str
+        What is counted, for the axis label.
+
+    Examples
+    --------
+    >>> from matplotlib.figure import Figure
+    >>> ax = pair_differences(pd.Series([3, 1]), pd.Series([5, 1]), ax=Figure().subplots(), labels=["p – q", "p – r"])
+    >>> ax.get_xlabel(), [t.get_text() for t in ax.get_yticklabels()]
+    ('accepted connections (pairs of users)', ['p – q', 'p – r'])
+    """
+    ax = _axes(ax)
+    ax.set_title(f"{what.capitalize()} per pod pair: A against B")
+    ax.set_xlabel(f"{what} (pairs of users)")
+    ax.set_ylabel("pod pair")
+    if not len(a):
+        _no_data(ax, "pod pairs")
+        return ax
+    names = [str(x) for x in (labels if labels is not None else a.index)]
+    y = np.arange(len(names))
+    ax.barh(y - 0.2, a.to_numpy(dtype=float), height=0.4, color="#9aa5b1", label="A")
+    ax.barh(y + 0.2, b.to_numpy(dtype=float), height=0.4, color="#1d3557", label="B")
+    ax.set_yticks(y, names)
+    ax.invert_yaxis()
+    _counts_axis(ax.xaxis)
+    ax.legend(loc="lower right", frameon=False)
+    return ax
+
+
+def status_timelines(
+    a: pd.DataFrame,
+    b: pd.DataFrame,
+    ax: Axes | None = None,
+    *,
+    marks: Iterable[pd.Timestamp] = (),
+    mark_label: str = "crossPod change",
+) -> Axes:
+    """Lines: stored pairs in each status over time, run A dashed and run B solid, on one
+    y-axis.
+
+    Parameters
+    ----------
+    a, b : DataFrame
+        :func:`simkit.analysis.status_timeline` of each run.
+    ax : Axes, optional
+    marks : iterable of Timestamp
+        Times to mark with a dotted vertical line (the policy changes).
+    mark_label : str
+
+    Examples
+    --------
+    >>> from matplotlib.figure import Figure
+    >>> from simkit import read_run
+    >>> from simkit.analysis import from_run, status_timeline as table
+    >>> t = table(from_run(read_run("data/samples/story")))
+    >>> ax = status_timelines(t, t, ax=Figure().subplots())
+    >>> ax.get_ylabel(), len(ax.get_lines())
+    ('pairs with a stored record', 6)
+    """
+    ax = _axes(ax)
+    ax.set_title("Connection records by status: A dashed, B solid")
+    ax.set_ylabel("pairs with a stored record")
+    _time_axis(ax)
+    if a.empty and b.empty:
+        _no_data(ax, "stored records")
+        return ax
+    for frame, style, run in ((a, "--", "A"), (b, "-", "B")):
+        if frame.empty:
+            continue
+        for status in _STATUSES:
+            ax.step(
+                frame.index.to_numpy(),
+                frame[status].to_numpy(),
+                where="post",
+                linestyle=style,
+                color=STATUS_COLORS[status],
+                linewidth=1.4,
+                label=f"{status} ({run})",
+            )
+    _marks(ax, marks, mark_label)
+    ax.set_ylim(bottom=0)
+    _counts_axis(ax.yaxis)
+    ax.legend(loc="upper left", frameon=False, ncols=2, fontsize="small")
+    return ax
+
+
+def difference_heatmap(
+    diff: pd.DataFrame, ax: Axes | None = None, *, what: str = "accepted connections"
+) -> Axes:
+    """Pod × pod heat map of a difference B - A, diverging around 0 (RdBu: blue more in B,
+    red fewer), on a symmetric log scale (linear between -1 and 1).
+
+    Parameters
+    ----------
+    diff : DataFrame
+        Pod × pod differences, pods named (two :func:`simkit.analysis.pod_matrix` tables
+        of the same pods subtracted).
+    ax : Axes, optional
+    what : str
+        What is counted, for the colour bar.
+
+    Examples
+    --------
+    >>> from matplotlib.figure import Figure
+    >>> d = pd.DataFrame([[0, 2], [2, -1]], index=["p", "q"], columns=["p", "q"])
+    >>> ax = difference_heatmap(d, ax=Figure().subplots())
+    >>> ax.images[0].norm.vmin, ax.images[0].norm.vmax
+    (-2.0, 2.0)
+    """
+    ax = _axes(ax)
+    ax.set_title(f"Difference in {what}, B - A")
+    ax.set_xlabel("pod (most users first)")
+    ax.set_ylabel("pod (most users first)")
+    if diff.empty:
+        _no_data(ax, "pods")
+        return ax
+    values = diff.to_numpy(dtype=float)
+    top = max(float(np.abs(values).max()), 1.0)
+    # A symmetric log scale: the few big cells do not wash out the many small ones.
+    norm = SymLogNorm(linthresh=1.0, vmin=-top, vmax=top, base=10)
+    image = ax.imshow(values, cmap="RdBu", norm=norm, interpolation="nearest", aspect="auto")
+    labels = [str(p) for p in diff.columns]
+    ax.set_xticks(np.arange(len(labels)), labels, rotation=90)
+    ax.set_yticks(np.arange(len(labels)), [str(p) for p in diff.index])
+    bar = ax.figure.colorbar(image, ax=ax, label=f"{what}, B - A (symmetric log scale)", shrink=0.8)
+    bar.ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _: _count(v)))
     return ax

@@ -61,7 +61,7 @@ from simkit.version import __version__
 if TYPE_CHECKING:
     import pandas as pd
 
-__all__ = ["CHARTED", "Sweep", "parse_grid", "points_of", "sweep", "t_quantile"]
+__all__ = ["CHARTED", "Sweep", "interval", "parse_grid", "points_of", "sweep", "t_quantile"]
 
 CHARTED: tuple[str, ...] = ("acceptance_rate", "rerequest_rate", "cross_pod_share")
 """The metrics charted when none are named."""
@@ -193,8 +193,15 @@ def t_quantile(p: float, df: int) -> float:
     return (lo + hi) / 2
 
 
-def _interval(values: Sequence[float]) -> tuple[float, float, float, float, int]:
-    """Mean, std (n - 1), and the 95 % Student-t interval of the finite `values`; and n."""
+def interval(values: Sequence[float]) -> tuple[float, float, float, float, int]:
+    """Mean, std (n - 1), and the 95 % Student-t interval of the finite `values`; and n.
+
+    Examples
+    --------
+    >>> mean, std, low, high, n = interval([1.0, 2.0, 3.0])
+    >>> mean, std, round(low, 3), round(high, 3), n
+    (2.0, 1.0, -0.484, 4.484, 3)
+    """
     x = np.array([v for v in values if math.isfinite(v)], dtype=np.float64)
     n = len(x)
     if not n:
@@ -626,13 +633,13 @@ def _summary(
         mine = by_point.get(p, [])
         failures = sum(1 for r in mine if r.get("error") is not None)
         for name in names:
-            mean, std, lo, hi, n = _interval([value(r, name) for r in mine])
+            mean, std, lo, hi, n = interval([value(r, name) for r in mine])
             diffs = [
                 value(r, name) - value(base[int(r["replication"])], name)
                 for r in mine
                 if int(r["replication"]) in base
             ]
-            d_mean, _, d_lo, d_hi, _ = _interval(diffs)
+            d_mean, _, d_lo, d_hi, _ = interval(diffs)
             record: dict[str, Any] = {"point": p}
             record.update({knob: _cell(points[p][knob]) for knob in knobs})
             record.update(

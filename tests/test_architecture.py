@@ -65,6 +65,7 @@ def test_public_api_is_pinned() -> None:
         "User",
         "UserConnection",
         "__version__",
+        "compare",
         "load_scenario",
         "read_run",
         "replay",
@@ -97,6 +98,7 @@ LAYERS: list[set[str]] = [
     {"simkit.pipeline"},
     {
         "simkit.analysis",
+        "simkit.comparison",
         "simkit.graph",
         "simkit.plots",
         "simkit.report",

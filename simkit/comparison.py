@@ -1,0 +1,564 @@
+"""`comparison`: two replayed runs of one population side by side, and their difference.
+
+With a population that stays put and common random numbers, two runs of the same seed
+with and without a policy change differ only where the change reaches. :func:`compare`
+shows that difference plainly: the headline numbers of :func:`simkit.metrics.metrics` of
+both runs and their difference; per pod pair (by name) the accepted connections, the
+connect requests sent and the refused answers by reason in each run and the difference,
+ranked by its size; and which pod pairs saw exactly the same events and answers in both
+runs (the change did not reach them) and which did not. :func:`compare_replications` does
+the same for runs replicated over seeds, paired by seed, with a 95 % Student-t interval on
+each difference (:func:`simkit.sweeps.interval`). :func:`write_comparison` writes it all
+into a folder (``compare.md``, the tables as CSV, the charts as PNG).
+
+A run is read as everywhere else: its files are checked against its manifest first
+(:func:`simkit.io.runs.verify_run`), and a folder without outputs is refused. Runs whose
+populations differ are refused unless asked otherwise; the pod-pair table is then limited
+to pods present in both and says so.
+
+Differences are always B - A.
+"""
+
+from __future__ import annotations
+
+import io
+import math
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from simkit.errors import RunDirError
+from simkit.io.commit import write_files
+from simkit.io.runs import Run, read_outputs, read_run, verify_run
+from simkit.metrics import METRICS, metrics
+from simkit.population import Population
+from simkit.results import Connections, Outcomes, Replay
+from simkit.rules import ACTIONS, REASONS, STATUSES, Action, Kind
+
+__all__ = [
+    "Comparison",
+    "ReplicatedComparison",
+    "compare",
+    "compare_replications",
+    "replication_lines",
+    "same_population",
+    "summary_lines",
+    "write_comparison",
+]
+
+_CONNECT = ACTIONS.index(Action.CONNECT)
+_PAIR_COLUMNS = ("accepted", "requests_sent", *(f"refused_{r.value}" for r in REASONS))
+
+
+@dataclass(frozen=True)
+class _Loaded:
+    run: Run
+    result: Replay
+
+
+def _load(folder: str | os.PathLike[str]) -> _Loaded:
+    """A run folder's inputs and outputs, checked against its manifest."""
+    run = read_run(folder)
+    if verify_run(folder) is None:
+        raise RunDirError(f"{folder}: no outputs to compare; run `simkit replay {folder}` first")
+    outcomes, connections = read_outputs(folder, len(run.events))
+    o = outcomes.to_pandas()
+    c = connections.to_pandas()
+    reasons = pd.Index([r.value for r in REASONS])
+    statuses = pd.Index([s.value for s in STATUSES])
+    result = Replay(
+        Outcomes(
+            code=o["code"].to_numpy(np.int16),
+            reason=reasons.get_indexer(pd.Index(o["reason"])).astype(np.int8),
+            status=statuses.get_indexer(pd.Index(o["status"])).astype(np.int8),
+            request_counter=o["request_counter"].to_numpy(np.int32),
+        ),
+        Connections(
+            user_a=c["user_a"].to_numpy(np.int64),
+            user_b=c["user_b"].to_numpy(np.int64),
+            requester=c["requester"].to_numpy(np.int64),
+            status=c["status"].map({k.name: int(k) for k in Kind}).to_numpy(np.int8),
+            request_counter=c["request_counter"].to_numpy(np.int32),
+            first_requested_at=c["first_requested_at"].to_numpy(np.int64),
+            updated_at=c["updated_at"].to_numpy(np.int64),
+        ),
+    )
+    return _Loaded(run, result)
+
+
+def same_population(a: Population, b: Population) -> bool:
+    """Whether two populations hold the same pods, users and initial crossPod pairs."""
+    return (
+        a.pod_name == b.pod_name
+        and all(
+            np.array_equal(getattr(a, f), getattr(b, f))
+            for f in ("pod_id", "pod_private", "user_id", "user_pod", "user_external")
+        )
+        and np.array_equal(
+            np.sort(np.sort(a.crosspod, axis=1), axis=0), np.sort(np.sort(b.crosspod, axis=1), axis=0)
+        )
+    )
+
+
+def _pod_names(pop: Population) -> dict[int, str]:
+    return dict(zip(pop.pod_id.tolist(), pop.pod_name, strict=True))
+
+
+UNKNOWN = "(unknown user)"
+"""The pod name given to a user the population does not hold."""
+
+
+def _pod_pairs(pop: Population, x: Any, y: Any) -> tuple[Any, Any]:
+    """The unordered pod pair (names, the smaller first) of each pair of users."""
+    names = _pod_names(pop)
+    row_of = pd.Index(pop.user_id)
+
+    def pod_names(users: Any) -> Any:
+        at = row_of.get_indexer(pd.Index(np.asarray(users)))
+        labels = np.array([names[p] for p in pop.user_pod.tolist()] + [UNKNOWN], dtype=object)
+        return labels[np.where(at >= 0, at, len(labels) - 1)]
+
+    a, b = pod_names(x), pod_names(y)
+    first = a <= b
+    return np.where(first, a, b), np.where(first, b, a)
+
+
+def _event_frame(loaded: _Loaded) -> pd.DataFrame:
+    """One row per event: its unordered pod pair (names), what it was and its answer."""
+    pop, ev, out = loaded.run.population, loaded.run.events, loaded.result.outcomes
+    low, high = _pod_pairs(pop, ev.actor, ev.target)
+    return pd.DataFrame(
+        {
+            "pod_a": low,
+            "pod_b": high,
+            "ts": ev.ts,
+            "actor": ev.actor,
+            "target": ev.target,
+            "action": ev.action,
+            "code": out.code,
+            "reason": out.reason,
+            "status": out.status,
+        }
+    )
+
+
+def _pair_counts(loaded: _Loaded, events: pd.DataFrame) -> pd.DataFrame:
+    """Per unordered pod pair: accepted records, connect requests sent, refusals by reason."""
+    pop, conn = loaded.run.population, loaded.result.connections
+    accepted = conn.status == Kind.ACCEPTED
+    low, high = _pod_pairs(pop, conn.user_a[accepted], conn.user_b[accepted])
+    rec = pd.DataFrame({"pod_a": low, "pod_b": high})
+    parts = [rec.groupby(["pod_a", "pod_b"]).size().rename("accepted")]
+    connects = events[events["action"] == _CONNECT]
+    parts.append(connects.groupby(["pod_a", "pod_b"]).size().rename("requests_sent"))
+    refused = events[events["reason"] >= 0]
+    for i, reason in enumerate(REASONS):
+        rows = refused[refused["reason"] == i]
+        parts.append(rows.groupby(["pod_a", "pod_b"]).size().rename(f"refused_{reason.value}"))
+    table = pd.concat(parts, axis=1).fillna(0).astype(np.int64)
+    return table.reindex(columns=list(_PAIR_COLUMNS), fill_value=0)
+
+
+def _fingerprints(events: pd.DataFrame) -> pd.DataFrame:
+    """Per pod pair: its number of events and one 64-bit digest of them, in order."""
+    frame = events.copy()
+    frame["position"] = frame.groupby(["pod_a", "pod_b"]).cumcount()
+    cols = ["ts", "actor", "target", "action", "code", "reason", "status", "position"]
+    frame["digest"] = pd.util.hash_pandas_object(frame[cols], index=False).to_numpy(np.uint64)
+    grouped = frame.groupby(["pod_a", "pod_b"])
+    digest = grouped["digest"].agg(lambda d: int(np.bitwise_xor.reduce(d.to_numpy(np.uint64))))
+    return pd.DataFrame({"events": grouped.size(), "digest": digest})
+
+
+@dataclass(frozen=True)
+class Comparison:
+    """Two runs compared (see :func:`compare`).
+
+    Attributes
+    ----------
+    a, b : Path
+        The run folders; every difference is B - A.
+    headline : DataFrame
+        Index ``metric`` (:data:`simkit.metrics.METRICS`); columns ``a``, ``b``,
+        ``difference``.
+    pairs : DataFrame
+        Index ``pod_a``, ``pod_b`` (pod names, ``pod_a <= pod_b``); for each of
+        ``accepted``, ``requests_sent`` and ``refused_<reason>`` the columns ``<name>_a``,
+        ``<name>_b`` and ``<name>_diff``; ``events`` (identical or differ). Ranked by the
+        largest absolute difference of any count, then by name.
+    note : str or None
+        What was left out when the populations differ.
+    timelines : tuple of DataFrame
+        :func:`simkit.analysis.status_timeline` of A and of B.
+    matrices : tuple of DataFrame
+        :func:`simkit.analysis.pod_matrix` of A and of B (accepted records, the largest 20
+        pods and the others gathered), pods named, on the same pods.
+    changes : tuple of Timestamp
+        When the crossPod policy changed in either run.
+    """
+
+    a: Path
+    b: Path
+    headline: pd.DataFrame
+    pairs: pd.DataFrame
+    note: str | None = None
+    timelines: tuple[pd.DataFrame, pd.DataFrame] = (pd.DataFrame(), pd.DataFrame())
+    matrices: tuple[pd.DataFrame, pd.DataFrame] = (pd.DataFrame(), pd.DataFrame())
+    changes: tuple[pd.Timestamp, ...] = ()
+
+    @property
+    def identical(self) -> list[tuple[str, str]]:
+        """The pod pairs whose events and answers are the same in both runs."""
+        return [tuple(p) for p in self.pairs.index[self.pairs["events"] == "identical"]]
+
+    @property
+    def differ(self) -> list[tuple[str, str]]:
+        """The pod pairs whose events or answers differ between the runs."""
+        return [tuple(p) for p in self.pairs.index[self.pairs["events"] == "differ"]]
+
+
+def _headline(a: _Loaded, b: _Loaded) -> pd.DataFrame:
+    va = metrics(a.run.population, a.run.events, a.result)
+    vb = metrics(b.run.population, b.run.events, b.result)
+    table = pd.DataFrame({"a": pd.Series(va, dtype=float), "b": pd.Series(vb, dtype=float)}).reindex(
+        list(METRICS)
+    )
+    table["difference"] = table["b"] - table["a"]
+    table.index.name = "metric"
+    return table
+
+
+def _compare_loaded(a: _Loaded, b: _Loaded, allow_different_populations: bool) -> Comparison:
+    note = None
+    if not same_population(a.run.population, b.run.population):
+        if not allow_different_populations:
+            raise RunDirError(
+                f"{a.run.path} and {b.run.path}: the populations differ (pods, users or crossPod pairs); "
+                "compare runs of one population, or pass --allow-different-populations"
+            )
+        shared = sorted(set(a.run.population.pod_name) & set(b.run.population.pod_name))
+        note = f"the populations differ: pod pairs limited to the {len(shared)} pods present in both runs"
+    ev_a, ev_b = _event_frame(a), _event_frame(b)
+    ca, cb = _pair_counts(a, ev_a), _pair_counts(b, ev_b)
+    index = ca.index.union(cb.index)
+    if note is not None:
+        keep = set(a.run.population.pod_name) & set(b.run.population.pod_name)
+        index = index[[x in keep and y in keep for x, y in index]]
+    ca, cb = ca.reindex(index, fill_value=0), cb.reindex(index, fill_value=0)
+    columns: dict[str, Any] = {}
+    for name in _PAIR_COLUMNS:
+        columns[f"{name}_a"] = ca[name]
+        columns[f"{name}_b"] = cb[name]
+        columns[f"{name}_diff"] = cb[name] - ca[name]
+    pairs = pd.DataFrame(columns, index=index)
+    fa, fb = _fingerprints(ev_a).reindex(index), _fingerprints(ev_b).reindex(index)
+    same = (fa["events"].fillna(0) == fb["events"].fillna(0)) & (
+        (fa["digest"] == fb["digest"]) | (fa["events"].isna() & fb["events"].isna())
+    )
+    pairs["events"] = np.where(same, "identical", "differ")
+    size = pairs[[f"{n}_diff" for n in _PAIR_COLUMNS]].abs().max(axis=1)
+    pairs = pairs.assign(_size=size).reset_index()
+    pairs = pairs.sort_values(["_size", "pod_a", "pod_b"], ascending=[False, True, True], kind="stable")
+    pairs = pairs.drop(columns="_size").set_index(["pod_a", "pod_b"])
+    from simkit.analysis import from_run, pod_matrix, status_timeline, with_pod_names
+
+    fr_a, fr_b = from_run(a.run, a.result), from_run(b.run, b.result)
+    ma = with_pod_names(pod_matrix(fr_a, top=20, other=True), fr_a)
+    mb = with_pod_names(pod_matrix(fr_b, top=20, other=True), fr_b)
+    pods = ma.index.append(mb.index[~mb.index.isin(ma.index)])
+    ma, mb = (m.reindex(index=pods, columns=pods, fill_value=0) for m in (ma, mb))
+    ts = np.union1d(a.run.policy.ts, b.run.policy.ts)
+    changes = tuple(pd.to_datetime(ts, unit="ms"))
+    return Comparison(
+        a.run.path,
+        b.run.path,
+        _headline(a, b),
+        pairs,
+        note,
+        (status_timeline(fr_a), status_timeline(fr_b)),
+        (ma, mb),
+        changes,
+    )
+
+
+def compare(
+    a: str | os.PathLike[str], b: str | os.PathLike[str], *, allow_different_populations: bool = False
+) -> Comparison:
+    """Compare two replayed run folders; every difference is B - A.
+
+    Raises
+    ------
+    RunDirError
+        A folder has no outputs, or its files do not match its manifest; or the two
+        populations differ and `allow_different_populations` is not set.
+    InputError
+        A table is refused as :func:`simkit.read_run` refuses it.
+
+    Examples
+    --------
+    >>> import shutil, tempfile
+    >>> from simkit.pipeline import replay_run
+    >>> with tempfile.TemporaryDirectory() as tmp:
+    ...     run = shutil.copytree("data/samples/story", Path(tmp) / "run")
+    ...     _ = replay_run(run)
+    ...     result = compare(run, run)
+    >>> float(result.headline["difference"].abs().sum()), result.differ
+    (0.0, [])
+    """
+    return _compare_loaded(_load(a), _load(b), allow_different_populations)
+
+
+@dataclass(frozen=True)
+class ReplicatedComparison:
+    """Runs replicated over seeds and compared pair by pair (see :func:`compare_replications`).
+
+    `table` has index ``metric`` and columns ``mean_a``, ``mean_b``, ``diff_mean``,
+    ``diff_ci_low``, ``diff_ci_high`` (95 % Student-t) and ``n``; `runs` one row per
+    replication and metric with ``a``, ``b`` and ``difference``.
+    """
+
+    table: pd.DataFrame
+    runs: pd.DataFrame
+
+
+def compare_replications(
+    a: Sequence[str | os.PathLike[str]],
+    b: Sequence[str | os.PathLike[str]],
+    *,
+    allow_different_populations: bool = False,
+) -> ReplicatedComparison:
+    """Compare two lists of run folders paired by position (replication r of A with that of B).
+
+    Each headline difference is given with its mean over the pairs and 95 % Student-t
+    interval, as the sweep's ``summary.csv`` gives it (:func:`simkit.sweeps.interval`).
+    """
+    from simkit.sweeps import interval
+
+    if len(a) != len(b) or not a:
+        raise RunDirError(f"compare: {len(a)} runs against {len(b)}; give as many of each, paired by seed")
+    rows = []
+    for r, (fa, fb) in enumerate(zip(a, b, strict=True)):
+        la, lb = _load(fa), _load(fb)
+        if not allow_different_populations and not same_population(la.run.population, lb.run.population):
+            raise RunDirError(
+                f"{fa} and {fb}: the populations differ (pods, users or crossPod pairs); "
+                "compare runs of one population, or pass --allow-different-populations"
+            )
+        head = _headline(la, lb)
+        for metric, row in head.iterrows():
+            rows.append({"replication": r, "metric": metric, **row.to_dict()})
+    runs = pd.DataFrame(rows)
+    out = []
+    for metric in METRICS:
+        mine = runs[runs["metric"] == metric]
+        mean_a = interval(mine["a"].tolist())[0]
+        mean_b = interval(mine["b"].tolist())[0]
+        d_mean, _, lo, hi, n = interval(mine["difference"].tolist())
+        out.append(
+            {
+                "metric": metric,
+                "mean_a": mean_a,
+                "mean_b": mean_b,
+                "diff_mean": d_mean,
+                "diff_ci_low": lo,
+                "diff_ci_high": hi,
+                "n": n,
+            }
+        )
+    return ReplicatedComparison(pd.DataFrame(out).set_index("metric"), runs)
+
+
+# -- files ------------------------------------------------------------------------------------
+
+
+def _number(value: float) -> str:
+    if isinstance(value, float) and math.isnan(value):
+        return "–"
+    if float(value).is_integer():
+        return f"{int(value):,}"
+    return f"{value:,.1f}" if abs(value) >= 1000 else f"{value:,.4g}"
+
+
+def _signed(value: float) -> str:
+    """A difference with its sign: ``+1,282``, ``-0.0003306``."""
+    if isinstance(value, float) and math.isnan(value):
+        return "–"
+    if float(value).is_integer():
+        return f"{int(value):+,}"
+    return f"{value:+,.1f}" if abs(value) >= 1000 else f"{value:+,.4g}"
+
+
+def _csv(table: pd.DataFrame) -> bytes:
+    buf = io.StringIO()
+    table.to_csv(buf, lineterminator="\n")
+    return buf.getvalue().encode()
+
+
+def summary_lines(result: Comparison, top: int = 5) -> list[str]:
+    """A short summary for the terminal: the headline numbers that changed, the pairs reached."""
+    head = result.headline
+    changed = head[head["difference"].fillna(0) != 0]
+    lines = [f"A: {result.a}", f"B: {result.b}"]
+    if result.note:
+        lines.append(f"note: {result.note}")
+    if changed.empty:
+        lines.append("headline: no difference")
+    for metric, row in changed.iterrows():
+        lines.append(f"{metric}: {_number(row['a'])} -> {_number(row['b'])} ({_signed(row['difference'])})")
+    lines.append(f"pod pairs: {len(result.differ):,} differ, {len(result.identical):,} identical")
+    head_pairs = result.pairs.head(top)
+    for (pa_, pb_), (_, row) in zip(head_pairs.index, head_pairs.iterrows(), strict=True):
+        if row["events"] == "identical":
+            break
+        lines.append(
+            f"  {pa_} - {pb_}: accepted {row['accepted_a']:,} -> {row['accepted_b']:,}, "
+            f"requests {row['requests_sent_a']:,} -> {row['requests_sent_b']:,}"
+        )
+    return lines
+
+
+def replication_lines(replicated: ReplicatedComparison) -> list[str]:
+    """A short summary for the terminal: each headline difference that is not always 0, with
+    its 95 % interval."""
+    n = int(replicated.table["n"].max())
+    lines = [f"over {n} replications (mean B - A, 95% interval):"]
+    for metric, row in replicated.table.iterrows():
+        if row["diff_mean"] != 0:
+            lines.append(
+                f"  {metric}: {_signed(row['diff_mean'])} "
+                f"[{_signed(row['diff_ci_low'])}, {_signed(row['diff_ci_high'])}]"
+            )
+    return lines
+
+
+def _markdown(result: Comparison, replicated: ReplicatedComparison | None, charts: Sequence[str]) -> str:
+    head = result.headline
+    lines = [
+        "# Comparison of two runs",
+        "",
+        f"- A: `{result.a}`",
+        f"- B: `{result.b}`",
+        "- every difference is B - A",
+    ]
+    if result.note:
+        lines.append(f"- **note**: {result.note}")
+    lines += ["", "## Headline numbers", "", "| metric | A | B | B - A |", "|---|---:|---:|---:|"]
+    for metric, row in head.iterrows():
+        lines.append(
+            f"| {metric} | {_number(row['a'])} | {_number(row['b'])} | {_signed(row['difference'])} |"
+        )
+    if replicated is not None:
+        n = int(replicated.table["n"].max())
+        lines += [
+            "",
+            f"## Over {n} replications, paired by seed",
+            "",
+            "| metric | mean A | mean B | mean B - A | 95 % interval |",
+            "|---|---:|---:|---:|---|",
+        ]
+        for metric, row in replicated.table.iterrows():
+            lines.append(
+                f"| {metric} | {_number(row['mean_a'])} | {_number(row['mean_b'])} | "
+                f"{_signed(row['diff_mean'])} | {_signed(row['diff_ci_low'])} to {_signed(row['diff_ci_high'])} |"
+            )
+    pairs = result.pairs
+    lines += [
+        "",
+        "## Pod pairs",
+        "",
+        f"{len(result.differ):,} pod pairs saw different events or answers (the pairs the change "
+        f"reached, with common random numbers); {len(result.identical):,} saw exactly the same. "
+        "The full table is `pairs.csv`; the largest differences:",
+    ]
+    if pairs.empty:
+        lines[-1] = "No pod pair saw an event in either run."
+    elif not result.identical:
+        lines[-1] = (
+            f"All {len(result.differ):,} pod pairs saw different events or answers: the traffic "
+            "itself differs everywhere (generated traffic reacts to the answers it gets), so this "
+            "split cannot show where the change reached; to see that, replay one log under both "
+            "policies (docs/compare.md). The full table is `pairs.csv`; the largest differences:"
+        )
+    lines += [
+        "",
+        "| pod pair | accepted A | accepted B | B - A | requests A | requests B | B - A | refused B - A |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    refused = [f"refused_{r.value}_diff" for r in REASONS]
+    shown = pairs[pairs["events"] == "differ"].head(15)
+    for (pa_, pb_), (_, row) in zip(shown.index, shown.iterrows(), strict=True):
+        lines.append(
+            f"| {pa_} – {pb_} | {row['accepted_a']:,} | {row['accepted_b']:,} | {row['accepted_diff']:+,} | "
+            f"{row['requests_sent_a']:,} | {row['requests_sent_b']:,} | {row['requests_sent_diff']:+,} | "
+            f"{int(row[refused].sum()):+,} |"
+        )
+    if charts:
+        lines += ["", "## Charts", ""]
+        lines += [f"![{c}]({c})" for c in charts]
+    return "\n".join(lines) + "\n"
+
+
+def write_comparison(
+    folder: str | os.PathLike[str],
+    result: Comparison,
+    replicated: ReplicatedComparison | None = None,
+    *,
+    charts: bool = True,
+) -> list[Path]:
+    """Write `compare.md`, `headline.csv`, `pairs.csv` (and `replications.csv`) and the
+    charts into `folder` (made if missing), all in one transaction."""
+    root = Path(folder)
+    root.mkdir(parents=True, exist_ok=True)
+    files: dict[str, Any] = {"headline.csv": _csv(result.headline), "pairs.csv": _csv(result.pairs)}
+    if replicated is not None:
+        files["replications.csv"] = _csv(replicated.table)
+    names: list[str] = []
+    if charts:
+        for name, draw in _charts(result).items():
+            files[name] = draw
+            names.append(name)
+    files["compare.md"] = _markdown(result, replicated, names).encode()
+    return write_files(root, files, "simkit compare")
+
+
+def _charts(result: Comparison) -> dict[str, Any]:
+    """The charts, each a function writing its PNG at the path it is given."""
+    from matplotlib.figure import Figure
+
+    import simkit.plots as plots
+
+    def png(fig: Figure) -> Any:
+        def write(path: Path) -> None:
+            fig.savefig(path, format="png", dpi=100, metadata={"Software": None})
+
+        return write
+
+    top = result.pairs[result.pairs["events"] == "differ"].head(20)
+    labels = [f"{x} – {y}" for x, y in top.index]
+    fig = Figure(figsize=(8, max(3.0, 0.3 * len(top) + 1.5)), layout="constrained")
+    plots.pair_differences(top["accepted_a"], top["accepted_b"], labels=labels, ax=fig.subplots())
+    charts = {"accepted_by_pair.png": png(fig)}
+
+    fig = Figure(figsize=(9, 4.5), layout="constrained")
+    plots.status_timelines(*result.timelines, ax=fig.subplots(), marks=result.changes)
+    charts["status_timelines.png"] = png(fig)
+
+    ma, mb = result.matrices
+    if not ma.empty:
+        fig = Figure(figsize=(15, 6.5), layout="constrained")
+        left, right = fig.subplots(1, 2)
+        vmax = float(max(ma.to_numpy().max(), mb.to_numpy().max()))
+        plots.pod_heatmap(ma, ax=left, vmax=vmax, colorbar=False)
+        plots.pod_heatmap(mb, ax=right, vmax=vmax)
+        left.set_title(f"A: {left.get_title()}")
+        right.set_title(f"B: {right.get_title()}")
+        charts["pod_heatmaps.png"] = png(fig)
+        fig = Figure(figsize=(8, 6.5), layout="constrained")
+        plots.difference_heatmap(mb - ma, ax=fig.subplots())
+        charts["pod_difference.png"] = png(fig)
+    return charts
