@@ -23,9 +23,10 @@ Conventions
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from collections.abc import Callable, Hashable
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
 import numpy as np
 import pandas as pd
@@ -83,6 +84,7 @@ CODES: tuple[int, ...] = tuple(
 _OUTCOME_COLUMNS = TABLES["outcomes"].names
 _KIND_NAMES = np.array([k.name for k in Kind], dtype=object)
 _EFFECT_NAMES = np.array([e.name.lower() for e in Effect], dtype=object)
+_T = TypeVar("_T")
 # Bin widths tried, smallest first, when a caller gives none (see bin_width).
 _BIN_WIDTHS = tuple(
     pd.Timedelta(s) for s in ("1s", "10s", "1min", "10min", "1h", "6h", "1D", "7D", "30D", "365D")
@@ -120,6 +122,22 @@ class RunFrames:
     policy: pd.DataFrame
     events: pd.DataFrame
     connections: pd.DataFrame
+    # The derived tables computed so far (see _derived): each is built once per frames.
+    _cache: dict[Hashable, Any] = field(default_factory=dict, init=False, repr=False, compare=False)
+
+    def _derived(self, key: Hashable, compute: Callable[[RunFrames], _T]) -> _T:
+        """The derived table `key` of these frames, computed by `compute` the first time.
+
+        The frames are frozen, so a table derived from them never goes stale. Frames are
+        handed out as shallow copies, so a caller adding or dropping a column changes only
+        its own copy.
+        """
+        if key not in self._cache:
+            self._cache[key] = compute(self)
+        value = self._cache[key]
+        if isinstance(value, pd.DataFrame):
+            return value.copy(deep=False)  # type: ignore[return-value]
+        return value  # type: ignore[no-any-return]
 
     def __repr__(self) -> str:
         return (
@@ -520,8 +538,12 @@ def cross_pod_share(frames: RunFrames) -> float:
 # -- crossPod -------------------------------------------------------------------------------
 
 
-def _crosspod_history(frames: RunFrames) -> tuple[list[int], list[bool], set[tuple[int, int]]]:
+def _crosspod_history(frames: RunFrames) -> tuple[list[int], list[bool], frozenset[tuple[int, int]]]:
     """Policy rows in apply order, whether each changed the relation, and the final relation."""
+    return frames._derived("crosspod_history", _crosspod_history_of)
+
+
+def _crosspod_history_of(frames: RunFrames) -> tuple[list[int], list[bool], frozenset[tuple[int, int]]]:
     start = frames.crosspod[["pod_a", "pod_b"]].to_numpy(dtype=np.int64).tolist()
     enabled = {(min(a, b), max(a, b)) for a, b in start}
     pol = frames.policy
@@ -538,7 +560,7 @@ def _crosspod_history(frames: RunFrames) -> tuple[list[int], list[bool], set[tup
             enabled.add(pair)
         else:
             enabled.discard(pair)
-    return order, changed, enabled
+    return order, changed, frozenset(enabled)
 
 
 def crosspod_at_end(frames: RunFrames) -> pd.DataFrame:
@@ -690,6 +712,11 @@ def crosspod_changes(frames: RunFrames, window: str | pd.Timedelta | None = None
     0                1               0                0               0
     1                0               3                0               1
     """
+    key = ("crosspod_changes", None if window is None else pd.Timedelta(window))
+    return frames._derived(key, lambda f: _crosspod_changes(f, window))
+
+
+def _crosspod_changes(frames: RunFrames, window: str | pd.Timedelta | None) -> pd.DataFrame:
     order, changed, _ = _crosspod_history(frames)
     pol = frames.policy.iloc[order].reset_index(drop=True)
     pol_ts = pol["ts"].to_numpy(dtype=np.int64)
@@ -859,6 +886,10 @@ def transitions(frames: RunFrames) -> pd.DataFrame:
     2     10    201     101   remove  REJECTED   PENDING   reopen
     3     11    201     101   remove   PENDING  REJECTED  decline
     """
+    return frames._derived("transitions", _transitions)
+
+
+def _transitions(frames: RunFrames) -> pd.DataFrame:
     ev = frames.events
     changes = record_changes(*_log_of(ev))
     rows = changes.event
@@ -910,6 +941,20 @@ def status_timeline(frames: RunFrames, freq: str | pd.Timedelta | None = None) -
     2023-11-14 22:23:20        1         0         0
     2023-11-14 22:24:20        0         0         1
     """
+    counts = frames._derived("status_timeline", _status_timeline)
+    if freq is None:
+        return counts
+    edges, width = _bins(frames, freq)
+    origin = edges[0] if len(edges) else pd.Timestamp(0)
+    binned = counts.groupby(_bin_starts(pd.DatetimeIndex(counts.index), origin, width)).last()
+    out = binned.reindex(edges).ffill().fillna(0).astype(np.int64)
+    out.index.name = "time"
+    out.attrs["freq"] = width
+    return out
+
+
+def _status_timeline(frames: RunFrames) -> pd.DataFrame:
+    """The counts of :func:`status_timeline` at each timestamp where a record changed."""
     moves = transitions(frames)
     column = {name: i for i, name in enumerate(STATUS_COLUMNS)}
     delta = np.zeros((len(moves), len(STATUS_COLUMNS)), dtype=np.int64)
@@ -922,16 +967,7 @@ def status_timeline(frames: RunFrames, freq: str | pd.Timedelta | None = None) -
         np.cumsum(delta, axis=0), columns=list(STATUS_COLUMNS), index=_times(moves["ts"]).rename("time")
     )
     # Several changes can share a timestamp; the counts after the last one stand.
-    counts = counts[~counts.index.duplicated(keep="last")]
-    if freq is None:
-        return counts
-    edges, width = _bins(frames, freq)
-    origin = edges[0] if len(edges) else pd.Timestamp(0)
-    binned = counts.groupby(_bin_starts(pd.DatetimeIndex(counts.index), origin, width)).last()
-    out = binned.reindex(edges).ffill().fillna(0).astype(np.int64)
-    out.index.name = "time"
-    out.attrs["freq"] = width
-    return out
+    return counts[~counts.index.duplicated(keep="last")]
 
 
 def requests(frames: RunFrames) -> pd.DataFrame:
@@ -965,6 +1001,10 @@ def requests(frames: RunFrames) -> pd.DataFrame:
     5        302        101                1  REJECTED 0 days 00:01:00
     6        101        302                2       NaN             NaT
     """
+    return frames._derived("requests", _requests)
+
+
+def _requests(frames: RunFrames) -> pd.DataFrame:
     moves = transitions(frames)
     effect = moves["effect"].to_numpy()
     is_request = np.isin(effect, [Effect.CREATE.name.lower(), Effect.REREQUEST.name.lower()])

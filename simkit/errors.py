@@ -7,6 +7,7 @@ The hierarchy::
     │   └── DatafeedError       a bad datafeed file: names file, 1-based line, field
     ├── ScenarioError           a bad scenario (file, --set or Python): names source and key
     ├── RunDirError             a run folder that cannot be read or written as asked
+    ├── GraphTooLargeError      a networkx user graph larger than asked for (sample instead)
     └── SweepError              a sweep that cannot run as asked (grid, baseline, executor)
 
 The command line prints ``str(error)`` as one line on stderr and exits non-zero; Python
@@ -17,7 +18,15 @@ prints as one line too. Programming errors stay ordinary Python exceptions.
 
 from __future__ import annotations
 
-__all__ = ["DatafeedError", "InputError", "RunDirError", "ScenarioError", "SimkitError", "SweepError"]
+__all__ = [
+    "DatafeedError",
+    "GraphTooLargeError",
+    "InputError",
+    "RunDirError",
+    "ScenarioError",
+    "SimkitError",
+    "SweepError",
+]
 
 
 class SimkitError(Exception):
@@ -84,3 +93,7 @@ class RunDirError(SimkitError):
 
 class SweepError(SimkitError):
     """A sweep that cannot run as asked: a bad grid, baseline or executor, or a folder in use."""
+
+
+class GraphTooLargeError(SimkitError):
+    """A networkx user graph asked of a run with more edges than the stated limit."""

@@ -14,17 +14,23 @@ draws nothing (:mod:`simkit.plots` does) and applies no connection rule.
 from __future__ import annotations
 
 import os
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import networkx as nx
 import numpy as np
 import pandas as pd
+from numpy.typing import NDArray
+from scipy.sparse import coo_array  # type: ignore[import-untyped]
+from scipy.sparse.csgraph import connected_components  # type: ignore[import-untyped]
 
 from simkit.analysis import STATUS_COLUMNS, RunFrames, crosspod_at_end, status_counts
+from simkit.errors import GraphTooLargeError
 from simkit.io.atomic import atomic_path
 
 __all__ = [
+    "MAX_USER_GRAPH_EDGES",
     "OTHER",
     "bridging_pods",
     "component_sizes",
@@ -44,9 +50,70 @@ OTHER = "other"
 """The node :func:`top_pods` gathers the smaller pods into."""
 # spring_layout needs scipy from this many nodes on; beyond it pods go on a circle.
 _SPRING_LIMIT = 500
+MAX_USER_GRAPH_EDGES = 2_000_000
+"""The most edges :func:`user_graph` builds unless asked with ``force=True``.
+
+networkx keeps each edge as Python dicts (about 270 bytes an edge): 2M edges take about
+0.5 GB and several seconds; the whole network's 31.9M took 8.7 GB and 90 s.
+"""
 
 
-def user_graph(frames: RunFrames, *, implicit: bool = False) -> nx.DiGraph:
+@dataclass(frozen=True)
+class _Edges:
+    """A user graph as arrays: its nodes, their pods, and its edges as node positions."""
+
+    pods: NDArray[np.int64]
+    a: NDArray[np.intp]
+    b: NDArray[np.intp]
+    status: NDArray[np.object_]
+    implicit: NDArray[np.bool_]
+
+    def select(self, status: str | None) -> tuple[NDArray[np.intp], NDArray[np.intp]]:
+        """The undirected edges with that status (any if None), each pair once."""
+        keep = np.ones(len(self.a), dtype=bool) if status is None else self.status == status
+        lo = np.minimum(self.a[keep], self.b[keep])
+        hi = np.maximum(self.a[keep], self.b[keep])
+        pairs = np.unique(lo.astype(np.int64) * len(self.pods) + hi)
+        return (pairs // max(len(self.pods), 1)).astype(np.intp), (pairs % max(len(self.pods), 1)).astype(
+            np.intp
+        )
+
+
+def _edges(source: nx.Graph | RunFrames | _Edges) -> _Edges:
+    """The arrays of a :func:`user_graph`, or of the one a run's frames would give.
+
+    From frames no graph is built: the nodes are the users in input order (then any other
+    user a record names, with pod -1), the edges the stored records.
+    """
+    if isinstance(source, _Edges):
+        return source
+    if isinstance(source, RunFrames):
+        users, conn = source.users, source.connections
+        ids = users["user_id"].to_numpy(dtype=np.int64)
+        pods = users["pod_id"].to_numpy(dtype=np.int64)
+        ends = [conn[c].to_numpy(dtype=np.int64) for c in ("user_a", "user_b")]
+        known = pd.Index(ids)
+        stray = pd.unique(np.concatenate([e[known.get_indexer(e) < 0] for e in ends]))
+        if len(stray):
+            ids = np.concatenate([ids, stray])
+            pods = np.concatenate([pods, np.full(len(stray), -1, dtype=np.int64)])
+            known = pd.Index(ids)
+        a, b = (known.get_indexer(e).astype(np.intp) for e in ends)
+        status = conn["status"].to_numpy(dtype=object)
+        return _Edges(pods, a, b, status, np.zeros(len(a), dtype=bool))
+    position = {u: i for i, u in enumerate(source.nodes)}
+    pods = np.array([p if p is not None else -1 for _, p in source.nodes(data="pod")], dtype=np.int64)
+    rows = list(source.edges(data=True))
+    return _Edges(
+        pods,
+        np.array([position[u] for u, _, _ in rows], dtype=np.intp),
+        np.array([position[v] for _, v, _ in rows], dtype=np.intp),
+        np.array([d.get("status") for *_, d in rows], dtype=object),
+        np.array([bool(d.get("implicit", False)) for *_, d in rows], dtype=bool),
+    )
+
+
+def user_graph(frames: RunFrames, *, implicit: bool = False, force: bool = False) -> nx.DiGraph:
     """The users and their stored connections at the end of the run.
 
     Parameters
@@ -56,6 +123,14 @@ def user_graph(frames: RunFrames, *, implicit: bool = False) -> nx.DiGraph:
         Also add an edge for every pair of users of the same private pod (from the
         smaller id, ``status`` ``ACCEPTED``, no counter or times). A pod of *n* users adds
         n(n-1)/2 edges, so this is for small runs.
+    force : bool
+        Build the graph even above :data:`MAX_USER_GRAPH_EDGES` edges.
+
+    Raises
+    ------
+    simkit.errors.GraphTooLargeError
+        Above :data:`MAX_USER_GRAPH_EDGES` edges without `force`. The metrics of this
+        module take the frames themselves at any size; for a graph, sample the run first.
 
     Returns
     -------
@@ -76,8 +151,19 @@ def user_graph(frames: RunFrames, *, implicit: bool = False) -> nx.DiGraph:
     >>> g.nodes[301], g.edges[101, 301]["status"]
     ({'pod': 30, 'external': True}, 'ACCEPTED')
     """
-    g = nx.DiGraph()
     users = frames.users
+    edges = len(frames.connections)
+    if implicit:
+        private = frames.pods.loc[frames.pods["private"], "pod_id"]
+        sizes = users["pod_id"][users["pod_id"].isin(private)].value_counts().to_numpy(dtype=np.int64)
+        edges += int((sizes * (sizes - 1) // 2).sum())
+    if edges > MAX_USER_GRAPH_EDGES and not force:
+        raise GraphTooLargeError(
+            f"the user graph would have {edges:,} edges, more than networkx holds well "
+            f"({MAX_USER_GRAPH_EDGES:,}); pass force=True, or sample the run first "
+            "(e.g. `simkit run` with a smaller population, or frames of a subset of users)"
+        )
+    g = nx.DiGraph()
     g.add_nodes_from(
         (u, {"pod": p, "external": e})
         for u, p, e in zip(
@@ -176,21 +262,16 @@ def pod_graph(frames: RunFrames) -> nx.Graph:
     return g
 
 
-def _edges_of(g: nx.Graph, status: str | None) -> nx.Graph:
-    """An undirected view of `g`: every node, and the edges with that status (any if None)."""
-    keep = nx.Graph()
-    keep.add_nodes_from(g.nodes)
-    keep.add_edges_from((u, v) for u, v, s in g.edges(data="status") if status is None or s == status)
-    return keep
-
-
-def degree_counts(g: nx.Graph, status: str | None = _ACCEPTED) -> pd.DataFrame:
+def degree_counts(g: nx.Graph | RunFrames, status: str | None = _ACCEPTED) -> pd.DataFrame:
     """How many users have each number of connections of one status.
+
+    Computed on arrays (numpy), so it takes the run's frames at any size as well as a graph.
 
     Parameters
     ----------
-    g : networkx.Graph
-        A :func:`user_graph` (its implicit edges count if it has them).
+    g : networkx.Graph or RunFrames
+        A :func:`user_graph` (its implicit edges count if it has them), or the frames it
+        would be built from.
     status : str or None
         Count edges of this status (``ACCEPTED`` by default); ``None``: every edge.
 
@@ -211,17 +292,21 @@ def degree_counts(g: nx.Graph, status: str | None = _ACCEPTED) -> pd.DataFrame:
     1                2
     2                1
     """
-    degrees = np.array([d for _, d in _edges_of(g, status).degree()], dtype=np.int64)
+    edges = _edges(g)
+    a, b = edges.select(status)
+    degrees = np.bincount(np.concatenate([a, b]), minlength=len(edges.pods))
     counts = np.bincount(degrees) if len(degrees) else np.zeros(0, dtype=np.int64)
     table = pd.DataFrame({"users": counts}, index=pd.RangeIndex(len(counts), name="connections"))
     table.attrs["status"] = status
     return table
 
 
-def component_sizes(g: nx.Graph, status: str | None = _ACCEPTED) -> pd.Series:
+def component_sizes(g: nx.Graph | RunFrames, status: str | None = _ACCEPTED) -> pd.Series:
     """Sizes of the connected components, largest first, over edges of one status.
 
-    Users without such an edge are components of one. Direction is ignored.
+    Users without such an edge are components of one. Direction is ignored. `g` is a
+    :func:`user_graph` or the frames it would be built from; the components come from
+    :func:`scipy.sparse.csgraph.connected_components` over the edge arrays.
 
     Examples
     --------
@@ -230,12 +315,25 @@ def component_sizes(g: nx.Graph, status: str | None = _ACCEPTED) -> pd.Series:
     >>> component_sizes(user_graph(from_run(read_run("data/samples/story")))).tolist()
     [3, 1, 1, 1, 1]
     """
-    sizes = sorted((len(c) for c in nx.connected_components(_edges_of(g, status))), reverse=True)
+    return _component_sizes(_edges(g), status)
+
+
+def _component_sizes(edges: _Edges, status: str | None) -> pd.Series:
+    n = len(edges.pods)
+    a, b = edges.select(status)
+    if n:
+        matrix = coo_array((np.ones(len(a), dtype=np.int8), (a, b)), shape=(n, n)).tocsr()
+        _, labels = connected_components(matrix, directed=False)
+        sizes = -np.sort(-np.bincount(labels))
+    else:
+        sizes = np.zeros(0, dtype=np.int64)
     return pd.Series(sizes, index=pd.RangeIndex(len(sizes), name="component"), name="users", dtype=np.int64)
 
 
-def cross_pod_share(g: nx.Graph) -> float:
+def cross_pod_share(g: nx.Graph | RunFrames) -> float:
     """Share of the users of a :func:`user_graph` with an accepted edge to another pod.
+
+    `g` may also be the frames the graph would be built from (counted on arrays).
 
     NaN for a graph without nodes. Agrees with :func:`simkit.analysis.cross_pod_share`.
 
@@ -246,14 +344,15 @@ def cross_pod_share(g: nx.Graph) -> float:
     >>> round(cross_pod_share(user_graph(from_run(read_run("data/samples/story")))), 4)
     0.2857
     """
-    if not g.number_of_nodes():
+    return _cross_pod_share(_edges(g))
+
+
+def _cross_pod_share(edges: _Edges) -> float:
+    if not len(edges.pods):
         return float("nan")
-    pod = nx.get_node_attributes(g, "pod")
-    linked: set[Any] = set()
-    for u, v, status in g.edges(data="status"):
-        if status == _ACCEPTED and pod[u] != pod[v]:
-            linked.update((u, v))
-    return len(linked) / int(g.number_of_nodes())
+    across = (edges.status == _ACCEPTED) & (edges.pods[edges.a] != edges.pods[edges.b])
+    linked = np.union1d(edges.a[across], edges.b[across])
+    return len(linked) / len(edges.pods)
 
 
 def bridging_pods(g: nx.Graph) -> pd.DataFrame:
@@ -302,13 +401,16 @@ def bridging_pods(g: nx.Graph) -> pd.DataFrame:
     return table.sort_values("betweenness", ascending=False, kind="stable")
 
 
-def metrics(users: nx.Graph, pods: nx.Graph) -> pd.Series:
+def metrics(users: nx.Graph | RunFrames, pods: nx.Graph) -> pd.Series:
     """The headline measures of the connection graph.
+
+    The user measures are counted on arrays (numpy and :mod:`scipy.sparse.csgraph`), so
+    passing the run's frames instead of a user graph gives the same numbers at any size.
 
     Parameters
     ----------
-    users : networkx.Graph
-        A :func:`user_graph`.
+    users : networkx.Graph or RunFrames
+        A :func:`user_graph`, or the frames it would be built from.
     pods : networkx.Graph
         The :func:`pod_graph` of the same run.
 
@@ -340,19 +442,20 @@ def metrics(users: nx.Graph, pods: nx.Graph) -> pd.Series:
     most bridging pod                          None
     dtype: object
     """
-    accepted = sum(1 for *_, s in users.edges(data="status") if s == _ACCEPTED)
-    n = users.number_of_nodes()
-    sizes = component_sizes(users)
+    edges = _edges(users)
+    accepted = int((edges.status == _ACCEPTED).sum())
+    n = len(edges.pods)
+    sizes = _component_sizes(edges, _ACCEPTED)
     bridges = bridging_pods(pods)
     top = bridges.index[0] if len(bridges) and bridges["betweenness"].iloc[0] > 0 else None
     values: dict[str, Any] = {
         "users": n,
-        "stored connections": sum(1 for *_, i in users.edges(data="implicit") if not i),
+        "stored connections": int((~edges.implicit).sum()),
         "accepted connections": accepted,
         "accepted connections per user": 2 * accepted / n if n else float("nan"),
         "components": len(sizes),
         "largest component": int(sizes.iloc[0]) if len(sizes) else 0,
-        "users connected across pods": cross_pod_share(users),
+        "users connected across pods": _cross_pod_share(edges),
         "pod pairs with crossPod": sum(1 for *_, c in pods.edges(data="crosspod") if c),
         "pod pairs with accepted connections": sum(1 for *_, a in pods.edges(data="accepted") if a),
         "most bridging pod": None if top is None else str(pods.nodes[top]["name"]),

@@ -14,6 +14,7 @@ from __future__ import annotations
 import io
 import json
 import os
+import sys
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -84,7 +85,6 @@ def _charts(
     top: int,
     changes: pd.DataFrame,
     answered: pd.DataFrame,
-    users: nx.DiGraph,
     pods: nx.Graph,
 ) -> dict[str, tuple[Callable[[Axes], object], tuple[float, float]]]:
     """Each chart file: how to draw it on an Axes, and the figure size in inches."""
@@ -124,7 +124,7 @@ def _charts(
             (9.5, 4.5),
         ),
         "degree-distribution.png": (
-            lambda ax: plots.degree_distribution(graph.degree_counts(users), ax=ax),
+            lambda ax: plots.degree_distribution(graph.degree_counts(frames), ax=ax),
             wide,
         ),
         "pod-graph.png": (lambda ax: plots.pod_graph(graph.top_pods(pods, top), ax=ax), (10.0, 7.0)),
@@ -303,6 +303,7 @@ def write_report(
     outputs: str | os.PathLike[str] | None = None,
     top: int = 20,
     graphml: bool = False,
+    progress: bool | None = None,
 ) -> Report:
     """Write a replayed run's charts and summary: the Python face of ``simkit report``.
 
@@ -320,6 +321,9 @@ def write_report(
         the heat map and the graph gather the other pods into one ``other``.
     graphml : bool
         Also write ``users.graphml`` and ``pods.graphml``.
+    progress : bool, optional
+        Show a progress bar over the report's stages on stderr; by default only when stderr
+        is a terminal (and ``CI`` is not set).
 
     Raises
     ------
@@ -342,6 +346,47 @@ def write_report(
     if top < 1:
         raise ValueError(f"top must be at least 1, got {top}")
     root = Path(run_dir)
+    show = (sys.stderr.isatty() and not os.environ.get("CI")) if progress is None else progress
+    with _Stages(3 + len(CHARTS) + 1, show) as stages:
+        return _write(root, out, outputs, top, graphml, stages)
+
+
+class _Stages:
+    """A progress bar over the stages of a report (tqdm), or nothing when it would not be seen."""
+
+    def __init__(self, total: int, show: bool) -> None:
+        self._bar: Any = None
+        if show:
+            from tqdm import tqdm
+
+            self._bar = tqdm(total=total, file=sys.stderr, unit="stage", leave=False)
+
+    def __enter__(self) -> _Stages:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._bar is not None:
+            if self._bar.desc and exc[0] is None:
+                self._bar.update(1)
+            self._bar.close()
+
+    def start(self, label: str) -> None:
+        """Name the stage now under way; the one before it is done."""
+        if self._bar is not None:
+            if self._bar.desc:
+                self._bar.update(1)
+            self._bar.set_description(label)
+
+
+def _write(
+    root: Path,
+    out: str | os.PathLike[str] | None,
+    outputs: str | os.PathLike[str] | None,
+    top: int,
+    graphml: bool,
+    stages: _Stages,
+) -> Report:
+    stages.start("reading the run")
     frames = analysis.load(root, outputs)
     verify_run(root, outputs)  # the outputs read are those the manifest records, of these inputs
     target = Path(out) if out is not None else root / "report"
@@ -352,20 +397,25 @@ def write_report(
     manifest_file = Path(outputs if outputs is not None else root) / "manifest.json"
     manifest = json.loads(manifest_file.read_text(encoding="utf-8")) if manifest_file.is_file() else {}
 
+    stages.start("tables")
     headline = analysis.summary(frames)
-    users, pods = graph.user_graph(frames), graph.pod_graph(frames)
-    network = graph.metrics(users, pods)
+    stages.start("graph metrics")
+    pods = graph.pod_graph(frames)
+    network = graph.metrics(frames, pods)  # on the record arrays: no user graph is built
     written: list[Path] = []
     files: dict[str, bytes | Callable[[Path], object]] = {}  # put in place together at the end
     changes = analysis.crosspod_changes(frames)
     answered = analysis.answered_within(frames)
-    for name, (draw, size) in _charts(frames, top, changes, answered, users, pods).items():
+    for name, (draw, size) in _charts(frames, top, changes, answered, pods).items():
+        stages.start(name)
         files[name] = _png(draw, size)
         written.append(target / name)
     if graphml:
+        users = graph.user_graph(frames)
         files["users.graphml"] = lambda path: graph.write_graphml(users, path)
         files["pods.graphml"] = lambda path: graph.write_graphml(pods, path)
         written += [target / "users.graphml", target / "pods.graphml"]
+    stages.start("writing")
     text = _summary(
         frames,
         headline,

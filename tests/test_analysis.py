@@ -755,3 +755,17 @@ def test_readable_by_hand(hand: analysis.RunFrames) -> None:
 )
 def test_readable_rounds_durations_to_two_units(value: str, text: str) -> None:
     assert analysis.readable(pd.Series([pd.Timedelta(value)], dtype=object)).iloc[0] == text
+
+
+def test_derived_tables_are_cached_and_handed_out_as_copies() -> None:
+    frames = analysis.from_run(read_run("data/samples/story"))
+    first = analysis.transitions(frames)
+    first["extra"] = 1
+    second = analysis.transitions(frames)
+    assert "extra" not in second.columns
+    # The copies share the one table's columns: it was computed once.
+    assert np.shares_memory(second["ts"].to_numpy(), analysis.transitions(frames)["ts"].to_numpy())
+    # Another run's frames have their own tables.
+    other = analysis.from_run(read_run("data/samples/story"))
+    assert analysis.requests(other).equals(analysis.requests(frames))
+    assert analysis.status_timeline(frames, freq="1h").equals(analysis.status_timeline(other, freq="1h"))

@@ -16,6 +16,7 @@ import networkx as nx
 import pytest
 
 from simkit import analysis, graph, read_run
+from simkit.errors import GraphTooLargeError
 
 EVENTS = [
     (1000, 11, 21, "connect"),
@@ -217,3 +218,69 @@ def test_empty_graphs(tmp_path: Path) -> None:
     assert graph.degree_counts(users).empty and graph.component_sizes(users).empty
     got = graph.metrics(users, pods)
     assert got["users"] == 0 and got["most bridging pod"] is None
+
+
+def _networkx_reference(g: nx.DiGraph) -> dict[str, object]:
+    """The user measures counted by networkx itself, to check the array versions against."""
+    accepted = nx.Graph()
+    accepted.add_nodes_from(g.nodes)
+    accepted.add_edges_from((u, v) for u, v, s in g.edges(data="status") if s == "ACCEPTED")
+    degrees = [d for _, d in accepted.degree()]
+    pod = nx.get_node_attributes(g, "pod")
+    across = {x for u, v in accepted.edges if pod[u] != pod[v] for x in (u, v)}
+    return {
+        "degrees": [degrees.count(k) for k in range(max(degrees, default=-1) + 1)],
+        "components": sorted((len(c) for c in nx.connected_components(accepted)), reverse=True),
+        "across": len(across) / g.number_of_nodes(),
+        "accepted": accepted.number_of_edges(),
+    }
+
+
+def _check_against_networkx(frames: analysis.RunFrames, *, small: bool = True) -> None:
+    g = graph.user_graph(frames)
+    want = _networkx_reference(g)
+    for source in (frames, g) if small else (frames,):
+        assert graph.degree_counts(source)["users"].tolist() == want["degrees"]
+        assert graph.component_sizes(source).tolist() == want["components"]
+        assert graph.cross_pod_share(source) == pytest.approx(want["across"], abs=0)
+    pods = graph.pod_graph(frames)
+    from_frames = graph.metrics(frames, pods)
+    if small:
+        assert from_frames.equals(graph.metrics(g, pods))
+    assert from_frames["accepted connections"] == want["accepted"]
+    assert from_frames["largest component"] == want["components"][0]  # type: ignore[index]
+
+
+def test_array_metrics_match_networkx_by_hand(frames: analysis.RunFrames) -> None:
+    _check_against_networkx(frames)
+
+
+@pytest.mark.parametrize("scenario", ["tiny", "baseline"])
+def test_array_metrics_match_networkx_on_generated_runs(scenario: str, tmp_path: Path) -> None:
+    from simkit.pipeline import simulate
+
+    simulate(f"data/scenarios/{scenario}.toml", tmp_path / "run", seed=7, progress=False)
+    _check_against_networkx(analysis.load(tmp_path / "run"), small=scenario == "tiny")
+
+
+def test_metrics_count_implicit_edges_of_a_graph_like_networkx(frames: analysis.RunFrames) -> None:
+    g = graph.user_graph(frames, implicit=True)
+    want = _networkx_reference(g)
+    assert graph.component_sizes(g).tolist() == want["components"]
+    assert graph.degree_counts(g)["users"].tolist() == want["degrees"]
+    assert graph.metrics(g, graph.pod_graph(frames))["stored connections"] == len(frames.connections)
+
+
+def test_user_graph_refuses_a_large_run_unless_forced(
+    frames: analysis.RunFrames, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(graph, "MAX_USER_GRAPH_EDGES", 4)
+    with pytest.raises(GraphTooLargeError, match="5 edges") as caught:
+        graph.user_graph(frames)
+    assert "\n" not in str(caught.value) and "sample" in str(caught.value)
+    assert graph.user_graph(frames, force=True).number_of_edges() == 5
+    # The implicit edges count towards the limit: pods 1, 2 and 4 are private (1 + 1 + 0).
+    monkeypatch.setattr(graph, "MAX_USER_GRAPH_EDGES", 6)
+    assert graph.user_graph(frames).number_of_edges() == 5
+    with pytest.raises(GraphTooLargeError, match="7 edges"):
+        graph.user_graph(frames, implicit=True)

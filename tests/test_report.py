@@ -207,3 +207,43 @@ def test_cli_report_refuses_a_bad_top(story_dir: Path, top: str, capsys: pytest.
 def test_write_report_refuses_a_bad_top(story_dir: Path) -> None:
     with pytest.raises(ValueError, match="top must be at least 1"):
         write_report(story_dir, top=0)
+
+
+def test_each_derived_table_is_computed_once_per_report(
+    story_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import simkit.analysis as analysis
+
+    calls: dict[str, int] = {}
+    names = ("_transitions", "_requests", "_crosspod_history_of", "_crosspod_changes", "_status_timeline")
+    for name in names:
+        compute = getattr(analysis, name)
+
+        def counted(*args: object, _name: str = name, _compute: object = compute) -> object:
+            calls[_name] = calls.get(_name, 0) + 1
+            return _compute(*args)  # type: ignore[operator]
+
+        monkeypatch.setattr(analysis, name, counted)
+    write_report(story_dir, tmp_path / "report")
+    assert calls == dict.fromkeys(names, 1)
+
+
+def test_report_builds_no_user_graph_unless_graphml_is_asked(
+    story_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    built: list[object] = []
+    monkeypatch.setattr(graph, "user_graph", lambda frames, **kw: built.append(frames) or nx.DiGraph())
+    write_report(story_dir, tmp_path / "report")
+    assert built == []
+
+
+def test_progress_bar_names_the_stages_only_when_asked(
+    story_dir: Path, story_report: Report, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    shown = write_report(story_dir, tmp_path / "shown", progress=True)
+    err = capsys.readouterr().err
+    assert "reading the run" in err and "/12 [" in err
+    for first, second in zip(story_report.files, shown.files, strict=True):
+        assert first.read_bytes() == second.read_bytes(), first.name
+    write_report(story_dir, tmp_path / "quiet")  # stderr is not a terminal here
+    assert capsys.readouterr().err == ""
