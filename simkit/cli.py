@@ -273,6 +273,17 @@ def _add_replay_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--csv", action="store_true", help="also write outcomes.csv and connections.csv")
 
 
+def _add_overrides(p: argparse.ArgumentParser, example: str) -> None:
+    p.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help=f"change one knob of the scenario, value in TOML syntax, e.g. --set {example} (repeatable)",
+    )
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="simkit",
@@ -336,14 +347,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--seed", type=_seed, metavar="N", help="seed of all randomness (default: the scenario's seed)"
     )
-    p.add_argument(
-        "--set",
-        dest="overrides",
-        action="append",
-        default=[],
-        metavar="KEY=VALUE",
-        help="change one knob, value in TOML syntax, e.g. --set behaviour.accept=0.6 (repeatable)",
-    )
+    _add_overrides(p, "behaviour.accept=0.6")
     p.add_argument(
         "--replication",
         type=_seed,
@@ -536,14 +540,7 @@ def _parser() -> argparse.ArgumentParser:
         metavar="N",
         help="list the N largest pods (default: %(default)s)",
     )
-    p.add_argument(
-        "--set",
-        dest="overrides",
-        action="append",
-        default=[],
-        metavar="KEY=VALUE",
-        help="change one knob of the scenario, as for `simkit run`, e.g. --set population.seed=5 (repeatable)",
-    )
+    _add_overrides(p, "population.seed=5")
     p.set_defaults(handler=_population)
 
     # -- `simkit serve` (the Pod API emulator: simkit.serve) is added here.

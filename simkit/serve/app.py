@@ -253,17 +253,25 @@ async def _read_datafeed(request: web.Request) -> web.Response:
     return _json(200, {"events": events, "ackId": ack_id})
 
 
+async def _login_document(request: web.Request) -> dict[str, Any] | web.Response:
+    """The JSON object of a login's body, or the 400 answer to a body that is not one."""
+    try:
+        raw = await _json_body(request)
+        doc = json.loads(raw.decode("utf-8")) if raw else None
+    except BadRequest as exc:
+        return _bad_request(exc)
+    except (UnicodeDecodeError, ValueError):
+        return _bad_request(BadRequest('the body is not JSON; expected {"token": JWT}'))
+    if not isinstance(doc, dict):
+        return _bad_request(BadRequest('expected a JSON object {"token": JWT}'))
+    return doc
+
+
 def _login_handler(name: str) -> _Handler:
     async def handle(request: web.Request) -> web.Response:
-        try:
-            raw = await _json_body(request)
-            doc = json.loads(raw.decode("utf-8")) if raw else None
-        except BadRequest as exc:
-            return _bad_request(exc)
-        except (UnicodeDecodeError, ValueError):
-            return _bad_request(BadRequest('the body is not JSON; expected {"token": JWT}'))
-        if not isinstance(doc, dict):
-            return _bad_request(BadRequest('expected a JSON object {"token": JWT}'))
+        doc = await _login_document(request)
+        if isinstance(doc, web.Response):
+            return doc
         sessions = request.app[SESSIONS]
         try:
             user_id = sessions.login(doc.get("token"))
@@ -276,15 +284,9 @@ def _login_handler(name: str) -> _Handler:
 
 
 async def _app_login(request: web.Request) -> web.Response:
-    try:
-        raw = await _json_body(request)
-        doc = json.loads(raw.decode("utf-8")) if raw else None
-    except BadRequest as exc:
-        return _bad_request(exc)
-    except (UnicodeDecodeError, ValueError):
-        return _bad_request(BadRequest('the body is not JSON; expected {"token": JWT}'))
-    if not isinstance(doc, dict):
-        return _bad_request(BadRequest('expected a JSON object {"token": JWT}'))
+    doc = await _login_document(request)
+    if isinstance(doc, web.Response):
+        return doc
     sessions = request.app[SESSIONS]
     try:
         app_id = sessions.login_app(doc.get("token"))
