@@ -183,13 +183,32 @@ def _population(args: argparse.Namespace) -> int:
 def _compare(args: argparse.Namespace) -> int:
     from simkit.comparison import (
         compare,
+        compare_points,
         compare_replications,
         replication_lines,
         summary_lines,
         write_comparison,
+        write_replications,
     )
+    from simkit.errors import RunDirError, SweepError
 
     allow = args.allow_different_populations
+    if args.points is not None:
+        if args.run_b is not None or args.pair:
+            raise SweepError("--points: give one sweep folder, and no RUN_B or --pair")
+        point_a, point_b = args.points
+        over_points = compare_points(args.run_a, point_a, point_b, allow_different_populations=allow)
+        labels = [f"{args.run_a} point {p}" for p in args.points]
+        print(f"A: {labels[0]}")
+        print(f"B: {labels[1]}")
+        for line in replication_lines(over_points):
+            print(line)
+        if args.out is not None:
+            write_replications(args.out, over_points, *labels)
+            print(f"wrote:       {args.out / 'compare.md'}")
+        return 0
+    if args.run_b is None:
+        raise RunDirError("compare: give RUN_A and RUN_B, or a sweep folder and --points A B")
     result = compare(args.run_a, args.run_b, allow_different_populations=allow)
     replicated = None
     if args.pair:
@@ -443,12 +462,30 @@ def _parser() -> argparse.ArgumentParser:
             "headline numbers of each and their difference; per pod pair the accepted "
             "connections, requests sent and refused answers by reason, ranked by the size of the "
             "difference; and the pod pairs whose events are identical in both runs. With --pair, "
-            "runs replicated over seeds, paired by seed, each difference with its 95%% Student-t "
-            "interval. Runs of different populations are refused. See docs/compare.md."
+            "runs replicated over seeds, paired by seed, each difference with its 95% Student-t "
+            "interval; or, with --points A B, two points of a sweep over their replications. "
+            "Runs of different populations are refused. See docs/compare.md."
         ),
     )
-    p.add_argument("run_a", type=Path, metavar="RUN_A", help="the run compared with (a replayed run folder)")
-    p.add_argument("run_b", type=Path, metavar="RUN_B", help="the run compared (a replayed run folder)")
+    p.add_argument(
+        "run_a",
+        type=Path,
+        metavar="RUN_A",
+        help="the run compared with (a replayed run folder), or the sweep folder with --points",
+    )
+    p.add_argument(
+        "run_b", type=Path, nargs="?", metavar="RUN_B", help="the run compared (a replayed run folder)"
+    )
+    p.add_argument(
+        "--points",
+        nargs=2,
+        type=int,
+        metavar=("A", "B"),
+        help=(
+            "compare points A and B of the sweep folder RUN_A over their replications, paired by "
+            "seed (its kept run folders if any, else its runs.parquet)"
+        ),
+    )
     p.add_argument(
         "--pair",
         nargs=2,

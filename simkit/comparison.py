@@ -44,11 +44,13 @@ __all__ = [
     "Comparison",
     "ReplicatedComparison",
     "compare",
+    "compare_points",
     "compare_replications",
     "replication_lines",
     "same_population",
     "summary_lines",
     "write_comparison",
+    "write_replications",
 ]
 
 _CONNECT = ACTIONS.index(Action.CONNECT)
@@ -324,6 +326,9 @@ class ReplicatedComparison:
 
     table: pd.DataFrame
     runs: pd.DataFrame
+    source: str = "run folders"
+    """What the numbers were computed from: ``run folders`` (replayed and measured again) or
+    ``runs.parquet`` (the metric rows a sweep wrote, for a sweep that kept no run folders)."""
 
 
 def compare_replications(
@@ -337,8 +342,6 @@ def compare_replications(
     Each headline difference is given with its mean over the pairs and 95 % Student-t
     interval, as the sweep's ``summary.csv`` gives it (:func:`simkit.sweeps.interval`).
     """
-    from simkit.sweeps import interval
-
     if len(a) != len(b) or not a:
         raise RunDirError(f"compare: {len(a)} runs against {len(b)}; give as many of each, paired by seed")
     rows = []
@@ -352,7 +355,14 @@ def compare_replications(
         head = _headline(la, lb)
         for metric, row in head.iterrows():
             rows.append({"replication": r, "metric": metric, **row.to_dict()})
-    runs = pd.DataFrame(rows)
+    return _replicated(pd.DataFrame(rows))
+
+
+def _replicated(runs: pd.DataFrame, source: str = "run folders") -> ReplicatedComparison:
+    """Mean of A, of B, and of B - A with its 95 % interval, per metric, over the pairs in
+    `runs` (columns ``replication``, ``metric``, ``a``, ``b``, ``difference``)."""
+    from simkit.sweeps import interval
+
     out = []
     for metric in METRICS:
         mine = runs[runs["metric"] == metric]
@@ -370,7 +380,91 @@ def compare_replications(
                 "n": n,
             }
         )
-    return ReplicatedComparison(pd.DataFrame(out).set_index("metric"), runs)
+    return ReplicatedComparison(pd.DataFrame(out).set_index("metric"), runs, source)
+
+
+def compare_points(
+    folder: str | os.PathLike[str],
+    a: int,
+    b: int,
+    *,
+    allow_different_populations: bool = False,
+) -> ReplicatedComparison:
+    """Compare two points of the sweep in `folder` over their replications, paired by
+    replication (the same seed); every difference is point `b` - point `a`.
+
+    If the sweep kept its run folders (``simkit sweep --keep-runs``: ``runs/point-P-replication-R``),
+    those are compared with :func:`compare_replications` (each run checked against its
+    manifest); otherwise the metric rows of the sweep's ``runs.parquet`` are paired. The
+    result's ``source`` says which. Replications that failed at either point are left out.
+
+    Raises
+    ------
+    SweepError
+        `folder` is not a finished sweep, or its ``runs.parquet`` does not match its manifest;
+        a point is not one of the sweep's; fewer than two replications succeeded at both.
+    RunDirError
+        As :func:`compare_replications` raises it, for kept run folders.
+    """
+    import hashlib
+    import json
+
+    import pyarrow.parquet as pq
+
+    from simkit.errors import SweepError
+
+    root = Path(folder)
+    manifest_file, table_file = root / "manifest.json", root / "runs.parquet"
+    if not root.is_dir() or not manifest_file.is_file() or not table_file.is_file():
+        raise SweepError(
+            f"{folder}: not a sweep folder (no manifest.json and runs.parquet); run `simkit sweep` first"
+        )
+    try:
+        manifest = json.loads(manifest_file.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise SweepError(f"{manifest_file}: not a sweep manifest ({exc})") from None
+    if not isinstance(manifest, dict) or manifest.get("kind") != "sweep":
+        raise SweepError(f"{folder}: not a sweep folder (its manifest is not a sweep's)")
+    files = manifest.get("files")
+    expected = files.get("runs.parquet") if isinstance(files, dict) else None
+    if hashlib.sha256(table_file.read_bytes()).hexdigest() != expected:
+        raise SweepError(f"{table_file}: changed since the sweep wrote it (does not match manifest.json)")
+    points = manifest.get("points")
+    count = len(points) if isinstance(points, list) else 0
+    for name, p in (("A", a), ("B", b)):
+        if not 0 <= p < count:
+            raise SweepError(f"--points: point {name} = {p}: expected a point from 0 to {count - 1}")
+    frame = pq.read_table(table_file).to_pandas()
+    missing = [c for c in ("point", "replication", "error", *METRICS) if c not in frame.columns]
+    if missing:
+        raise SweepError(f"{table_file}: no column {missing[0]!r}; sweep again with this version of simkit")
+    ok = frame[frame["error"].isna()]
+    rows_a = ok[ok["point"] == a].set_index("replication")
+    rows_b = ok[ok["point"] == b].set_index("replication")
+    paired = sorted(set(rows_a.index) & set(rows_b.index))
+    if len(paired) < 2:
+        raise SweepError(
+            f"{folder}: points {a} and {b} have {len(paired)} replication(s) that succeeded at both; "
+            "an interval needs at least 2 (sweep with --replications 2 or more)"
+        )
+    runs_dir = root / "runs"
+    kept = [
+        (runs_dir / f"point-{a}-replication-{r}", runs_dir / f"point-{b}-replication-{r}") for r in paired
+    ]
+    if all(x.is_dir() and y.is_dir() for x, y in kept):
+        result = compare_replications(
+            [x for x, _ in kept],
+            [y for _, y in kept],
+            allow_different_populations=allow_different_populations,
+        )
+        runs = result.runs.assign(replication=[paired[r] for r in result.runs["replication"]])
+        return ReplicatedComparison(result.table, runs, "run folders")
+    rows = []
+    for r in paired:
+        for metric in METRICS:
+            va, vb = float(rows_a.at[r, metric]), float(rows_b.at[r, metric])
+            rows.append({"replication": int(r), "metric": metric, "a": va, "b": vb, "difference": vb - va})
+    return _replicated(pd.DataFrame(rows), "runs.parquet")
 
 
 # -- files ------------------------------------------------------------------------------------
@@ -426,7 +520,7 @@ def replication_lines(replicated: ReplicatedComparison) -> list[str]:
     """A short summary for the terminal: each headline difference that is not always 0, with
     its 95 % interval."""
     n = int(replicated.table["n"].max())
-    lines = [f"over {n} replications (mean B - A, 95% interval):"]
+    lines = [f"over {n} replications, from {replicated.source} (mean B - A, 95% interval):"]
     for metric, row in replicated.table.iterrows():
         if row["diff_mean"] != 0:
             lines.append(
@@ -434,6 +528,47 @@ def replication_lines(replicated: ReplicatedComparison) -> list[str]:
                 f"[{_signed(row['diff_ci_low'])}, {_signed(row['diff_ci_high'])}]"
             )
     return lines
+
+
+def _replication_markdown(replicated: ReplicatedComparison) -> list[str]:
+    n = int(replicated.table["n"].max())
+    lines = [
+        f"## Over {n} replications, paired by seed",
+        "",
+        f"Computed from: {replicated.source}.",
+        "",
+        "| metric | mean A | mean B | mean B - A | 95 % interval |",
+        "|---|---:|---:|---:|---|",
+    ]
+    for metric, row in replicated.table.iterrows():
+        lines.append(
+            f"| {metric} | {_number(row['mean_a'])} | {_number(row['mean_b'])} | "
+            f"{_signed(row['diff_mean'])} | {_signed(row['diff_ci_low'])} to {_signed(row['diff_ci_high'])} |"
+        )
+    return lines
+
+
+def write_replications(
+    folder: str | os.PathLike[str], replicated: ReplicatedComparison, a: str, b: str
+) -> list[Path]:
+    """Write `compare.md` (the differences over replications; `a` and `b` name what was
+    compared) and `replications.csv` into `folder` (made if missing), in one transaction."""
+    root = Path(folder)
+    root.mkdir(parents=True, exist_ok=True)
+    lines = [
+        "# Comparison over replications",
+        "",
+        f"- A: {a}",
+        f"- B: {b}",
+        "- every difference is B - A",
+        "",
+    ]
+    lines += _replication_markdown(replicated)
+    files: dict[str, Any] = {
+        "replications.csv": _csv(replicated.table),
+        "compare.md": ("\n".join(lines) + "\n").encode(),
+    }
+    return write_files(root, files, "simkit compare")
 
 
 def _markdown(result: Comparison, replicated: ReplicatedComparison | None, charts: Sequence[str]) -> str:
@@ -453,19 +588,7 @@ def _markdown(result: Comparison, replicated: ReplicatedComparison | None, chart
             f"| {metric} | {_number(row['a'])} | {_number(row['b'])} | {_signed(row['difference'])} |"
         )
     if replicated is not None:
-        n = int(replicated.table["n"].max())
-        lines += [
-            "",
-            f"## Over {n} replications, paired by seed",
-            "",
-            "| metric | mean A | mean B | mean B - A | 95 % interval |",
-            "|---|---:|---:|---:|---|",
-        ]
-        for metric, row in replicated.table.iterrows():
-            lines.append(
-                f"| {metric} | {_number(row['mean_a'])} | {_number(row['mean_b'])} | "
-                f"{_signed(row['diff_mean'])} | {_signed(row['diff_ci_low'])} to {_signed(row['diff_ci_high'])} |"
-            )
+        lines += ["", *_replication_markdown(replicated)]
     pairs = result.pairs
     lines += [
         "",

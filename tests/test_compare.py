@@ -166,3 +166,98 @@ def test_the_command_refuses_different_populations_in_one_line(
 def test_the_package_names_compare(runs: tuple[Path, Path]) -> None:
     assert simkit.compare(*runs).differ == [("bank", "firm")]
     assert simkit.compare(*runs).headline.equals(compare(*runs).headline)
+
+
+TINY = Path("data/scenarios/tiny.toml")
+GRID = {"behaviour.rerequest_chance": [0.0, 0.8]}
+
+
+@pytest.fixture(scope="module")
+def sweeps(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    """The same sweep of 2 points x 2 replications, with and without its run folders kept."""
+    from simkit.sweeps import sweep
+
+    root = tmp_path_factory.mktemp("sweeps")
+    sweep(TINY, GRID, replications=2, out=root / "kept", keep_runs=True, progress=False)
+    sweep(TINY, GRID, replications=2, out=root / "rows", progress=False)
+    return root / "kept", root / "rows"
+
+
+def test_two_sweep_points_are_compared_over_their_replications(sweeps: tuple[Path, Path]) -> None:
+    import pandas as pd
+
+    from simkit.comparison import compare_points
+    from simkit.sweeps import interval
+
+    kept, rows = sweeps
+    from_folders, from_rows = compare_points(kept, 0, 1), compare_points(rows, 0, 1)
+    assert (from_folders.source, from_rows.source) == ("run folders", "runs.parquet")
+    # The run folders, replayed and measured again, give the numbers the sweep wrote.
+    pd.testing.assert_frame_equal(from_folders.table, from_rows.table)
+    pd.testing.assert_frame_equal(from_folders.runs, from_rows.runs)
+    # Paired by replication, against the sweep's own rows.
+    table = pd.read_parquet(rows / "runs.parquet").set_index(["point", "replication"])
+    diffs = [float(table.at[(1, r), "requests"] - table.at[(0, r), "requests"]) for r in (0, 1)]
+    mean, _, low, high, n = interval(diffs)
+    row = from_rows.table.loc["requests"]
+    assert (row["diff_mean"], row["diff_ci_low"], row["diff_ci_high"], row["n"]) == (mean, low, high, n)
+    assert row["mean_a"] == table.loc[0, "requests"].mean()
+    assert n == 2 and diffs[0] != diffs[1]
+    # A point against itself: no difference.
+    assert float(compare_points(rows, 1, 1).table["diff_mean"].abs().sum()) == 0.0
+
+
+def test_the_command_compares_sweep_points(
+    tmp_path: Path, sweeps: tuple[Path, Path], capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "out"
+    assert cli.main(["compare", str(sweeps[1]), "--points", "0", "1", "--out", str(out)]) == 0
+    printed = capsys.readouterr().out
+    assert "over 2 replications, from runs.parquet (mean B - A, 95% interval):" in printed
+    assert "  rerequest_rate: +" in printed
+    assert sorted(p.name for p in out.iterdir()) == ["compare.md", "replications.csv"]
+    assert "Computed from: runs.parquet." in (out / "compare.md").read_text()
+    assert cli.main(["compare", str(sweeps[0]), "--points", "1", "0"]) == 0
+    assert "from run folders" in capsys.readouterr().out
+    assert cli.main(["compare", str(sweeps[1]), str(sweeps[0]), "--points", "0", "1"]) == 1
+    assert (
+        capsys.readouterr().err == "simkit: error: --points: give one sweep folder, and no RUN_B or --pair\n"
+    )
+
+
+@pytest.mark.parametrize(
+    ("which", "points", "message"),
+    [
+        ("run", ["0", "1"], "not a sweep folder"),
+        ("rows", ["0", "2"], "point B = 2: expected a point from 0 to 1"),
+        ("rows", ["-1", "0"], "point A = -1"),
+        ("single", ["0", "1"], "an interval needs at least 2"),
+        ("edited", ["0", "1"], "does not match manifest.json"),
+    ],
+)
+def test_the_command_refuses_bad_sweep_points_in_one_line(
+    tmp_path: Path,
+    sweeps: tuple[Path, Path],
+    runs: tuple[Path, Path],
+    capsys: pytest.CaptureFixture[str],
+    which: str,
+    points: list[str],
+    message: str,
+) -> None:
+    import shutil
+
+    from simkit.sweeps import sweep
+
+    folder = {"run": runs[0], "rows": sweeps[1]}.get(which, tmp_path / which)
+    if which == "single":
+        sweep(TINY, GRID, replications=1, out=folder, progress=False)
+    elif which == "edited":
+        shutil.copytree(sweeps[1], folder)
+        (folder / "runs.parquet").write_bytes((folder / "runs.parquet").read_bytes() + b"\0")
+    out = tmp_path / "out"
+    assert cli.main(["compare", str(folder), "--points", *points, "--out", str(out)]) == 1
+    captured = capsys.readouterr()
+    assert captured.out == ""
+    assert captured.err.count("\n") == 1 and captured.err.startswith("simkit: error: ")
+    assert message in captured.err
+    assert not out.exists()
