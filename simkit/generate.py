@@ -38,13 +38,13 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from simkit.events import Events, Policy
+from simkit.events import Demand, Events, Policy
 from simkit.population import Population
 from simkit.rules import ACTIONS, Action
 from simkit.scenario import MAX_PODS, MAX_USERS, BehaviourSection, CrossPodSection, PodRef, Scenario
 from simkit.seeds import Seed, seed_sequence
 
-__all__ = ["FIRST_USER_ID", "Estimate", "draw_population", "estimate", "generate"]
+__all__ = ["FIRST_USER_ID", "Drawn", "Estimate", "draw", "draw_population", "estimate", "generate"]
 
 FIRST_USER_ID = 1_000_000
 """Generated user ids are ``FIRST_USER_ID + row``, pod by pod, so they never look like pod ids."""
@@ -1145,3 +1145,19 @@ def generate(
     del first
     events = _sorted_events(parts, scenario.time.start_ms, world)
     return plan.population, events, timeline.policy
+
+
+@dataclass(frozen=True, eq=False)
+class Drawn:
+    """Everything a scenario draws: the input tables of a run and the demand behind them."""
+
+    population: Population
+    events: Events
+    policy: Policy
+    demand: Demand
+
+
+def draw(scenario: Scenario, seed: Seed | None = None, *, population: Population | None = None) -> Drawn:
+    """:func:`generate`, with the wishes behind the events (simkit's own ``demand`` table)."""
+    pop, events, policy = generate(scenario, seed, population=population)
+    return Drawn(pop, events, policy, Demand.empty())

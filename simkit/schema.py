@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 from types import MappingProxyType
 
-__all__ = ["INPUT_TABLES", "OUTPUT_TABLES", "TABLES", "Column", "ColumnType", "Table"]
+__all__ = ["INPUT_TABLES", "OUTPUT_TABLES", "OWN_TABLES", "TABLES", "Column", "ColumnType", "Table"]
 
 
 class ColumnType(StrEnum):
@@ -157,13 +157,28 @@ _ALL = (
             Column("updated_at", _TS),
         ),
     ),
+    # simkit's own table, not an API input: the wishes a synthetic run drew (docs/scenarios.md).
+    Table(
+        "demand",
+        (
+            Column("ts", _TS),
+            Column("user", _ID),
+            Column("target", _ID),
+            Column("fate", ColumnType.LABEL),
+            Column("sent_ts", _TS, nullable=True),
+        ),
+        optional=True,
+    ),
 )
 
 TABLES: Mapping[str, Table] = MappingProxyType({t.name: t for t in _ALL})
-"""Every table of §5 by name: the inputs, then the outputs of a replay."""
+"""Every table of §5 by name: the inputs, the outputs of a replay, then simkit's own tables."""
 
 INPUT_TABLES: tuple[str, ...] = ("pods", "users", "crosspod", "policy", "events")
 """The input tables of a run folder, in the order they are read."""
 
 OUTPUT_TABLES: tuple[str, ...] = ("outcomes", "connections")
 """The tables a replay writes."""
+
+OWN_TABLES: tuple[str, ...] = ("demand",)
+"""simkit's own tables, not API inputs: a synthetic run writes them, a replay ignores them."""
