@@ -38,10 +38,10 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from simkit.events import Demand, Events, Policy
+from simkit.events import Demand, Events, Fate, Policy
 from simkit.population import Population
 from simkit.rules import ACTIONS, Action
-from simkit.scenario import MAX_PODS, MAX_USERS, BehaviourSection, CrossPodSection, PodRef, Scenario
+from simkit.scenario import MAX_PODS, MAX_USERS, CrossPodSection, PodRef, Scenario
 from simkit.seeds import Seed, seed_sequence
 
 __all__ = ["FIRST_USER_ID", "Drawn", "Estimate", "draw", "draw_population", "estimate", "generate"]
@@ -59,9 +59,9 @@ _OFFICE_LENGTH_MS = 10 * _HOUR_MS
 _BANK_SHARE = 0.05
 # Ids asked for by `unknown_user` mistakes lie this far past the last user.
 _UNKNOWN_ID_SPAN = 1_000
-_STREAMS = ("population", "crosspod", "requests", "answers", "removals", "mistakes")
+_STREAMS = ("population", "crosspod", "wishes", "answers", "removals", "mistakes", "fates")
 # The streams drawn from the population seed; the others come from the run's seed. Each
-# stream keeps its place among the six, so with both seeds equal nothing changes.
+# stream keeps its place, so with both seeds equal nothing changes.
 _POPULATION_STREAMS = ("population", "crosspod")
 # Rows per block where work on 10^8 events goes a block at a time.
 _CHUNK = 1 << 21
@@ -339,6 +339,8 @@ def _timeline(sc: Scenario, world: _World, rng: np.random.Generator, start_pairs
     # Big companies are connected to more others: a pair's chance grows with both sizes.
     size = world.pod_size.astype(np.float64)
     pull = (size[pair_a] * size[pair_b]) ** cp.size_bias
+    # Drawn first, so that how the pairs are picked below never changes whom people like.
+    affinity = rng.lognormal(0.0, sc.behaviour.pod_affinity, len(pair_a))
     state = np.zeros(len(pair_a), dtype=np.bool_)
     given_pairs = start_pairs if start_pairs is not None else cp.pairs
     if given_pairs is not None:
@@ -348,7 +350,6 @@ def _timeline(sc: Scenario, world: _World, rng: np.random.Generator, start_pairs
         state[
             _weighted_pick(rng, np.arange(len(state), dtype=np.int64), pull, round(cp.density * len(state)))
         ] = True
-    affinity = rng.lognormal(0.0, sc.behaviour.pod_affinity, len(pair_a))
 
     start, end = sc.time.start_ms, sc.time.end_ms
     bounds = [start]
@@ -402,32 +403,6 @@ def _initial_pairs(timeline: _Timeline, world: _World) -> _I64:
     return np.ascontiguousarray(pairs.reshape(-1, 2), dtype=np.int64)
 
 
-@dataclass(frozen=True, eq=False)
-class _Partners:
-    """For one stage, each pod's crossPod partners and the pull of each (CSR by pod)."""
-
-    indptr: _I64
-    partner: _I32
-    weight: _F64
-
-    def total(self) -> _F64:
-        """Each pod's summed pull; 0 where its users can find nobody in another pod."""
-        cum = np.concatenate([[0.0], np.cumsum(self.weight)])
-        total: _F64 = cum[self.indptr[1:]] - cum[self.indptr[:-1]]
-        return total
-
-
-def _partners(timeline: _Timeline, stage: int, world: _World) -> _Partners:
-    on = np.flatnonzero(timeline.enabled[stage])
-    src = np.concatenate([timeline.pair_a[on], timeline.pair_b[on]])
-    dst = np.concatenate([timeline.pair_b[on], timeline.pair_a[on]])
-    # People look for people: a pod pulls in proportion to the external users it holds.
-    weight = np.tile(timeline.affinity[on], 2) * world.ext_count[dst]
-    by_src = np.argsort(src, kind="stable")
-    indptr = np.concatenate([[0], np.cumsum(np.bincount(src, minlength=world.n_pods))]).astype(np.int64)
-    return _Partners(indptr, dst[by_src], weight[by_src])
-
-
 # -- traffic ------------------------------------------------------------------------------
 
 
@@ -446,10 +421,6 @@ class _Calls:
 
     def __len__(self) -> int:
         return len(self.ts)
-
-    def slice(self, lo: int, hi: int) -> _Calls:
-        """Rows ``lo:hi`` (views, not copies)."""
-        return _Calls(self.ts[lo:hi], self.actor[lo:hi], self.target[lo:hi], self.action[lo:hi])
 
 
 def _by_block(n: int, dtype: type[np.generic], fill: Callable[[int, int], NDArray[Any]]) -> NDArray[Any]:
@@ -495,50 +466,58 @@ def _rank(rng: np.random.Generator, n: _I64, skew: float) -> _I64:
     return np.minimum((u * n).astype(np.int64), n - 1)
 
 
-def _requests(sc: Scenario, world: _World, timeline: _Timeline, rng: np.random.Generator) -> _Calls:
-    """First requests: who asks whom, when, stage by stage of the crossPod timeline."""
-    beh: BehaviourSection = sc.behaviour
-    office = sc.time.office_hours_share
-    rows = np.arange(world.n_users, dtype=np.int32)
-    within_pod = (~world.pod_private) & (world.pod_size >= 2)
-    can_within = within_pod[world.user_pod]
-    parts: list[_Calls] = []
-    for k in range(len(timeline.bounds) - 1):
-        lo, hi = int(timeline.bounds[k]), int(timeline.bounds[k + 1])
-        if hi <= lo or beh.requests_per_user_per_day == 0:
-            continue
-        partners = _partners(timeline, k, world)
-        can_cross = world.external & (partners.total() > 0)[world.user_pod]
-        able = can_cross | can_within
-        weight = np.where(able, world.activity, 0.0)
-        if not weight.any():
-            continue
-        # The rate is a mean over the users able to ask; activity spreads it unevenly.
-        mean = beh.requests_per_user_per_day * (hi - lo) / _DAY_MS
-        count = rng.poisson(mean * weight * (able.sum() / weight.sum()))
-        n_cross = np.where(can_cross & can_within, rng.binomial(count, beh.crosspod_share), count)
-        n_cross[~can_cross] = 0
-        cross_actor = np.repeat(rows, n_cross)
-        within_actor = np.repeat(rows, count - n_cross)
+def _per_user(rng: np.random.Generator, world: _World, able: _Bool, per_day: float, days: float) -> _I64:
+    """How many times each user does something at `per_day` on average over the `able` users,
+    spread unevenly by activity (a Poisson count each)."""
+    weight = np.where(able, world.activity, 0.0)
+    if per_day == 0 or not weight.any():
+        return np.zeros(world.n_users, dtype=np.int64)
+    count: _I64 = rng.poisson(per_day * days * weight * (able.sum() / weight.sum()))
+    return count
 
-        targets = functools.partial(_targets, rng, partners, world, beh.popularity_skew)
-        actor, target = _distinct(
-            world,
-            cross_actor,
-            targets(cross_actor, True),
-            within_actor,
-            targets(within_actor, False),
-            targets,
-        )
-        parts.append(_Calls.of(_times(rng, len(actor), lo, hi, office), actor, target, _CONNECT))
-    return _concat(parts)
+
+@dataclass(frozen=True, eq=False)
+class _Wishes:
+    """Who wants to connect with whom, and when, sorted by actor then target (rows)."""
+
+    ts: _I64
+    actor: _I32
+    target: _I32
+
+    def __len__(self) -> int:
+        return len(self.ts)
+
+
+def _wishes(sc: Scenario, world: _World, timeline: _Timeline, rng: np.random.Generator) -> _Wishes:
+    """Each user's wishes over the whole run, whatever crossPod says (its common random numbers).
+
+    A user of a public pod wishes for colleagues too (a share ``1 - crosspod_share``); a user
+    of a private pod, already connected to every colleague, only for people of other pods.
+    Another pod is chosen by affinity and size, someone there by popularity, external or not:
+    whether the network lets the wish through is decided later (:func:`_fates`).
+    """
+    beh = sc.behaviour
+    rows = np.arange(world.n_users, dtype=np.int32)
+    can_within = ((~world.pod_private) & (world.pod_size >= 2))[world.user_pod]
+    can_cross = (world.n_users - world.pod_size[world.user_pod]) > 0
+    count = _per_user(rng, world, can_cross | can_within, beh.requests_per_user_per_day, sc.time.days)
+    n_cross = np.where(can_cross & can_within, rng.binomial(count, beh.crosspod_share), count)
+    n_cross[~can_cross] = 0
+    cross_actor = np.repeat(rows, n_cross)
+    within_actor = np.repeat(rows, count - n_cross)
+    targets = functools.partial(_targets, rng, timeline, world, beh.popularity_skew)
+    actor, target = _distinct(
+        world, cross_actor, targets(cross_actor, True), within_actor, targets(within_actor, False), targets
+    )
+    ts = _times(rng, len(actor), sc.time.start_ms, sc.time.end_ms, sc.time.office_hours_share)
+    return _Wishes(ts, actor, target)
 
 
 def _targets(
-    rng: np.random.Generator, partners: _Partners, world: _World, skew: float, actor: _I32, cross: bool
+    rng: np.random.Generator, timeline: _Timeline, world: _World, skew: float, actor: _I32, cross: bool
 ) -> _I32:
     if cross:
-        return _cross_targets(rng, actor, partners, world, skew)
+        return _cross_targets(rng, actor, timeline, world, skew)
     return _within_targets(rng, actor, world, skew)
 
 
@@ -550,11 +529,11 @@ def _distinct(
     within_target: _I32,
     targets: Callable[[_I32, bool], _I32],
 ) -> tuple[_I32, _I32]:
-    """The requests with each (actor, target) asked once: repeats are drawn again, once.
+    """The wishes with each (actor, target) once: repeats are drawn again, once.
 
-    A person asks a given person once; asking again is the re-request knob's business.
-    Requests are independent of their times (drawn later), so their order here is free:
-    they come out sorted by actor, then target. A repeat drawn again that is still a
+    A person wishes for a given person once; asking again is the re-request knob's
+    business. Wishes are independent of their times (drawn later), so their order here is
+    free: they come out sorted by actor, then target. A repeat drawn again that is still a
     repeat is dropped, so a user with few people to ask asks less often.
     """
     n = np.int64(world.n_users)
@@ -586,7 +565,7 @@ def _distinct(
     fresh = np.unique(fresh)
     found = np.minimum(np.searchsorted(key, fresh), len(key) - 1)
     fresh = fresh[key[found] != fresh]
-    return _split_keys(np.concatenate([key, fresh]), n)
+    return _split_keys(np.sort(np.concatenate([key, fresh])), n)
 
 
 def _split_keys(key: _I64, n: np.int64) -> tuple[_I32, _I32]:
@@ -597,27 +576,36 @@ def _split_keys(key: _I64, n: np.int64) -> tuple[_I32, _I32]:
 
 
 def _cross_targets(
-    rng: np.random.Generator, actor: _I32, partners: _Partners, world: _World, skew: float
+    rng: np.random.Generator, actor: _I32, timeline: _Timeline, world: _World, skew: float
 ) -> _I32:
-    """For actors sorted by pod: a partner pod by its pull, then a popular external user there."""
+    """For actors sorted by pod: another pod by affinity × size, then a popular user there.
+
+    Every other pod with users is a candidate, whatever crossPod says: people want to know
+    people of the companies they deal with.
+    """
+    pods = world.n_pods
     pod = world.user_pod[actor]
     target_pod = np.empty(len(actor), dtype=np.int32)
-    bounds = np.searchsorted(pod, np.arange(world.n_pods + 1))
-    # Actors arrive grouped by pod. Each pod's requests are shared out among its partners
-    # (multinomial) and shuffled: the same law as a draw per request, without a search.
+    bounds = np.searchsorted(pod, np.arange(pods + 1))
+    others = np.arange(pods, dtype=np.int64)
+    size = world.pod_size.astype(np.float64)
+    # Actors arrive grouped by pod. Each pod's wishes are shared out among the other pods
+    # (multinomial) and shuffled: the same law as a draw per wish, without a search.
     for p in np.flatnonzero(np.diff(bounds)).tolist():
         lo, hi = int(bounds[p]), int(bounds[p + 1])
-        seg = slice(int(partners.indptr[p]), int(partners.indptr[p + 1]))
-        weight = partners.weight[seg]
+        weight = size.copy()
+        weight[p] = 0.0
+        near = np.flatnonzero(weight)
+        weight = weight[near] * timeline.affinity[_pair_index(pods, np.full(len(near), p), others[near])]
         share = rng.multinomial(hi - lo, weight / weight.sum())
-        chosen = np.repeat(partners.partner[seg], share)
+        chosen = np.repeat(near.astype(np.int32), share)
         rng.shuffle(chosen)
         target_pod[lo:hi] = chosen
 
     def block(lo: int, hi: int) -> _I32:
         pod = target_pod[lo:hi]
-        rank = _rank(rng, world.ext_count[pod], skew)
-        target: _I32 = world.ext_order[world.ext_start[pod] + rank]
+        rank = _rank(rng, world.pod_size[pod], skew)
+        target: _I32 = world.order[world.pod_start[pod] + rank]
         return target
 
     return _by_block(len(actor), np.int32, block)
@@ -659,179 +647,241 @@ def _delays(rng: np.random.Generator, n: int, median_ms: float, sigma: float) ->
     return wait.astype(np.int64)
 
 
+# Where a wish's request was never sent.
+_NOT_SENT = np.iinfo(np.int64).max
+
+
+@dataclass(frozen=True, eq=False)
+class _Fates:
+    """What the network makes of each wish: its :class:`~simkit.events.Fate` code, when its
+    request is sent (:data:`_NOT_SENT` if never), and the refused attempts it makes."""
+
+    fate: NDArray[np.int8]
+    sent_ts: _I64
+    attempt: _Calls
+
+
+def _fates(
+    sc: Scenario, world: _World, timeline: _Timeline, wishes: _Wishes, rng: np.random.Generator
+) -> _Fates:
+    """Each wish against the crossPod timeline: sent, deferred, blocked or dropped.
+
+    Everything drawn here is drawn for every wish between pods, reachable or not, so that
+    the draws of a wish never depend on crossPod: two scenarios that differ only in
+    crossPod give each wish the same draws, and a wish fares differently only where its
+    pair's reachability differs.
+    """
+    blk = sc.blocked
+    n = len(wishes)
+    pod_a = world.user_pod[wishes.actor]
+    pod_b = world.user_pod[wishes.target]
+    cross = np.flatnonzero(pod_a != pod_b)
+    # The draws of the wishes between pods (which wishes those are does not depend on crossPod).
+    tries = rng.random(len(cross)) < blk.attempt
+    waits = rng.random(len(cross)) < blk.persist
+    delay = _delays(rng, len(cross), blk.retry_delay_days * _DAY_MS, blk.retry_delay_sigma)
+
+    sent_ts = wishes.ts.copy()
+    fate = np.full(n, Fate.SENT, dtype=np.int8)
+    entitled = world.external[wishes.actor[cross]] & world.external[wishes.target[cross]]
+    pair = _pair_index(world.n_pods, pod_a[cross], pod_b[cross])
+    stage = timeline.stage(wishes.ts[cross])
+    open_now = entitled & timeline.enabled[stage, pair]
+    shut = ~open_now
+    # A wish that waits is sent once its pair has been open for its delay, without a break.
+    later = np.flatnonzero(shut & waits & entitled)
+    when = _reopening(timeline, pair[later], stage[later], delay[later])
+    blocked_at = cross[shut]
+    sent_ts[blocked_at] = _NOT_SENT
+    fate[blocked_at] = np.where(tries[shut], Fate.BLOCKED, Fate.DROPPED)
+    found = when != _NOT_SENT
+    sent_ts[cross[later[found]]] = when[found]
+    fate[cross[later[found]]] = Fate.DEFERRED
+    tried = cross[shut & tries]
+    attempt = _Calls.of(wishes.ts[tried], wishes.actor[tried], wishes.target[tried], _CONNECT)
+    return _Fates(fate, sent_ts, attempt)
+
+
+def _reopening(timeline: _Timeline, pair: _I64, stage: _I64, delay: _I64) -> _I64:
+    """When each waiting wish is sent: `delay` after its pair opens (after `stage`), if it
+    stays open that long before the end; else :data:`_NOT_SENT`.
+
+    Monotone in crossPod: a pair open at least whenever it was gets its wish sent no later.
+    """
+    sent = np.full(len(pair), _NOT_SENT, dtype=np.int64)
+    since = np.full(len(pair), _NOT_SENT, dtype=np.int64)
+    bounds = timeline.bounds
+    for k in range(1, len(bounds) - 1):
+        active = (stage < k) & (sent == _NOT_SENT)
+        if not active.any():
+            break
+        on = timeline.enabled[k, pair] & active
+        since = np.where(on, np.where(since == _NOT_SENT, bounds[k], since), _NOT_SENT)
+        ready = since + delay
+        hit = on & (ready < bounds[k + 1])
+        sent[hit] = ready[hit]
+    return sent
+
+
 def _answers(
-    sc: Scenario, first: _Calls, answer_rng: np.random.Generator, remove_rng: np.random.Generator
+    sc: Scenario,
+    wishes: _Wishes,
+    sent_ts: _I64,
+    answer_rng: np.random.Generator,
+    remove_rng: np.random.Generator,
 ) -> list[_Calls]:
-    """Answers to requests, re-requests after a rejection (answered in turn), and removals."""
+    """The requests sent, their answers, re-requests after a rejection (answered in turn), and removals.
+
+    Each wish's answers are drawn whether or not its request is sent, as waits after the
+    sending, so that they never depend on crossPod; only those of requests sent, falling
+    before the end, become events.
+    """
     parts: list[_Calls] = []
-    # A block at a time: temporaries stay small enough for the allocator to reuse, which
-    # at 10^7 requests saves more time than the arithmetic costs.
-    for lo in range(0, len(first), _CHUNK):
-        block = first.slice(lo, lo + _CHUNK)
-        parts += _answer_block(sc, block, answer_rng, remove_rng)
+    for lo in range(0, len(wishes), _CHUNK):
+        hi = min(lo + _CHUNK, len(wishes))
+        parts += _answer_block(
+            sc, wishes.actor[lo:hi], wishes.target[lo:hi], sent_ts[lo:hi], answer_rng, remove_rng
+        )
     return parts
 
 
 def _answer_block(
-    sc: Scenario, asked: _Calls, answer_rng: np.random.Generator, remove_rng: np.random.Generator
+    sc: Scenario,
+    actor: _I32,
+    target: _I32,
+    sent_ts: _I64,
+    answer_rng: np.random.Generator,
+    remove_rng: np.random.Generator,
 ) -> list[_Calls]:
     beh = sc.behaviour
     end = sc.time.end_ms
-    parts: list[_Calls] = []
-    while len(asked):
-        u = answer_rng.random(len(asked))
-        acts = u < beh.accept + beh.reject
-        idx = np.flatnonzero(acts)
-        when = asked.ts[idx] + _delays(
+    span = end - sc.time.start_ms
+    sent = np.flatnonzero(sent_ts != _NOT_SENT)
+    parts = [_Calls.of(sent_ts[sent], actor[sent], target[sent], _CONNECT)]
+    # The open requests of each round: the wish and the wait since its first sending.
+    who = np.arange(len(actor), dtype=np.int64)
+    since = np.zeros(len(actor), dtype=np.int64)
+    while len(who):
+        u = answer_rng.random(len(who))
+        idx = np.flatnonzero(u < beh.accept + beh.reject)
+        wait = since[idx] + _delays(
             answer_rng, len(idx), beh.answer_delay_hours * _HOUR_MS, beh.answer_delay_sigma
         )
-        keep = when < end
-        idx, when = idx[keep], when[keep]
         accepted = u[idx] < beh.accept
-        action = np.where(accepted, _ACCEPT, _REJECT).astype(np.int8)
-        parts.append(_Calls(when, asked.target[idx], asked.actor[idx], action))
-        parts.append(
-            _removals(sc, asked.actor[idx[accepted]], asked.target[idx[accepted]], when[accepted], remove_rng)
-        )
-        # A declined requester may ask again; the new request is answered like the first.
-        declined = idx[~accepted]
-        again = answer_rng.random(len(declined)) < beh.rerequest_chance
-        ts = when[~accepted][again] + _delays(
+        w = who[idx]
+        # Removals and re-requests are drawn for every answer, sent or not.
+        gone = _removal_waits(sc, int(accepted.sum()), remove_rng)
+        declined = ~accepted
+        again = answer_rng.random(int(declined.sum())) < beh.rerequest_chance
+        retry_wait = wait[declined][again] + _delays(
             answer_rng, int(again.sum()), beh.rerequest_delay_days * _DAY_MS, beh.rerequest_delay_sigma
         )
-        later = ts < end
-        retry = declined[again][later]
-        asked = _Calls.of(ts[later], asked.actor[retry], asked.target[retry], _CONNECT)
-        parts.append(asked)
+        # What happens only for requests sent, before the end.
+        base = sent_ts[w]
+        live = (base != _NOT_SENT) & (wait < span)
+        when = np.where(live, base + np.where(live, wait, 0), end)
+        keep = np.flatnonzero(when < end)
+        action = np.where(accepted[keep], _ACCEPT, _REJECT).astype(np.int8)
+        parts.append(_Calls(when[keep], target[w[keep]], actor[w[keep]], action))
+        parts.append(_removals(when[accepted], actor[w[accepted]], target[w[accepted]], gone, end))
+        # A declined requester may ask again; the new request is answered like the first.
+        follow = np.flatnonzero(retry_wait < span)
+        who = w[declined][again][follow]
+        since = retry_wait[follow]
+        ts = sent_ts[who]
+        ok = ts != _NOT_SENT
+        ts = np.where(ok, ts + np.where(ok, since, 0), end)
+        out = np.flatnonzero(ts < end)
+        parts.append(_Calls.of(ts[out], actor[who[out]], target[who[out]], _CONNECT))
     return parts
 
 
-def _removals(sc: Scenario, a: _I32, b: _I32, since: _I64, rng: np.random.Generator) -> _Calls:
-    """Accepted connections that one side removes later, at the scenario's yearly rate."""
+def _removal_waits(sc: Scenario, n: int, rng: np.random.Generator) -> tuple[_F64, _Bool]:
+    """How long each of `n` accepted connections lasts before one side removes it, and which side."""
     rate = sc.behaviour.remove_per_year
-    if rate == 0 or not len(a):
-        return _Calls.of(np.zeros(0, dtype=np.int64), a[:0], b[:0], _REMOVE)
-    wait = rng.standard_exponential(len(a))
+    if rate == 0 or not n:
+        return np.full(n, np.inf), np.zeros(n, dtype=np.bool_)
+    wait = rng.standard_exponential(n)
     wait *= min(_YEAR_MS / rate, _NEVER_MS)
-    # Most connections outlive the run; only those removed before its end become events.
-    end = sc.time.end_ms
+    flip = rng.random(n) < 0.5
+    return wait, flip
+
+
+def _removals(since: _I64, a: _I32, b: _I32, gone: tuple[_F64, _Bool], end: int) -> _Calls:
+    """The removals before the end of connections accepted at `since` (the end if not at all)."""
+    wait, flip = gone
     keep = np.flatnonzero(wait < end - since)
     when = since[keep] + np.maximum(np.rint(wait[keep]), 1.0).astype(np.int64)
-    flip = rng.random(len(keep)) < 0.5
-    actor = np.where(flip, b[keep], a[keep])
-    target = np.where(flip, a[keep], b[keep])
+    actor = np.where(flip[keep], b[keep], a[keep])
+    target = np.where(flip[keep], a[keep], b[keep])
     # Rounding up, or the 1 ms after an answer in the run's last ms, may reach the end.
     inside = when < end
     return _Calls.of(when[inside], actor[inside], target[inside], _REMOVE)
 
 
 def _mistakes(
-    sc: Scenario, world: _World, timeline: _Timeline, first: _Calls, n_calls: int, rng: np.random.Generator
+    sc: Scenario, world: _World, wishes: _Wishes, sent_ts: _I64, rng: np.random.Generator
 ) -> list[_Calls]:
-    """Calls people get wrong, a share `mistake_share` of all calls, of the kinds in the mix."""
+    """Calls people get wrong: each user makes ``mistakes_per_user_per_day`` of them on average
+    (more for the more active), of the kinds in the mix, whatever crossPod allows.
+
+    The kinds about a request (accepting one that is not there, clicking connect again,
+    withdrawing it with remove) are about one of the user's own wishes, picked whatever
+    became of it; the last two are made only if its request was sent, soon after.
+    """
     beh = sc.behaviour
-    if beh.mistake_share == 0 or n_calls == 0:
-        return []
     start, end, office = sc.time.start_ms, sc.time.end_ms, sc.time.office_hours_share
-    total = int(rng.poisson(n_calls * beh.mistake_share / (1.0 - beh.mistake_share)))
+    able = np.ones(world.n_users, dtype=np.bool_)
+    count = _per_user(rng, world, able, beh.mistakes_per_user_per_day, sc.time.days)
+    if not count.any():
+        return []
+    user = np.repeat(np.arange(world.n_users, dtype=np.int32), count)
+    n = len(user)
     mix = beh.mistakes.shares()
-    counts = dict(zip(mix, rng.multinomial(total, list(mix.values())).tolist()))
-    empty = np.zeros(0, dtype=np.int32)
+    kind = rng.choice(len(mix), size=n, p=np.array(list(mix.values())) / sum(mix.values()))
+    ts = _times(rng, n, start, end, office)
+    # Every draw below is made for every mistake, whatever it turns out to need.
+    pick = rng.random(n)
+    soon = rng.random(n)
+    nobody = (world.n_users + rng.integers(0, _UNKNOWN_ID_SPAN, n)).astype(np.int32)
+    kinds = {name: np.flatnonzero(kind == i) for i, name in enumerate(mix)}
     parts: list[_Calls] = []
 
-    def some(pool: NDArray[Any], n: int) -> _I32:
-        return pool[rng.integers(0, len(pool), n)].astype(np.int32) if len(pool) else empty
+    # The user's own wishes: wishes are sorted by actor.
+    first = np.searchsorted(wishes.actor, np.arange(world.n_users + 1, dtype=np.int32))
+    has = np.diff(first)[user]
+    wish = np.where(has > 0, first[:-1][user] + np.minimum((pick * has).astype(np.int64), has - 1), -1)
 
-    def near(n: int, lo_ms: int, hi_ms: int, sign: int) -> tuple[_I64, _I64]:
-        """`n` requests picked at random, and moments shortly after (sign 1) or before (-1) each."""
-        j = rng.integers(0, len(first), n)
-        return j, first.ts[j] + sign * rng.integers(lo_ms, hi_ms, n, dtype=np.int64)
-
-    if len(first):
-        # Answering a request before it arrives (a stale screen): nothing to accept yet.
-        j, ts = near(counts["accept_missing"], 60_000, _DAY_MS, -1)
-        ok = ts >= start
-        parts.append(_Calls.of(ts[ok], first.target[j[ok]], first.actor[j[ok]], _ACCEPT))
-        # A second click on "connect" while the first request is pending.
-        j, ts = near(counts["connect_again"], 1_000, 10 * 60_000, 1)
-        ok = ts < end
-        parts.append(_Calls.of(ts[ok], first.actor[j[ok]], first.target[j[ok]], _CONNECT))
-        # Withdrawing a request with "remove", which only undoes accepted connections.
-        j, ts = near(counts["remove_pending"], 60_000, _DAY_MS, 1)
-        ok = ts < end
-        parts.append(_Calls.of(ts[ok], first.actor[j[ok]], first.target[j[ok]], _REMOVE))
-
-    ext_rows = np.flatnonzero(world.external)
-    n = counts["no_crosspod"]
-    if world.n_pods > 1 and len(ext_rows) and n:
-        ts = _times(rng, n, start, end, office)
-        actor = some(ext_rows, n)
-        pod = world.user_pod[actor].astype(np.int64)
-        stage = timeline.stage(ts)
-        other = (pod + rng.integers(1, world.n_pods, n)) % world.n_pods
-        # Look again (a few times) for a pod that really is out of reach at that moment.
-        for _ in range(8):
-            on = timeline.enabled[stage, _pair_index(world.n_pods, pod, other)]
-            if not on.any():
-                break
-            other[on] = (pod[on] + rng.integers(1, world.n_pods, int(on.sum()))) % world.n_pods
-        target = _someone_in(rng, world, other)
-        # A pod without users (possible in a population read from a folder) has nobody to ask.
-        found = world.pod_size[other] > 0
-        parts.append(_Calls.of(ts[found], actor[found], target[found], _CONNECT))
-
-    private_rows = np.flatnonzero((world.pod_private & (world.pod_size >= 2))[world.user_pod])
-    n = counts["reject_colleague"]
-    if len(private_rows) and n:
-        actor = some(private_rows, n)
-        home = world.user_pod[actor]
-        size = world.pod_size[home]
-        shift = (actor - world.pod_start[home] + rng.integers(1, size)) % size
-        colleague = (world.pod_start[home] + shift).astype(np.int32)
-        parts.append(_Calls.of(_times(rng, n, start, end, office), actor, colleague, _REJECT))
-
-    inside_rows = np.flatnonzero(~world.external)
-    n = counts["not_entitled"]
-    if len(inside_rows) and len(ext_rows) and n:
-        actor = some(inside_rows, n)
-        target = some(ext_rows, n)
-        parts.append(_Calls.of(_times(rng, n, start, end, office), actor, target, _CONNECT))
-
-    all_rows = np.arange(world.n_users, dtype=np.int32)
-    n = counts["unknown_user"]
-    actor = some(all_rows, n)
-    nobody = (world.n_users + rng.integers(0, _UNKNOWN_ID_SPAN, n)).astype(np.int32)
-    parts.append(_Calls.of(_times(rng, n, start, end, office), actor, nobody, _CONNECT))
-    n = counts["connect_self"]
-    actor = some(all_rows, n)
-    parts.append(_Calls.of(_times(rng, n, start, end, office), actor, actor, _CONNECT))
+    # Accepting a request from someone they want to connect with, who never sent one.
+    j = kinds["accept_missing"]
+    j = j[wish[j] >= 0]
+    parts.append(_Calls.of(ts[j], user[j], wishes.target[wish[j]], _ACCEPT))
+    # A second click on "connect" while the first request is pending; withdrawing a request
+    # with "remove", which only undoes accepted connections.
+    for name, lo_ms, hi_ms, action in (
+        ("connect_again", 1_000, 10 * 60_000, _CONNECT),
+        ("remove_pending", 60_000, _DAY_MS, _REMOVE),
+    ):
+        j = kinds[name]
+        j = j[wish[j] >= 0]
+        sent = sent_ts[wish[j]]
+        j, sent = j[sent != _NOT_SENT], sent[sent != _NOT_SENT]
+        when = sent + lo_ms + (soon[j] * (hi_ms - lo_ms)).astype(np.int64)
+        ok = when < end
+        parts.append(_Calls.of(when[ok], user[j[ok]], wishes.target[wish[j[ok]]], action))
+    # Rejecting a colleague of one's own private pod (they are connected implicitly).
+    j = kinds["reject_colleague"]
+    home = world.user_pod[user[j]]
+    size = world.pod_size[home]
+    j, home, size = (x[(world.pod_private[home]) & (size >= 2)] for x in (j, home, size))
+    shift = (user[j] - world.pod_start[home] + 1 + (soon[j] * (size - 1)).astype(np.int64)) % size
+    parts.append(_Calls.of(ts[j], user[j], (world.pod_start[home] + shift).astype(np.int32), _REJECT))
+    # Asking for someone who does not exist, or for oneself.
+    j = kinds["unknown_user"]
+    parts.append(_Calls.of(ts[j], user[j], nobody[j], _CONNECT))
+    j = kinds["connect_self"]
+    parts.append(_Calls.of(ts[j], user[j], user[j], _CONNECT))
     return parts
-
-
-def _someone_in(rng: np.random.Generator, world: _World, pod: _I64) -> _I32:
-    """A random user of each pod: an external one where the pod has any."""
-    n_ext = world.ext_count[pod]
-    has = n_ext > 0
-    out = np.empty(len(pod), dtype=np.int32)
-    pick = rng.integers(0, np.maximum(n_ext, 1))
-    out[has] = world.ext_order[world.ext_start[pod[has]] + pick[has]]
-    # An empty pod gets a row that is dropped by the caller.
-    pick_any = rng.integers(0, np.maximum(world.pod_size[pod[~has]], 1))
-    out[~has] = world.pod_start[pod[~has]] + pick_any
-    return out
-
-
-def _concat(parts: list[_Calls]) -> _Calls:
-    if not parts:
-        return _Calls.of(
-            np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int32), np.zeros(0, dtype=np.int32), _CONNECT
-        )
-    return _Calls(
-        np.concatenate([p.ts for p in parts]),
-        np.concatenate([p.actor for p in parts]),
-        np.concatenate([p.target for p in parts]),
-        np.concatenate([p.action for p in parts]),
-    )
 
 
 # An event's actor, action and target packed in one int64, so that ordering the events
@@ -999,16 +1049,13 @@ def estimate(scenario: Scenario, population: Population | None = None) -> Estima
         )
     beh, days = scenario.behaviour, scenario.time.days
     if population is None:
-        pop = scenario.population
-        users, pods = pop.users, pop.pods
-        # Users able to ask: every user of a public pod, the external ones of private pods.
-        able = users * ((1.0 - pop.private_share) + pop.private_share * pop.external_share)
+        users, pods = scenario.population.users, scenario.population.pods
     else:
         users, pods = population.n_users, population.n_pods
-        public = ~population.pod_private[_rows(population.pod_id, population.user_pod)]
-        able = float(np.count_nonzero(population.user_external | public))
     pairs = pods * (pods - 1) // 2
-    first = beh.requests_per_user_per_day * days * able
+    # Every user has wishes (where there is anyone else to wish for); counting each as a
+    # request sent errs high, as if crossPod let every one through.
+    first = beh.requests_per_user_per_day * days * users if pods > 1 or users > 1 else 0.0
     # A rejection brings a re-request with chance rerequest_chance, answered in turn, until
     # the end: a chain has at most as many rounds as fit in the half of the run left on
     # average, each taking the median answer and re-request delays (at least 1 ms each).
@@ -1022,7 +1069,8 @@ def estimate(scenario: Scenario, population: Population | None = None) -> Estima
     x = beh.remove_per_year * days / 365.0
     removed = 1.0 + math.expm1(-x) / x if x > 0 else 0.0
     calls = requests * (1.0 + beh.accept + beh.reject + beh.accept * removed)
-    calls /= 1.0 - beh.mistake_share
+    # Refused attempts at wishes the network does not allow (at most one per wish), mistakes.
+    calls += first * scenario.blocked.attempt + beh.mistakes_per_user_per_day * days * users
     policy, stages = _policy_estimate(scenario, pods, pairs, population)
     events = calls + policy
     need = (
@@ -1136,15 +1184,8 @@ def generate(
     >>> bool((again.actor == events.actor).all())
     True
     """
-    rngs = _generators(scenario, seed)
-    plan = _plan(scenario, rngs, population)
-    world, timeline = plan.world, plan.timeline
-    first = _requests(scenario, world, timeline, rngs["requests"])
-    parts = [first, *_answers(scenario, first, rngs["answers"], rngs["removals"])]
-    parts += _mistakes(scenario, world, timeline, first, sum(len(p) for p in parts), rngs["mistakes"])
-    del first
-    events = _sorted_events(parts, scenario.time.start_ms, world)
-    return plan.population, events, timeline.policy
+    drawn = draw(scenario, seed, population=population)
+    return drawn.population, drawn.events, drawn.policy
 
 
 @dataclass(frozen=True, eq=False)
@@ -1158,6 +1199,42 @@ class Drawn:
 
 
 def draw(scenario: Scenario, seed: Seed | None = None, *, population: Population | None = None) -> Drawn:
-    """:func:`generate`, with the wishes behind the events (simkit's own ``demand`` table)."""
-    pop, events, policy = generate(scenario, seed, population=population)
-    return Drawn(pop, events, policy, Demand.empty())
+    """Everything :func:`generate` draws, with the wishes behind the events (the ``demand`` table).
+
+    Parameters and exceptions are those of :func:`generate`.
+
+    Examples
+    --------
+    >>> from simkit.scenario import load_scenario
+    >>> drawn = draw(load_scenario("data/scenarios/tiny.toml"))
+    >>> sent = drawn.demand.was_sent
+    >>> bool((drawn.demand.sent_ts[sent] >= drawn.demand.ts[sent]).all())
+    True
+    """
+    rngs = _generators(scenario, seed)
+    plan = _plan(scenario, rngs, population)
+    world, timeline = plan.world, plan.timeline
+    wishes = _wishes(scenario, world, timeline, rngs["wishes"])
+    fates = _fates(scenario, world, timeline, wishes, rngs["fates"])
+    parts = [fates.attempt, *_answers(scenario, wishes, fates.sent_ts, rngs["answers"], rngs["removals"])]
+    parts += _mistakes(scenario, world, wishes, fates.sent_ts, rngs["mistakes"])
+    demand = _demand(wishes, fates, world)
+    del wishes, fates
+    events = _sorted_events(parts, scenario.time.start_ms, world)
+    return Drawn(plan.population, events, timeline.policy, demand)
+
+
+def _demand(wishes: _Wishes, fates: _Fates, world: _World) -> Demand:
+    """The wishes as a table of ids, sorted by ``ts`` (ties by actor, then target)."""
+    order = np.argsort(wishes.ts, kind="stable")
+    sent_ts = fates.sent_ts[order]
+    sent_ts[sent_ts == _NOT_SENT] = 0
+    table = world.ids_of_rows()
+    user = wishes.actor[order].astype(np.int64)
+    target = wishes.target[order].astype(np.int64)
+    if isinstance(table, int):
+        user += table
+        target += table
+    else:
+        user, target = table[user], table[target]
+    return Demand(ts=wishes.ts[order], user=user, target=target, fate=fates.fate[order], sent_ts=sent_ts)

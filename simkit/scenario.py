@@ -53,6 +53,7 @@ __all__ = [
     "MAX_PODS",
     "MAX_USERS",
     "BehaviourSection",
+    "BlockedSection",
     "CrossPodSection",
     "MistakeMix",
     "PodRef",
@@ -198,13 +199,11 @@ class TimeSection:
 class MistakeMix:
     """``[behaviour.mistakes]``: what share of mistaken calls is of each kind (sums to 1)."""
 
-    accept_missing: float = _knob(0.25, lo=0.0, hi=1.0)
-    connect_again: float = _knob(0.2, lo=0.0, hi=1.0)
-    no_crosspod: float = _knob(0.2, lo=0.0, hi=1.0)
-    reject_colleague: float = _knob(0.1, lo=0.0, hi=1.0)
-    not_entitled: float = _knob(0.1, lo=0.0, hi=1.0)
-    remove_pending: float = _knob(0.05, lo=0.0, hi=1.0)
-    unknown_user: float = _knob(0.05, lo=0.0, hi=1.0)
+    accept_missing: float = _knob(0.35, lo=0.0, hi=1.0)
+    connect_again: float = _knob(0.25, lo=0.0, hi=1.0)
+    reject_colleague: float = _knob(0.15, lo=0.0, hi=1.0)
+    remove_pending: float = _knob(0.1, lo=0.0, hi=1.0)
+    unknown_user: float = _knob(0.1, lo=0.0, hi=1.0)
     connect_self: float = _knob(0.05, lo=0.0, hi=1.0)
 
     def __post_init__(self) -> None:
@@ -217,7 +216,7 @@ class MistakeMix:
 
 @dataclass(frozen=True)
 class BehaviourSection:
-    """``[behaviour]``: how often people ask, whom, how they answer and what they get wrong."""
+    """``[behaviour]``: how often people want to connect, with whom, how they answer, what they get wrong."""
 
     requests_per_user_per_day: float = _knob(0.05, lo=0.0, hi=_MAX_REQUEST_RATE)
     crosspod_share: float = _knob(0.7, lo=0.0, hi=1.0)
@@ -233,8 +232,21 @@ class BehaviourSection:
     rerequest_delay_days: float = _knob(3.0, lo=0.0, hi=MAX_DAYS)
     rerequest_delay_sigma: float = _knob(1.0, lo=0.0, hi=_MAX_SIGMA)
     remove_per_year: float = _knob(0.1, lo=0.0)
-    mistake_share: float = _knob(0.03, lo=0.0, hi=1.0, below_hi=True)
+    mistakes_per_user_per_day: float = _knob(0.002, lo=0.0, hi=_MAX_REQUEST_RATE)
     mistakes: MistakeMix = field(default_factory=MistakeMix)
+
+    def __post_init__(self) -> None:
+        _check_knobs(self)
+
+
+@dataclass(frozen=True)
+class BlockedSection:
+    """``[blocked]``: what people do with a wish the network does not allow at its time."""
+
+    attempt: float = _knob(0.3, lo=0.0, hi=1.0)
+    persist: float = _knob(0.25, lo=0.0, hi=1.0)
+    retry_delay_days: float = _knob(7.0, lo=0.0, hi=MAX_DAYS)
+    retry_delay_sigma: float = _knob(1.0, lo=0.0, hi=_MAX_SIGMA)
 
     def __post_init__(self) -> None:
         _check_knobs(self)
@@ -270,6 +282,7 @@ class Scenario:
     crosspod: CrossPodSection = field(default_factory=CrossPodSection)
     time: TimeSection = field(default_factory=TimeSection)
     behaviour: BehaviourSection = field(default_factory=BehaviourSection)
+    blocked: BlockedSection = field(default_factory=BlockedSection)
     # Not a knob: the file the scenario was read from, which a relative `population.from`
     # is relative to and later refusals name. Two scenarios of equal knobs are equal.
     source: str | None = field(default=None, compare=False, repr=False, metadata={"knob": False})
@@ -753,6 +766,8 @@ def _values(cls: type, raw: Any, prefix: str, origin: _Origin) -> dict[str, Any]
     hints = _hints(cls)
     fields = {_key(f): f for f in dataclasses.fields(cls) if _is_knob(f)}
     for key in raw:
+        if prefix + key in _REPLACED:
+            raise ScenarioError(origin(prefix + key), prefix + key, _REPLACED[prefix + key])
         if key not in fields:
             close = difflib.get_close_matches(key, list(fields), n=1)
             hint = f"did you mean {close[0]!r}?" if close else f"one of {', '.join(fields)}"
@@ -765,6 +780,23 @@ def _values(cls: type, raw: Any, prefix: str, origin: _Origin) -> dict[str, Any]
         values[f.name] = _convert(hints[f.name], raw[name], key, origin)
         _check_bounds(f, values[f.name], key, origin)
     return values
+
+
+# Knobs of earlier versions, and what took their place (docs/scenarios.md).
+_REPLACED = {
+    "behaviour.mistake_share": (
+        "behaviour.mistakes_per_user_per_day in its place (mistakes are now a rate per user "
+        "per day, drawn whatever crossPod allows)"
+    ),
+    "behaviour.mistakes.no_crosspod": (
+        "no such mistake any more: requests refused for crossPod now come from wishes the "
+        "network does not allow (the [blocked] section)"
+    ),
+    "behaviour.mistakes.not_entitled": (
+        "no such mistake any more: requests refused for entitlement now come from wishes the "
+        "network does not allow (the [blocked] section)"
+    ),
+}
 
 
 def _check_knobs(record: Any, origin: _Origin | None = None) -> None:
