@@ -666,58 +666,181 @@ def _fates(
 ) -> _Fates:
     """Each wish against the crossPod timeline: sent, deferred, blocked or dropped.
 
-    Everything drawn here is drawn for every wish between pods, reachable or not, so that
-    the draws of a wish never depend on crossPod: two scenarios that differ only in
+    One uniform draw per wish between pods, reachable or not, decides whether its user
+    tries anyway, whether the wish waits, and how long after the pair opens it is sent, so
+    that the draws of a wish never depend on crossPod: two scenarios that differ only in
     crossPod give each wish the same draws, and a wish fares differently only where its
-    pair's reachability differs.
+    pair's reachability differs. The work goes a block of wishes at a time.
     """
     blk = sc.blocked
     n = len(wishes)
-    pod_a = world.user_pod[wishes.actor]
-    pod_b = world.user_pod[wishes.target]
-    cross = np.flatnonzero(pod_a != pod_b)
-    # The draws of the wishes between pods (which wishes those are does not depend on crossPod).
-    tries = rng.random(len(cross)) < blk.attempt
-    waits = rng.random(len(cross)) < blk.persist
-    delay = _delays(rng, len(cross), blk.retry_delay_days * _DAY_MS, blk.retry_delay_sigma)
-
+    reach = _Reach.of(timeline, world)
     sent_ts = wishes.ts.copy()
     fate = np.full(n, Fate.SENT, dtype=np.int8)
-    entitled = world.external[wishes.actor[cross]] & world.external[wishes.target[cross]]
-    pair = _pair_index(world.n_pods, pod_a[cross], pod_b[cross])
-    stage = timeline.stage(wishes.ts[cross])
-    open_now = entitled & timeline.enabled[stage, pair]
-    shut = ~open_now
+    tried_parts: list[_I64] = []
+    later_parts: list[tuple[_I64, _I64, _I64, _F64]] = []
+    for lo in range(0, n, _CHUNK):
+        hi = min(lo + _CHUNK, n)
+        actor, target, ts = wishes.actor[lo:hi], wishes.target[lo:hi], wishes.ts[lo:hi]
+        pod_a = world.user_pod[actor]
+        pod_b = world.user_pod[target]
+        cross = np.flatnonzero(pod_a != pod_b)
+        # Which wishes are between pods does not depend on crossPod: the draw is theirs.
+        u = rng.random(len(cross))
+        tries, u = _split_uniform(u, blk.attempt)
+        waits, u = _split_uniform(u, blk.persist)
+        entitled = world.external[actor[cross]] & world.external[target[cross]]
+        stage = timeline.stage(ts[cross])
+        key = reach.key(pod_a[cross], pod_b[cross])
+        shut = ~(entitled & reach.open(stage, key))
+        fate[lo + cross[shut]] = np.where(tries[shut], Fate.BLOCKED, Fate.DROPPED)
+        sent_ts[lo + cross[shut]] = _NOT_SENT
+        tried_parts.append(lo + cross[shut & tries])
+        wait = np.flatnonzero(shut & waits & entitled)
+        later_parts.append((lo + cross[wait], key[wait], stage[wait], u[wait]))
     # A wish that waits is sent once its pair has been open for its delay, without a break.
-    later = np.flatnonzero(shut & waits & entitled)
-    when = _reopening(timeline, pair[later], stage[later], delay[later])
-    blocked_at = cross[shut]
-    sent_ts[blocked_at] = _NOT_SENT
-    fate[blocked_at] = np.where(tries[shut], Fate.BLOCKED, Fate.DROPPED)
+    later = np.concatenate([np.zeros(0, dtype=np.int64), *(p[0] for p in later_parts)])
+    key = np.concatenate([np.zeros(0, dtype=np.int64), *(p[1] for p in later_parts)])
+    stage = np.concatenate([np.zeros(0, dtype=np.int64), *(p[2] for p in later_parts)])
+    u = np.concatenate([np.zeros(0, dtype=np.float64), *(p[3] for p in later_parts)])
+    delay = _lognormal_ms(u, blk.retry_delay_days * _DAY_MS, blk.retry_delay_sigma)
+    when = _reopening(timeline, reach, key, stage, delay)
     found = when != _NOT_SENT
-    sent_ts[cross[later[found]]] = when[found]
-    fate[cross[later[found]]] = Fate.DEFERRED
-    tried = cross[shut & tries]
+    sent_ts[later[found]] = when[found]
+    fate[later[found]] = Fate.DEFERRED
+    tried = np.concatenate([np.zeros(0, dtype=np.int64), *tried_parts])
     attempt = _Calls.of(wishes.ts[tried], wishes.actor[tried], wishes.target[tried], _CONNECT)
     return _Fates(fate, sent_ts, attempt)
 
 
-def _reopening(timeline: _Timeline, pair: _I64, stage: _I64, delay: _I64) -> _I64:
+def _split_uniform(u: _F64, p: float) -> tuple[_Bool, _F64]:
+    """Whether each uniform draw falls below `p`, and a fresh uniform draw from what is left.
+
+    Given which side of `p` a uniform draw falls, where it falls there is uniform again
+    and independent of the side: one draw serves several decisions.
+    """
+    below = u < p
+    rest = np.where(below, u / max(p, 1e-300), (u - p) / max(1.0 - p, 1e-300))
+    np.clip(rest, 0.0, np.nextafter(1.0, 0.0), out=rest)
+    return below, rest
+
+
+# Acklam's rational approximation of the standard normal quantile (relative error below
+# 1.2e-9), for log-normal waits from a uniform draw already made.
+_A = (
+    -3.969683028665376e01,
+    2.209460984245205e02,
+    -2.759285104469687e02,
+    1.383577518672690e02,
+    -3.066479806614716e01,
+    2.506628277459239e00,
+)
+_B = (
+    -5.447609879822406e01,
+    1.615858368580409e02,
+    -1.556989798598866e02,
+    6.680131188771972e01,
+    -1.328068155288572e01,
+)
+_C = (
+    -7.784894002430293e-03,
+    -3.223964580411365e-01,
+    -2.400758277161838e00,
+    -2.549732539343734e00,
+    4.374664141464968e00,
+    2.938163982698783e00,
+)
+_D = (7.784695709041462e-03, 3.224671290700398e-01, 2.445134137142996e00, 3.754408661907416e00)
+_P_LOW = 0.02425
+
+
+def _normal_quantile(u: _F64) -> _F64:
+    """The standard normal quantile of each `u` in [0, 1) (0 counts as the smallest double)."""
+    u = np.clip(u, 1e-300, np.nextafter(1.0, 0.0))
+    z = np.empty_like(u)
+    low = u < _P_LOW
+    high = u > 1.0 - _P_LOW
+    mid = ~(low | high)
+    q = u[mid] - 0.5
+    r = q * q
+    num = ((((_A[0] * r + _A[1]) * r + _A[2]) * r + _A[3]) * r + _A[4]) * r + _A[5]
+    den = ((((_B[0] * r + _B[1]) * r + _B[2]) * r + _B[3]) * r + _B[4]) * r + 1.0
+    z[mid] = q * num / den
+    for side, sign, tail in ((low, 1.0, u[low]), (high, -1.0, 1.0 - u[high])):
+        t = np.sqrt(-2.0 * np.log(tail))
+        num = ((((_C[0] * t + _C[1]) * t + _C[2]) * t + _C[3]) * t + _C[4]) * t + _C[5]
+        den = (((_D[0] * t + _D[1]) * t + _D[2]) * t + _D[3]) * t + 1.0
+        z[side] = sign * num / den
+    return z
+
+
+def _lognormal_ms(u: _F64, median_ms: float, sigma: float) -> _I64:
+    """Log-normal waits in ms from uniform draws `u`, bounded as :func:`_delays` bounds them."""
+    if median_ms <= 0:
+        return np.ones(len(u), dtype=np.int64)
+    wait = _normal_quantile(u)
+    wait *= sigma
+    wait += np.log(median_ms)
+    np.minimum(wait, _LOG_LONGEST_WAIT, out=wait)
+    np.exp(wait, out=wait)
+    np.rint(wait, out=wait)
+    np.maximum(wait, 1.0, out=wait)
+    return wait.astype(np.int64)
+
+
+# The largest table of crossPod by stage and ordered pod pair, in cells (bytes).
+_DENSE_REACH_CELLS = 1 << 27
+
+
+@dataclass(frozen=True, eq=False)
+class _Reach:
+    """Whether crossPod is on between two pods in a stage, looked up by a key per pod pair.
+
+    With few pods the timeline is unfolded into a table of every ordered pair, so that a
+    key is ``pod_a * pods + pod_b``; otherwise the key is the pair's index in the timeline.
+    """
+
+    table: _Bool
+    pods: int
+    dense: bool
+
+    @classmethod
+    def of(cls, timeline: _Timeline, world: _World) -> _Reach:
+        pods, stages = world.n_pods, len(timeline.enabled)
+        if pods * pods * stages > _DENSE_REACH_CELLS:
+            return cls(timeline.enabled, pods, False)
+        table = np.zeros((stages, pods, pods), dtype=np.bool_)
+        table[:, timeline.pair_a, timeline.pair_b] = timeline.enabled
+        table[:, timeline.pair_b, timeline.pair_a] = timeline.enabled
+        return cls(table.reshape(stages, pods * pods), pods, True)
+
+    def key(self, pod_a: _I32, pod_b: _I32) -> _I64:
+        """The key of each pair of different pods (rows)."""
+        if self.dense:
+            key: _I64 = pod_a.astype(np.int64) * self.pods + pod_b
+            return key
+        return _pair_index(self.pods, pod_a, pod_b)
+
+    def open(self, stage: _I64, key: _I64) -> _Bool:
+        """Whether crossPod is on in each stage for each pair."""
+        out: _Bool = self.table[stage, key]
+        return out
+
+
+def _reopening(timeline: _Timeline, reach: _Reach, key: _I64, stage: _I64, delay: _I64) -> _I64:
     """When each waiting wish is sent: `delay` after its pair opens (after `stage`), if it
     stays open that long before the end; else :data:`_NOT_SENT`.
 
     Monotone in crossPod: a pair open at least whenever it was gets its wish sent no later.
     """
-    sent = np.full(len(pair), _NOT_SENT, dtype=np.int64)
-    since = np.full(len(pair), _NOT_SENT, dtype=np.int64)
+    sent = np.full(len(key), _NOT_SENT, dtype=np.int64)
+    since = np.full(len(key), _NOT_SENT, dtype=np.int64)
     bounds = timeline.bounds
     for k in range(1, len(bounds) - 1):
-        active = (stage < k) & (sent == _NOT_SENT)
-        if not active.any():
-            break
-        on = timeline.enabled[k, pair] & active
+        on = (stage < k) & (sent == _NOT_SENT)
+        on &= reach.open(np.full(len(key), k), key)
         since = np.where(on, np.where(since == _NOT_SENT, bounds[k], since), _NOT_SENT)
-        ready = since + delay
+        ready = np.where(on, since + delay, _NOT_SENT)
         hit = on & (ready < bounds[k + 1])
         sent[hit] = ready[hit]
     return sent
@@ -1019,11 +1142,13 @@ def estimate(scenario: Scenario, population: Population | None = None) -> Estima
     """The events and memory a run of `scenario` needs, from its knobs and population size.
 
     Cheap (nothing is drawn), so that a scenario too large for the machine is refused
-    at once rather than after minutes. The count is the expected number of events: first
-    requests from the users able to ask, re-requests after rejections, answers, removals
-    before the end, mistakes on top, and policy events; answers that would come after the
-    end are counted too, so it errs high. Memory is calibrated on measured runs (see the
-    constants above) and errs high as well.
+    at once rather than after minutes. The count is the expected number of events were
+    crossPod to let every wish through (a wish the network refuses makes fewer calls than a
+    request sent): requests, re-requests after rejections, answers, removals before the
+    end, mistakes, and policy events; answers that would come after the end are counted
+    too, so it errs high, the more so the more crossPod blocks. Memory is calibrated on
+    measured runs (see the constants above), where every wish is drawn whatever becomes of
+    it, and errs high as well.
 
     Parameters
     ----------
@@ -1069,8 +1194,11 @@ def estimate(scenario: Scenario, population: Population | None = None) -> Estima
     x = beh.remove_per_year * days / 365.0
     removed = 1.0 + math.expm1(-x) / x if x > 0 else 0.0
     calls = requests * (1.0 + beh.accept + beh.reject + beh.accept * removed)
-    # Refused attempts at wishes the network does not allow (at most one per wish), mistakes.
-    calls += first * scenario.blocked.attempt + beh.mistakes_per_user_per_day * days * users
+    # A wish not sent makes at most one call (a refused attempt), fewer than one sent: the
+    # count above is the most, reached when crossPod lets every wish through. A wish that
+    # waits may make both; then mistakes.
+    blk = scenario.blocked
+    calls += first * blk.attempt * blk.persist + beh.mistakes_per_user_per_day * days * users
     policy, stages = _policy_estimate(scenario, pods, pairs, population)
     events = calls + policy
     need = (
@@ -1218,15 +1346,15 @@ def draw(scenario: Scenario, seed: Seed | None = None, *, population: Population
     fates = _fates(scenario, world, timeline, wishes, rngs["fates"])
     parts = [fates.attempt, *_answers(scenario, wishes, fates.sent_ts, rngs["answers"], rngs["removals"])]
     parts += _mistakes(scenario, world, wishes, fates.sent_ts, rngs["mistakes"])
-    demand = _demand(wishes, fates, world)
+    demand = _demand(wishes, fates, world, scenario.time.start_ms)
     del wishes, fates
     events = _sorted_events(parts, scenario.time.start_ms, world)
     return Drawn(plan.population, events, timeline.policy, demand)
 
 
-def _demand(wishes: _Wishes, fates: _Fates, world: _World) -> Demand:
+def _demand(wishes: _Wishes, fates: _Fates, world: _World, start: int) -> Demand:
     """The wishes as a table of ids, sorted by ``ts`` (ties by actor, then target)."""
-    order = np.argsort(wishes.ts, kind="stable")
+    order = _ts_order(wishes.ts, start)
     sent_ts = fates.sent_ts[order]
     sent_ts[sent_ts == _NOT_SENT] = 0
     table = world.ids_of_rows()
@@ -1238,3 +1366,23 @@ def _demand(wishes: _Wishes, fates: _Fates, world: _World) -> Demand:
     else:
         user, target = table[user], table[target]
     return Demand(ts=wishes.ts[order], user=user, target=target, fate=fates.fate[order], sent_ts=sent_ts)
+
+
+def _ts_order(ts: _I64, start: int) -> _I64:
+    """The positions of `ts` (none before `start`) in a stable sort.
+
+    One int64 key per row, (ts - start) above the row's position: a plain sort of the keys
+    is a stable sort by ts, several times faster than a stable argsort.
+    """
+    n = len(ts)
+    shift = max(1, (n - 1).bit_length())
+    span = int(ts.max()) - start if n else 0
+    if not n or span.bit_length() + shift > 63:
+        order: _I64 = np.argsort(ts, kind="stable")
+        return order
+    key = ts - start
+    key <<= shift
+    key |= np.arange(n, dtype=np.int64)
+    key.sort()
+    key &= (1 << shift) - 1
+    return key
