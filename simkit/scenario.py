@@ -469,8 +469,8 @@ class Scenario:
         Examples
         --------
         >>> tiny = load_scenario("data/scenarios/tiny.toml")
-        >>> careful = tiny.with_overrides({"behaviour.mistake_share": 0, "population.pods": 20})
-        >>> careful.behaviour.mistake_share, careful.population.pods, tiny.population.pods
+        >>> careful = tiny.with_overrides({"behaviour.mistakes_per_user_per_day": 0, "population.pods": 20})
+        >>> careful.behaviour.mistakes_per_user_per_day, careful.population.pods, tiny.population.pods
         (0.0, 20, 12)
         >>> tiny.with_overrides({"behaviour.acept": 0.5})
         Traceback (most recent call last):
@@ -789,12 +789,12 @@ _REPLACED = {
         "per day, drawn whatever crossPod allows)"
     ),
     "behaviour.mistakes.no_crosspod": (
-        "no such mistake any more: requests refused for crossPod now come from wishes the "
-        "network does not allow (the [blocked] section)"
+        "one of the kinds of mistake left; no_crosspod is gone: requests refused for crossPod "
+        "now come from wishes the network does not allow (the [blocked] section)"
     ),
     "behaviour.mistakes.not_entitled": (
-        "no such mistake any more: requests refused for entitlement now come from wishes the "
-        "network does not allow (the [blocked] section)"
+        "one of the kinds of mistake left; not_entitled is gone: requests refused for "
+        "entitlement now come from wishes the network does not allow (the [blocked] section)"
     ),
 }
 

@@ -333,10 +333,10 @@ disable_pairs = [[10, "pod-20"]]
 days = 6
 [behaviour]
 requests_per_user_per_day = 1.0
-mistake_share = 0.2
+mistakes_per_user_per_day = 0.2
 [behaviour.mistakes]
 accept_missing = 0.0
-unknown_user = 0.3
+unknown_user = 0.45
 """
 
 
@@ -538,7 +538,7 @@ def test_the_generator_takes_a_population_of_any_ids(seed: int) -> None:
         population={"from": "anywhere"},
         crosspod={"changes": [{"day": 2, "enable": 0.5, "disable": 0.3}, {"day": 4, "pods": 2}]},
         time={"days": 8},
-        behaviour={"requests_per_user_per_day": 2.0, "mistake_share": 0.3},
+        behaviour={"requests_per_user_per_day": 4.0, "mistakes_per_user_per_day": 0.3},
     )
     pop, events, policy = generate(sc, population=population)
     assert pop is population
@@ -619,7 +619,7 @@ def test_simkit_population_lists_the_pods_of_tiny(capsys: pytest.CaptureFixture[
         "the",
         "start",
     ]
-    assert out[2].split()[:6] == ["12", "bank-12", "private", "162", "88%", "10:"]
+    assert out[2].split()[:6] == ["12", "bank-12", "private", "162", "88%", "8:"]
     assert out[-1] == "... and 9 smaller pods (--top N to list more)"
     assert len(out) == 6
     assert main(["population", str(TINY), "--set", "population.seed=2", "--top", "1"]) == 0

@@ -19,6 +19,7 @@ from simkit.cli import main
 from simkit.errors import ScenarioError
 from simkit.scenario import (
     BehaviourSection,
+    BlockedSection,
     CrossPodSection,
     MistakeMix,
     PolicyChange,
@@ -102,7 +103,7 @@ def test_crosspod_rollout_schedules_changes() -> None:
         ("", ["name=what-if"], ("name",), "what-if"),
         (
             "",
-            ["behaviour.mistakes.connect_self=0.1", "behaviour.mistakes.unknown_user=0"],
+            ["behaviour.mistakes.connect_self=0.1", "behaviour.mistakes.unknown_user=0.05"],
             ("behaviour", "mistakes", "connect_self"),
             0.1,
         ),
@@ -192,7 +193,14 @@ BAD = [
         id="share-above-1",
     ),
     pytest.param(
-        "[behaviour]\nmistake_share = 1\n", [], "behaviour.mistake_share", "1 (excluded)", id="all-mistakes"
+        "[blocked]\npersist = 1.5\n", [], "blocked.persist", "between 0 and 1", id="persist-above-1"
+    ),
+    pytest.param(
+        "[behaviour]\nmistake_share = 0.1\n",
+        [],
+        "behaviour.mistake_share",
+        "behaviour.mistakes_per_user_per_day in its place",
+        id="replaced-knob",
     ),
     pytest.param(
         "[behaviour]\naccept = 0.9\n",
@@ -419,8 +427,8 @@ def _with_overrides_message(set_message: str) -> str:
         ({"crosspod.changes": [{"day": 1, "pods": 2}]}, ["crosspod.changes=[{day = 1, pods = 2}]"]),
         ({"crosspod.changes": (PolicyChange(day=1, pods=2),)}, ["crosspod.changes=[{day = 1, pods = 2}]"]),
         (
-            {"behaviour.mistakes": MistakeMix(accept_missing=0.3, connect_again=0.15)},
-            ["behaviour.mistakes.accept_missing=0.3", "behaviour.mistakes.connect_again=0.15"],
+            {"behaviour.mistakes": MistakeMix(accept_missing=0.3, connect_again=0.3)},
+            ["behaviour.mistakes.accept_missing=0.3", "behaviour.mistakes.connect_again=0.3"],
         ),
         (
             {"population.pods": np.int64(20), "time.days": np.float64(3)},
@@ -472,7 +480,7 @@ BAD_OVERRIDES = [
     pytest.param("population.private_share", math.inf, "inf", id="not-finite"),
     pytest.param("behaviour.accept", 2, "2", id="share-above-1"),
     pytest.param("time.days", -3, "-3", id="negative-duration"),
-    pytest.param("behaviour.mistake_share", 1, "1", id="all-mistakes"),
+    pytest.param("blocked.attempt", 2, "2", id="attempt-above-1"),
     pytest.param("population.pods", 20_000, "20000", id="too-many-pods"),
     pytest.param("behaviour.accept", 0.5, "0.5", id="answer-shares"),
     pytest.param("behaviour.mistakes.connect_self", 0.5, "0.5", id="mistake-shares"),
@@ -572,7 +580,7 @@ def test_with_overrides_and_set_agree_on_any_share(value: float) -> None:
         (
             Scenario,
             {"behaviour": BehaviourSection(mistakes=MistakeMix(connect_self=0.5))},
-            "Scenario(...): behaviour.mistakes: expected shares of the 8 kinds of mistake that sum to 1",
+            "Scenario(...): behaviour.mistakes: expected shares of the 6 kinds of mistake that sum to 1",
         ),
         (
             Scenario,
@@ -724,10 +732,11 @@ _SECTIONS: dict[str, type] = {
     "`[time]`": TimeSection,
     "`[behaviour]`": BehaviourSection,
     "`[behaviour.mistakes]`": MistakeMix,
+    "`[blocked]`": BlockedSection,
 }
 
 
-_SECTION_FIELDS = ("population", "crosspod", "time", "behaviour")
+_SECTION_FIELDS = ("population", "crosspod", "time", "behaviour", "blocked")
 
 
 def _number(x: float) -> str:

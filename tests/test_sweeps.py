@@ -103,7 +103,7 @@ def test_replications_share_their_seed_across_points() -> None:
 def test_the_population_stays_put_unless_the_grid_names_its_seed() -> None:
     result = simkit.sweep(TINY, {"population.seed": [7, 8]}, replications=1)
     assert result.runs[0]["implicit_pairs"] != result.runs[1]["implicit_pairs"]
-    same = simkit.sweep(TINY, {"behaviour.mistake_share": [0.0]}, replications=2)
+    same = simkit.sweep(TINY, {"behaviour.mistakes_per_user_per_day": [0.0]}, replications=2)
     assert same.runs[0]["implicit_pairs"] == same.runs[1]["implicit_pairs"]
 
 
