@@ -589,14 +589,13 @@ def _cross_targets(
     bounds = np.searchsorted(pod, np.arange(pods + 1))
     others = np.arange(pods, dtype=np.int64)
     size = world.pod_size.astype(np.float64)
+    people = np.flatnonzero(size)
     # Actors arrive grouped by pod. Each pod's wishes are shared out among the other pods
     # (multinomial) and shuffled: the same law as a draw per wish, without a search.
     for p in np.flatnonzero(np.diff(bounds)).tolist():
         lo, hi = int(bounds[p]), int(bounds[p + 1])
-        weight = size.copy()
-        weight[p] = 0.0
-        near = np.flatnonzero(weight)
-        weight = weight[near] * timeline.affinity[_pair_index(pods, np.full(len(near), p), others[near])]
+        near = people[people != p]
+        weight = size[near] * timeline.affinity[_pair_index(pods, np.full(len(near), p), others[near])]
         share = rng.multinomial(hi - lo, weight / weight.sum())
         chosen = np.repeat(near.astype(np.int32), share)
         rng.shuffle(chosen)
