@@ -77,7 +77,9 @@ _NEVER_MS = 1e300
 # replay with the columnar engine, write) on scenarios from 2,000 to 9·10^7 events, 300 to
 # 5·10^6 users, 12 to 10,000 pods (5·10^7 pairs), and 21 crossPod stages; the estimate is
 # above every measured peak. Small runs cost more per event (allocator and Parquet
-# buffers), the base covers that.
+# buffers), the base covers that. With latent demand (events counted as if crossPod let
+# every wish through): whole-network.toml, 69·10^6 events from 55·10^6 wishes, 5.7 GB
+# (estimated 10.3 GB); the same opened to everyone, 99·10^6 events, 8.2 GB (10.1 GB).
 _BASE_BYTES = 400_000_000
 _BYTES_PER_EVENT = 90
 _BYTES_PER_USER = 90
