@@ -838,6 +838,8 @@ def _reopening(timeline: _Timeline, reach: _Reach, key: _I64, stage: _I64, delay
     since = np.full(len(key), _NOT_SENT, dtype=np.int64)
     bounds = timeline.bounds
     for k in range(1, len(bounds) - 1):
+        if bounds[k] == bounds[k + 1]:
+            continue  # a stage of no length (switched and switched back at once): no call sees it
         on = (stage < k) & (sent == _NOT_SENT)
         on &= reach.open(np.full(len(key), k), key)
         since = np.where(on, np.where(since == _NOT_SENT, bounds[k], since), _NOT_SENT)
@@ -997,7 +999,8 @@ def _mistakes(
     j = kinds["reject_colleague"]
     home = world.user_pod[user[j]]
     size = world.pod_size[home]
-    j, home, size = (x[(world.pod_private[home]) & (size >= 2)] for x in (j, home, size))
+    colleagues = world.pod_private[home] & (size >= 2)
+    j, home, size = j[colleagues], home[colleagues], size[colleagues]
     shift = (user[j] - world.pod_start[home] + 1 + (soon[j] * (size - 1)).astype(np.int64)) % size
     parts.append(_Calls.of(ts[j], user[j], (world.pod_start[home] + shift).astype(np.int32), _REJECT))
     # Asking for someone who does not exist, or for oneself.
