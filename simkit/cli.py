@@ -126,15 +126,19 @@ def _sweep(args: argparse.Namespace) -> int:
 
 
 def _validate(args: argparse.Namespace) -> int:
-    from simkit.io.runs import read_run, verify_run
+    from simkit.io.runs import read_demand, read_run, verify_run
 
     run = read_run(args.run_dir)
     verify_run(args.run_dir)  # outputs and manifest, if any, must belong to these inputs
+    demand = read_demand(args.run_dir, run.population)  # simkit's own table, when present
     pop = run.population
+    wishes = "" if demand is None else f", {len(demand):,} wish{'' if len(demand) == 1 else 'es'} (demand)"
+    if demand is None and (args.run_dir / "demand.parquet").exists():
+        wishes = "; demand.parquet ignored: manifest.json does not record it"
     print(
         f"{args.run_dir}: valid: {_count(pop.n_pods, 'pod')}, {_count(pop.n_users, 'user')}, "
         f"{_count(len(pop.crosspod), 'crossPod pair')}, {_count(len(run.policy), 'policy event')}, "
-        f"{_count(len(run.events), 'action event')}"
+        f"{_count(len(run.events), 'action event')}{wishes}"
     )
     return 0
 
@@ -337,7 +341,8 @@ def _parser() -> argparse.ArgumentParser:
     p = sub.add_parser(
         "validate",
         help="check a run folder's input tables without replaying",
-        description="Check RUN_DIR's input tables as a replay would, and write nothing.",
+        description="Check RUN_DIR's input tables as a replay would, and simkit's own demand.parquet "
+        "when present, and write nothing.",
     )
     p.add_argument("run_dir", type=Path, metavar="RUN_DIR", help="folder with the input tables")
     p.set_defaults(handler=_validate)

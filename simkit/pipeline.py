@@ -26,15 +26,17 @@ import numpy as np
 
 from simkit.engines import DEFAULT_ENGINE, replay
 from simkit.errors import RunDirError, ScenarioError, SimkitError
-from simkit.generate import draw_population, estimate, generate
+from simkit.generate import draw, draw_population, estimate
 from simkit.io.commit import RunFolderTransaction, is_own, settle
 from simkit.io.runs import (
     CSV_OUTPUTS,
+    OWN_FILES,
     RUN_FILES,
     Run,
     read_population,
     read_run,
     recorded_inputs_match,
+    write_demand,
     write_inputs,
     write_outputs,
 )
@@ -60,7 +62,11 @@ def replay_run(
     together, under the folder's lock (:class:`~simkit.io.commit.RunFolderTransaction`).
     In place, the manifest keeps the scenario, the seed and the rest of what the run's
     manifest recorded if the inputs are still the files it records
-    (:func:`inputs_changed` tells). Nothing is written if the inputs are refused.
+    (:func:`inputs_changed` tells). simkit's own ``demand.parquet`` is neither read nor
+    needed nor copied: in place it stays, and stays recorded while the inputs and it are
+    the files the manifest records; once they changed, the new manifest no longer records
+    it and readers ignore it (:func:`simkit.io.runs.read_demand`). Nothing is written if
+    the inputs are refused.
     `engine` names one of :data:`simkit.engines.ENGINES`; every engine gives the same
     outcomes and connections, and the manifest records the one that ran.
 
@@ -110,7 +116,8 @@ _PROVENANCE = ("scenario", "scenario_name", "seed", "seed_sequence", "population
 
 
 def _carried_over(run: Run, manifest_file: Path) -> dict[str, Any]:
-    """What of the manifest at `manifest_file` still describes `run` (nothing if its inputs changed)."""
+    """What of the manifest at `manifest_file` still describes `run` (nothing if its inputs
+    changed: the demand drawn with the old log, among the rest, would lie about the new one)."""
     if not manifest_file.is_file():
         return {}
     try:
@@ -119,7 +126,26 @@ def _carried_over(run: Run, manifest_file: Path) -> dict[str, Any]:
         return {}
     if not isinstance(manifest, dict) or not recorded_inputs_match(run, manifest):
         return {}
-    return {key: manifest[key] for key in _PROVENANCE if key in manifest}
+    kept = {key: manifest[key] for key in _PROVENANCE if key in manifest}
+    own = _own_unchanged(manifest_file.parent, manifest.get("own"))
+    if own:
+        kept["own"] = own
+    return kept
+
+
+def _own_unchanged(folder: Path, recorded: Any) -> dict[str, Any]:
+    """The records of simkit's own tables (``own`` of a manifest) whose file in `folder` is
+    still the one recorded: those still describe the run's inputs."""
+    if not isinstance(recorded, dict):
+        return {}
+    kept = {}
+    for name, record in sorted(recorded.items()):
+        file = folder / str(record.get("file", "")) if isinstance(record, dict) else None
+        if file is None or file.name not in OWN_FILES or not file.is_file():
+            continue
+        if _sha256(file) == record.get("sha256"):
+            kept[name] = record
+    return kept
 
 
 def inputs_changed(path: str | os.PathLike[str]) -> bool:
@@ -193,10 +219,12 @@ def simulate(
     """Generate a scenario's traffic, replay it, and write the complete run folder.
 
     The Python face of ``simkit run``. The folder gets the input tables (Parquet), the
-    outputs and a manifest recording the scenario, the seed (with its entropy and spawn
-    key, see :mod:`simkit.seeds`), the population (its seed; for a population read from a
-    folder, ``population.from`` as written and the SHA-256 of each table read), the engine
-    that ran and the versions. Everything is written under temporary names in `out`, under
+    outputs, the wishes behind the log (``demand.parquet``, simkit's own table, see
+    :func:`simkit.io.runs.write_demand`; none when there are no wishes) and a manifest
+    recording the scenario, the seed (with its entropy and spawn key, see
+    :mod:`simkit.seeds`), the population (its seed; for a population read from a folder,
+    ``population.from`` as written and the SHA-256 of each table read), the engine that
+    ran and the versions. Everything is written under temporary names in `out`, under
     its lock, and put in place by one commit (:class:`~simkit.io.commit.RunFolderTransaction`)
     only when complete, so a failure, an interrupt or a crash never leaves a mix of two runs.
 
@@ -242,7 +270,7 @@ def simulate(
     >>> with tempfile.TemporaryDirectory() as tmp:
     ...     result = simulate("data/scenarios/tiny.toml", Path(tmp) / "tiny")
     ...     sorted(p.name for p in (Path(tmp) / "tiny").iterdir())
-    ['connections.parquet', 'crosspod.parquet', 'events.parquet', 'manifest.json', 'outcomes.parquet', 'pods.parquet', 'policy.parquet', 'users.parquet']
+    ['connections.parquet', 'crosspod.parquet', 'demand.parquet', 'events.parquet', 'manifest.json', 'outcomes.parquet', 'pods.parquet', 'policy.parquet', 'users.parquet']
     >>> sorted(result.outcomes.code_counts()), result.engine
     ([200, 400, 403, 404], 'columnar')
     """
@@ -269,9 +297,12 @@ def simulate(
         with RunFolderTransaction(target, "simkit run") as txn:
             _check_out(target, overwrite)
             with steps.step(f"generating {sc.name}"):
-                population, events, policy = generate(sc, seed, population=given)
+                drawn = draw(sc, seed, population=given)
+                population, events, policy = drawn.population, drawn.events, drawn.policy
             with steps.step(f"writing {len(events):,} events"):
                 files = write_inputs(txn, population, events, policy)
+                write_demand(txn, drawn.demand)  # recorded by the manifest write_outputs writes
+                del drawn
             with steps.step(f"replaying ({engine} engine)"):
                 result = replay(population, events, policy, engine=engine)
             with steps.step("writing outputs"):
@@ -284,8 +315,8 @@ def simulate(
                     "population": _population_record(sc, given, given_files),
                 }
                 write_outputs(txn, run, result, csv=csv, extra=extra)
-            # simkit's own files of an earlier run that this one does not write go; other
-            # files stay.
+            # simkit's files of an earlier run that this one does not write go (a demand
+            # among them); other files stay.
             txn.commit(last="manifest.json", stale=RUN_FILES)
     except BaseException:
         for folder in made:

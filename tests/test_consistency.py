@@ -36,7 +36,7 @@ from simkit.serve.pod import load_source
 
 SCENARIO = "data/scenarios/tiny.toml"
 CRASH = "SIMKIT_TEST_CRASH_AFTER_RENAME"
-RUN_RENAMES = 9  # the journal, then 7 tables and the manifest
+RUN_RENAMES = 10  # the journal, then 8 tables (demand among them) and the manifest
 REPLAY_RENAMES = 4  # the journal, outcomes, connections, manifest
 REPORT_RENAMES = 10  # the journal, 8 charts and the summary
 

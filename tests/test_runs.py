@@ -21,7 +21,8 @@ from hypothesis import HealthCheck, given, settings
 from simkit import Events, Pod, Policy, Population, User, read_run, replay_run
 from simkit.cli import main
 from simkit.errors import InputError, RunDirError
-from simkit.io.runs import input_tables, write_inputs
+from simkit.events import Demand
+from simkit.io.runs import input_tables, write_demand, write_inputs
 from simkit.schema import TABLES, ColumnType
 
 
@@ -299,6 +300,8 @@ def test_the_schema_gives_the_written_columns_and_types(story_run: Path, tmp_pat
     write_inputs(tmp_path, _named(run.population), run.events, run.policy)
     files = {name: tmp_path / f"{name}.parquet" for name in ("pods", "users", "crosspod", "policy", "events")}
     files |= {name: story_run / f"{name}.parquet" for name in ("outcomes", "connections")}
+    demand = Demand.from_records([(1, 101, 201, "sent", 1), (2, 102, 301, "dropped", None)])
+    files["demand"] = write_demand(tmp_path, demand)
     assert set(files) == set(TABLES)
     for name, file in files.items():
         columns = TABLES[name].columns

@@ -10,9 +10,9 @@ from pathlib import Path
 import pytest
 
 import simkit.schema
-from simkit.events import Events, Policy
+from simkit.events import Demand, Events, Policy
 from simkit.results import Connections, Outcomes
-from simkit.schema import INPUT_TABLES, OUTPUT_TABLES, TABLES, Column, ColumnType, Table
+from simkit.schema import INPUT_TABLES, OUTPUT_TABLES, OWN_TABLES, TABLES, Column, ColumnType, Table
 
 # The columns of connections.md §1 and §5, written out once more on purpose: the schema is
 # checked against the contract, not against itself.
@@ -33,16 +33,23 @@ SPEC_COLUMNS = {
         "updated_at",
     ],
 }
+# simkit's own tables, not API inputs: written out from README.md ("Run folders").
+OWN_COLUMNS = {"demand": ["ts", "user", "target", "fate", "sent_ts"]}
 
 
 def test_every_table_has_the_columns_of_the_contract() -> None:
-    assert {name: list(table.names) for name, table in TABLES.items()} == SPEC_COLUMNS
+    contract = {name: list(table.names) for name, table in TABLES.items() if name not in OWN_TABLES}
+    assert contract == SPEC_COLUMNS
+    assert {name: list(TABLES[name].names) for name in OWN_TABLES} == OWN_COLUMNS
     assert all(table.name == name for name, table in TABLES.items())
 
 
-def test_inputs_and_outputs_are_every_table_once() -> None:
-    assert (*INPUT_TABLES, *OUTPUT_TABLES) == tuple(TABLES)
-    assert [name for name in TABLES if TABLES[name].optional] == ["policy"]
+def test_inputs_outputs_and_own_tables_are_every_table_once() -> None:
+    assert (*INPUT_TABLES, *OUTPUT_TABLES, *OWN_TABLES) == tuple(TABLES)
+    assert not set(OWN_TABLES) & set(SPEC_COLUMNS)
+    assert [name for name in (*INPUT_TABLES, *OUTPUT_TABLES) if TABLES[name].optional] == ["policy"]
+    # A run folder without its own tables is complete: a replay neither needs nor writes them.
+    assert all(TABLES[name].optional for name in OWN_TABLES)
 
 
 def test_what_may_be_left_out_and_what_may_be_null() -> None:
@@ -57,6 +64,9 @@ def test_what_may_be_left_out_and_what_may_be_null() -> None:
     assert not [c.name for t in INPUT_TABLES for c in TABLES[t].columns if c.nullable]
     nullable = [(t, c.name) for t in OUTPUT_TABLES for c in TABLES[t].columns if c.nullable]
     assert nullable == [("outcomes", "reason"), ("outcomes", "status")]
+    own_nullable = [(t, c.name) for t in OWN_TABLES for c in TABLES[t].columns if c.nullable]
+    assert own_nullable == [("demand", "sent_ts")]
+    assert not [c.name for t in OWN_TABLES for c in TABLES[t].columns if c.optional]
 
 
 def test_the_fixed_output_types() -> None:
@@ -72,9 +82,25 @@ def test_the_fixed_output_types() -> None:
     assert set(connections.values()) <= {ColumnType.ID, ColumnType.TS}
 
 
+def test_the_types_of_the_demand_table() -> None:
+    assert {c.name: c.type for c in TABLES["demand"].columns} == {
+        "ts": ColumnType.TS,
+        "user": ColumnType.ID,
+        "target": ColumnType.ID,
+        "fate": ColumnType.LABEL,
+        "sent_ts": ColumnType.TS,
+    }
+
+
 @pytest.mark.parametrize(
     ("record", "table"),
-    [(Outcomes, "outcomes"), (Connections, "connections"), (Events, "events"), (Policy, "policy")],
+    [
+        (Outcomes, "outcomes"),
+        (Connections, "connections"),
+        (Events, "events"),
+        (Policy, "policy"),
+        (Demand, "demand"),
+    ],
 )
 def test_the_column_records_are_named_after_their_tables(record: type, table: str) -> None:
     # The writers of simkit.io.runs take each column from the field of the same name.

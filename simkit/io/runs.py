@@ -3,11 +3,14 @@
 Reads the input tables of a run folder (CSV or Parquet) into a :class:`Run`, refusing bad
 input with an :class:`~simkit.errors.InputError` that names the file, the 1-based data row
 and the column; writes the inputs of a generated run, and the outputs of a replay
-(``outcomes.parquet``, ``connections.parquet``, ``manifest.json``), each through a
-temporary name and a rename so that no half-written file is ever left; reads those outputs
-back, checked (:func:`read_outputs`). It never modifies an input file. This module is the
-edge where arrays become Arrow tables; it holds no rules, runs no engine. The tables and
-their columns are those of :mod:`simkit.schema`; the Arrow types are built from it here.
+(``outcomes.parquet``, ``connections.parquet``, ``manifest.json``), each through a temporary
+name and a rename so that no half-written file is ever left; reads those outputs back,
+checked (:func:`read_outputs`). It also writes and reads ``demand.parquet``, simkit's own
+table of the wishes behind a synthetic log (:func:`write_demand`, :func:`read_demand`),
+which no API input depends on and a replay ignores. It never modifies an input file. This
+module is the edge where arrays become Arrow tables; it holds no rules, runs no engine. The
+tables and their columns are those of :mod:`simkit.schema`; the Arrow types are built from
+it here.
 
 Every error of pyarrow's readers becomes an :class:`~simkit.errors.InputError` here, and an
 OSError (a file that may not be read, a full disk) names the file it concerns, so that the
@@ -41,34 +44,41 @@ import pyarrow.parquet as pq
 from numpy.typing import NDArray
 
 from simkit.errors import InputError, RunDirError
-from simkit.events import Events, Policy
+from simkit.events import FATES, Demand, Events, Fate, Policy
 from simkit.io.commit import RunFolderTransaction, settle
 from simkit.population import Population, problems
 from simkit.results import Connections, Outcomes, Replay
 from simkit.rules import ACTIONS, REASONS, STATUSES, Kind
-from simkit.schema import INPUT_TABLES, TABLES, Column, ColumnType, Table
+from simkit.schema import INPUT_TABLES, OWN_TABLES, TABLES, Column, ColumnType, Table
 from simkit.version import __version__
 
 __all__ = [
     "CSV_OUTPUTS",
     "INPUT_TABLES",
     "OUTPUT_FILES",
+    "OWN_FILES",
     "POPULATION_TABLES",
     "RUN_FILES",
     "Run",
     "connections_table",
+    "demand_table",
     "input_tables",
     "outcomes_table",
+    "read_demand",
     "read_outputs",
     "read_population",
     "read_run",
     "recorded_inputs_match",
     "verify_run",
+    "write_demand",
     "write_inputs",
     "write_outputs",
 ]
 
 OUTPUT_FILES: tuple[str, ...] = ("outcomes.parquet", "connections.parquet", "manifest.json")
+OWN_FILES: tuple[str, ...] = tuple(f"{name}.parquet" for name in OWN_TABLES)
+"""The files of simkit's own tables (``demand.parquet``): Parquet only, written by a synthetic
+run; a CSV file of the same name is no table of simkit's and is left alone like any other."""
 
 _ARROW_TYPES: dict[ColumnType, pa.DataType] = {
     ColumnType.ID: pa.int64(),
@@ -86,6 +96,7 @@ _CODE_LABELS: dict[tuple[str, str], list[str]] = {
     ("outcomes", "reason"): [r.value for r in REASONS],
     ("outcomes", "status"): [s.value for s in STATUSES],
     ("connections", "status"): [k.name for k in Kind],
+    ("demand", "fate"): list(FATES),
 }
 _ACTION_NAMES = pa.array(_CODE_LABELS["events", "action"])
 _INT_PATTERN = r"^\s*[+-]?[0-9]+\s*$"
@@ -1056,8 +1067,9 @@ def _arrow_schema(table: Table, names: Collection[str], *, as_strings: bool = Tr
 def _arrow_table(name: str, values: Mapping[str, Any], *, as_strings: bool) -> pa.Table:
     """Table `name` of the schema from the values of its columns, in its order and types.
 
-    A column held as codes (an action, a reason, a status) is given as its small-integer
-    codes; an optional column may be left out of `values`, and is then left out of the table.
+    A column held as codes (an action, a reason, a status, a fate) is given as its
+    small-integer codes, a column with nulls as an Arrow array; an optional column may be
+    left out of `values`, and is then left out of the table.
     """
     table = TABLES[name]
     unknown = sorted(set(values) - set(table.names))
@@ -1073,6 +1085,8 @@ def _arrow_table(name: str, values: Mapping[str, Any], *, as_strings: bool) -> p
         value = values[column.name]
         if labels is not None:
             arrays.append(_labels(value, labels, as_strings))
+        elif isinstance(value, pa.Array):
+            arrays.append(value.cast(_arrow_type(column)))  # a column with nulls, built by the caller
         else:
             arrays.append(pa.array(value, _arrow_type(column)))
     return pa.Table.from_arrays(arrays, schema=_arrow_schema(table, values.keys(), as_strings=as_strings))
@@ -1095,6 +1109,28 @@ def connections_table(connections: Connections, *, as_strings: bool = True) -> p
     # The fields of Connections are named after the columns of the connections table.
     values = {name: getattr(connections, name) for name in TABLES["connections"].names}
     return _arrow_table("connections", values, as_strings=as_strings)
+
+
+def demand_table(demand: Demand, *, as_strings: bool = True) -> pa.Table:
+    """The wishes of a synthetic run as an Arrow table, in the columns of ``TABLES["demand"]``.
+
+    `fate` is a string (`as_strings`: as for :func:`outcomes_table`); `sent_ts` is null
+    where the wish was never sent (fate ``blocked`` or ``dropped``).
+
+    Examples
+    --------
+    >>> demand = Demand.from_records([(1000, 1, 2, "sent", 1000), (2000, 2, 3, "dropped", None)])
+    >>> demand_table(demand).to_pylist()[1]
+    {'ts': 2000, 'user': 2, 'target': 3, 'fate': 'dropped', 'sent_ts': None}
+    """
+    values = {
+        "ts": demand.ts,
+        "user": demand.user,
+        "target": demand.target,
+        "fate": demand.fate,
+        "sent_ts": pa.array(demand.sent_ts, pa.int64(), mask=~demand.was_sent),
+    }
+    return _arrow_table("demand", values, as_strings=as_strings)
 
 
 def input_tables(
@@ -1159,6 +1195,39 @@ def write_inputs(
     return written
 
 
+def write_demand(path: str | os.PathLike[str] | RunFolderTransaction, demand: Demand) -> Path | None:
+    """Write the wishes behind a synthetic log as ``demand.parquet`` into `path`.
+
+    `path` may be an open :class:`~simkit.io.commit.RunFolderTransaction`: the file is then
+    staged in it, and the manifest :func:`write_outputs` writes in the same transaction
+    records it (its rows and SHA-256, under ``own``), so that :func:`verify_run` and
+    :func:`read_demand` can tell it belongs to the run. An empty demand (a recorded log, a
+    replay) writes no file and returns None; otherwise returns the file's path (after the
+    commit). The same demand gives the same bytes.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> demand = Demand.from_records([(1000, 1, 2, "sent", 1000), (2000, 2, 3, "dropped", None)])
+    >>> with tempfile.TemporaryDirectory() as tmp:
+    ...     write_demand(tmp, demand).name, write_demand(tmp, Demand.empty())
+    ('demand.parquet', None)
+    """
+    if not len(demand):
+        return None
+    if not isinstance(path, RunFolderTransaction):
+        root = Path(path)
+        root.mkdir(parents=True, exist_ok=True)
+        with RunFolderTransaction(root, "simkit write_demand") as txn:
+            written = write_demand(txn, demand)
+            txn.commit()
+        return written
+    target = path.folder / "demand.parquet"
+    with _naming(target):
+        pq.write_table(demand_table(demand, as_strings=False), path.stage(target.name), **_PARQUET_OPTIONS)
+    return target
+
+
 def _sha256(file: Path) -> str:
     digest = hashlib.sha256()
     with file.open("rb") as fh:
@@ -1170,7 +1239,12 @@ def _sha256(file: Path) -> str:
 CSV_OUTPUTS: tuple[str, ...] = ("outcomes.csv", "connections.csv")
 """The outputs written only on request (``--csv``); a replay without it removes old ones."""
 RUN_FILES: frozenset[str] = frozenset(
-    [*OUTPUT_FILES, *CSV_OUTPUTS, *(f"{name}{ext}" for name in INPUT_TABLES for ext in (".csv", ".parquet"))]
+    [
+        *OUTPUT_FILES,
+        *CSV_OUTPUTS,
+        *OWN_FILES,
+        *(f"{name}{ext}" for name in INPUT_TABLES for ext in (".csv", ".parquet")),
+    ]
 )
 """Every file simkit writes in a run folder (and replaces when it writes the run again)."""
 
@@ -1192,7 +1266,8 @@ def write_outputs(
     manifest records the SHA-256 of every input and output (:func:`verify_run` checks them)
     and names the engine that made `result` (``result.engine``, set by
     :func:`simkit.engines.replay`); `extra` adds keys to it (a generated run's scenario
-    and seed).
+    and seed). simkit's own tables staged in the same transaction (:func:`write_demand`)
+    are recorded under ``own``, with their rows and SHA-256, as the outputs are.
     """
     if result.engine is None:
         raise ValueError("write_outputs: result.engine is unset; replay with simkit.engines.replay")
@@ -1253,6 +1328,15 @@ def write_outputs(
             "simkit": __version__,
         },
     }
+    own = {
+        name: {"file": file, "rows": pq.read_metadata(txn.current(root / file)).num_rows}
+        for name, file in zip(OWN_TABLES, OWN_FILES, strict=True)
+        if file in txn.staged
+    }
+    if own:
+        for record in own.values():
+            record["sha256"] = _sha256(txn.current(root / record["file"]))
+        manifest["own"] = own
     manifest.update(extra or {})
     with _naming(written["manifest"]):
         manifest_part.write_text(json.dumps(manifest, sort_keys=True, indent=2) + "\n", encoding="utf-8")
@@ -1310,12 +1394,17 @@ def verify_run(
     half-way is finished first (:func:`simkit.io.commit.settle`). Returns None when there is
     no manifest and no outputs (a folder of inputs only).
 
+    simkit's own tables the manifest records (``own``: ``demand.parquet``) are checked too,
+    in `run_dir`. One it does not record is no part of the run: it is not checked, and
+    :func:`read_demand` ignores it.
+
     Raises
     ------
     RunDirError
         An input or output file differs from what the manifest records (edited, replaced,
         added or missing since the run was written), outputs stand without a manifest, or
-        the manifest is not one simkit wrote. The one line says to replay.
+        the manifest is not one simkit wrote. The one line says to replay. A recorded own
+        table edited or removed since is refused in the same way.
 
     Examples
     --------
@@ -1361,6 +1450,21 @@ def verify_run(
             raise RunDirError(f"{file}: missing since {manifest_file} was written; {advice}")
         if _sha256(file) != digest:
             raise RunDirError(f"{file}: changed since {manifest_file} was written; {advice}")
+    # simkit's own tables lie beside the inputs they were drawn with; a replay cannot make
+    # them again, so the advice differs.
+    replay_here = f"`simkit replay {root}`"
+    for name, digest in _recorded(manifest, "own").values():
+        file = root / name
+        if not file.is_file():
+            raise RunDirError(
+                f"{file}: missing since {manifest_file} was written; replay the run ({replay_here}) "
+                "to record the folder without it, or run the scenario again"
+            )
+        if _sha256(file) != digest:
+            raise RunDirError(
+                f"{file}: changed since {manifest_file} was written; remove it and replay the run "
+                f"({replay_here}), or run the scenario again"
+            )
     return manifest
 
 
@@ -1440,6 +1544,134 @@ def _checked_output(name: str, file: Path, table: pa.Table) -> pa.Table:
                 raise InputError(where, bad + 1, spec.name, f"one of {', '.join(labels)}, found {found!r}")
         columns.append(col)
     return pa.Table.from_arrays(columns, names=list(TABLES[name].names))
+
+
+# -- simkit's own tables: the demand behind a synthetic log ----------------------------------
+
+
+def read_demand(folder: str | os.PathLike[str], population: Population | None = None) -> Demand | None:
+    """The wishes of a synthetic run, from ``demand.parquet`` in `folder`, checked.
+
+    ``demand.parquet`` is simkit's own table (``TABLES["demand"]``), not an API input: only
+    Parquet is read (a ``demand.csv`` is no table of simkit's and is ignored). Returns None
+    when the folder holds none (a recorded log, an imported datafeed).
+
+    When the folder has a manifest, only the demand it records is read (a run's demand,
+    written with it; one changed since is refused). A ``demand.parquet`` it does not record
+    is no part of the run (left by an in-place replay of edited inputs, whose log it no
+    longer describes, or copied in) and is ignored: None. The table is then checked: the
+    columns of ``TABLES["demand"]`` with the types simkit writes (int64 ids and times,
+    `fate` text), a value in every cell but `sent_ts`, rows in `ts` order, `fate` one of
+    ``sent``, ``deferred``, ``blocked``, ``dropped``, `sent_ts` empty exactly where the wish
+    was never sent (``blocked``, ``dropped``), equal to `ts` for ``sent`` and later for
+    ``deferred``, and `user` and `target` two different users of `population` (by default
+    the folder's own, read as :func:`read_population` reads it).
+
+    Raises
+    ------
+    InputError
+        The table breaks one of the rules above; the one line names the file, the 1-based
+        row and the column, and says what was expected.
+    RunDirError
+        The folder is missing, or the demand differs from the one the manifest records.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> run = read_run("data/samples/story")
+    >>> demand = Demand.from_records([(1000, 101, 201, "deferred", 5000), (2000, 202, 301, "blocked", None)])
+    >>> with tempfile.TemporaryDirectory() as tmp:
+    ...     _ = write_demand(tmp, demand)
+    ...     back = read_demand(tmp, run.population)
+    ...     _ = write_demand(tmp, Demand.from_records([(1000, 101, 999, "dropped", None)]))
+    ...     try:
+    ...         read_demand(tmp, run.population)
+    ...     except InputError as exc:
+    ...         print(str(exc).replace(tmp, "RUN"))
+    RUN/demand.parquet: row 1, column 'target': expected a user of the users table, found 999
+    >>> back.fates(), back.sent_ts.tolist()
+    (['deferred', 'blocked'], [5000, 0])
+    >>> read_demand("data/samples/story") is None
+    True
+    """
+    root = Path(folder)
+    if not root.is_dir():
+        what = "not a folder" if _exists(root) else "no such run folder"
+        raise RunDirError(f"{root}: {what}; expected a run folder")
+    settle(root)
+    file = root / "demand.parquet"
+    if not _exists(file):
+        return None
+    other = _not_a_file(file)
+    if other is not None:
+        raise InputError(str(file), None, None, f"the Parquet file of simkit's demand table, found {other}")
+    manifest_file = root / "manifest.json"
+    if _exists(manifest_file):
+        recorded = _recorded(_manifest(manifest_file), "own").get("demand")
+        if recorded is None or recorded[0] != file.name:
+            return None
+        if _sha256(file) != recorded[1]:
+            raise RunDirError(
+                f"{file}: changed since {manifest_file} was written; remove it, or run the scenario again"
+            )
+    with _naming(file):
+        size = file.stat().st_size
+    if size == 0:
+        raise InputError(str(file), None, None, "a Parquet file of the demand table (the file is empty)")
+    if population is None:
+        population = read_population(root)[0]
+    return _checked_demand(file, _read_parquet(file), population)
+
+
+def _checked_demand(file: Path, table: pa.Table, population: Population) -> Demand:
+    """The demand in `table`, or an InputError at its first cell that breaks the rules."""
+    where = str(file)
+    checked = _checked_output("demand", file, table)
+    ts, user, target, sent_ts = (
+        np.asarray(checked.column(name).fill_null(0), dtype=np.int64)
+        for name in ("ts", "user", "target", "sent_ts")
+    )
+    fate = np.asarray(pc.index_in(checked.column("fate"), value_set=pa.array(FATES)), dtype=np.int8)
+    late = np.flatnonzero(ts[1:] < ts[:-1])
+    if late.size:
+        k = int(late[0]) + 1
+        raise InputError(where, k + 1, "ts", f"rows in ts order, found {ts[k]} after {ts[k - 1]}")
+    has_sent = np.asarray(checked.column("sent_ts").is_valid(), dtype=np.bool_)
+    was_sent = fate <= Fate.DEFERRED
+    checks: list[tuple[NDArray[np.bool_], Callable[[int], str]]] = [
+        (was_sent & ~has_sent, lambda i: f"a time for a wish that was {FATES[fate[i]]} (the cell is empty)"),
+        (
+            ~was_sent & has_sent,
+            lambda i: f"an empty cell for a wish that was {FATES[fate[i]]} (never sent), found {sent_ts[i]}",
+        ),
+        (
+            (fate == Fate.SENT) & has_sent & (sent_ts != ts),
+            lambda i: f"the wish's ts ({ts[i]}) for a wish that was sent, found {sent_ts[i]}",
+        ),
+        (
+            (fate == Fate.DEFERRED) & has_sent & (sent_ts <= ts),
+            lambda i: (
+                f"a time after the wish's ts ({ts[i]}) for a wish that was deferred, found {sent_ts[i]}"
+            ),
+        ),
+    ]
+    for bad, expected in checks:
+        first = np.flatnonzero(bad)
+        if first.size:
+            raise InputError(where, int(first[0]) + 1, "sent_ts", expected(int(first[0])))
+    users = population.user_id
+    for column, ids in (("user", user), ("target", target)):
+        unknown = np.flatnonzero(~np.isin(ids, users))
+        if unknown.size:
+            i = int(unknown[0])
+            raise InputError(where, i + 1, column, f"a user of the users table, found {ids[i]}")
+    same = np.flatnonzero(user == target)
+    if same.size:
+        i = int(same[0])
+        raise InputError(
+            where, i + 1, "target", f"a user other than the row's user ({user[i]}), found {target[i]}"
+        )
+    return Demand(ts=ts, user=user, target=target, fate=fate, sent_ts=np.where(was_sent, sent_ts, 0))
 
 
 # -- a population alone ---------------------------------------------------------------------
