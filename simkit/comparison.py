@@ -4,12 +4,15 @@ With a population that stays put and common random numbers, two runs of the same
 with and without a policy change differ only where the change reaches. :func:`compare`
 shows that difference plainly: the headline numbers of :func:`simkit.metrics.metrics` of
 both runs and their difference; per pod pair (by name) the accepted connections, the
-connect requests sent and the refused answers by reason in each run and the difference,
-ranked by its size; and which pod pairs saw exactly the same events and answers in both
-runs (the change did not reach them) and which did not. :func:`compare_replications` does
-the same for runs replicated over seeds, paired by seed, with a 95 % Student-t interval on
-each difference (:func:`simkit.sweeps.interval`). :func:`write_comparison` writes it all
-into a folder (``compare.md``, the tables as CSV, the charts as PNG).
+connect requests sent, the refused answers by reason and, where both runs hold their
+demand (``demand.parquet``), the unmet demand, in each run and the difference, ranked by
+its size; which pod pairs saw exactly the same events and answers in both runs (the change
+did not reach them) and which did not; and per crossPod stage (the spans between the
+policy changes of either run) the requests, acceptances, ``crosspod_disabled`` refusals
+and unmet demand per day. :func:`compare_replications` does the same for runs replicated
+over seeds, paired by seed, with a 95 % Student-t interval on each difference
+(:func:`simkit.sweeps.interval`). :func:`write_comparison` writes it all into a folder
+(``compare.md``, the tables as CSV, the charts as PNG).
 
 A run is read as everywhere else: its files are checked against its manifest first
 (:func:`simkit.io.runs.verify_run`), and a folder without outputs is refused. Runs whose
@@ -21,6 +24,7 @@ Differences are always B - A.
 
 from __future__ import annotations
 
+import dataclasses
 import io
 import math
 import os
@@ -31,16 +35,19 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+from numpy.typing import NDArray
 
 from simkit.errors import RunDirError
+from simkit.events import Demand, Policy
 from simkit.io.commit import write_files
-from simkit.io.runs import Run, read_outputs, read_run, verify_run
-from simkit.metrics import METRICS, metrics
+from simkit.io.runs import Run, read_demand, read_outputs, read_run, verify_run
+from simkit.metrics import DEMAND, METRICS, metrics, request_rows
 from simkit.population import Population
 from simkit.results import Connections, Outcomes, Replay
-from simkit.rules import ACTIONS, REASONS, STATUSES, Action, Kind
+from simkit.rules import ACTIONS, REASONS, STATUSES, Action, Kind, Reason
 
 __all__ = [
+    "STAGE_METRICS",
     "Comparison",
     "ReplicatedComparison",
     "compare",
@@ -55,12 +62,26 @@ __all__ = [
 
 _CONNECT = ACTIONS.index(Action.CONNECT)
 _PAIR_COLUMNS = ("accepted", "requests_sent", *(f"refused_{r.value}" for r in REASONS))
+_CROSSPOD_DISABLED = REASONS.index(Reason.CROSSPOD_DISABLED)
+_DAY_MS = 86_400_000
+
+STAGE_METRICS: tuple[str, ...] = (
+    "requests_per_day",
+    "accepted_per_day",
+    "refused_crosspod_disabled_per_day",
+    "unmet_demand_per_day",
+)
+"""What :attr:`Comparison.stages` counts per day of each crossPod stage: requests made (as
+:func:`simkit.metrics.metrics` counts ``requests``), requests accepted (on the day of the
+accept), 403 ``crosspod_disabled`` answers, and wishes made in the stage and never sent
+(only where both runs hold their demand)."""
 
 
 @dataclass(frozen=True)
 class _Loaded:
     run: Run
     result: Replay
+    demand: Demand | None = None
 
 
 def _load(folder: str | os.PathLike[str]) -> _Loaded:
@@ -90,7 +111,7 @@ def _load(folder: str | os.PathLike[str]) -> _Loaded:
             updated_at=c["updated_at"].to_numpy(np.int64),
         ),
     )
-    return _Loaded(run, result)
+    return _Loaded(run, result, read_demand(folder, run.population))
 
 
 def same_population(a: Population, b: Population) -> bool:
@@ -149,8 +170,9 @@ def _event_frame(loaded: _Loaded) -> pd.DataFrame:
     )
 
 
-def _pair_counts(loaded: _Loaded, events: pd.DataFrame) -> pd.DataFrame:
-    """Per unordered pod pair: accepted records, connect requests sent, refusals by reason."""
+def _pair_counts(loaded: _Loaded, events: pd.DataFrame, columns: Sequence[str]) -> pd.DataFrame:
+    """Per unordered pod pair: accepted records, connect requests sent, refusals by reason,
+    and the unmet demand if `columns` names it."""
     pop, conn = loaded.run.population, loaded.result.connections
     accepted = conn.status == Kind.ACCEPTED
     low, high = _pod_pairs(pop, conn.user_a[accepted], conn.user_b[accepted])
@@ -162,8 +184,13 @@ def _pair_counts(loaded: _Loaded, events: pd.DataFrame) -> pd.DataFrame:
     for i, reason in enumerate(REASONS):
         rows = refused[refused["reason"] == i]
         parts.append(rows.groupby(["pod_a", "pod_b"]).size().rename(f"refused_{reason.value}"))
+    if "unmet_demand" in columns and loaded.demand is not None:
+        unmet = ~loaded.demand.was_sent
+        low, high = _pod_pairs(pop, loaded.demand.user[unmet], loaded.demand.target[unmet])
+        wishes = pd.DataFrame({"pod_a": low, "pod_b": high})
+        parts.append(wishes.groupby(["pod_a", "pod_b"]).size().rename("unmet_demand"))
     table = pd.concat(parts, axis=1).fillna(0).astype(np.int64)
-    return table.reindex(columns=list(_PAIR_COLUMNS), fill_value=0)
+    return table.reindex(columns=list(columns), fill_value=0)
 
 
 def _fingerprints(events: pd.DataFrame) -> pd.DataFrame:
@@ -187,12 +214,14 @@ class Comparison:
         The run folders; every difference is B - A.
     headline : DataFrame
         Index ``metric`` (:data:`simkit.metrics.METRICS`); columns ``a``, ``b``,
-        ``difference``.
+        ``difference``. The metrics of the demand (:data:`simkit.metrics.DEMAND`) are NaN
+        for a run without ``demand.parquet``.
     pairs : DataFrame
         Index ``pod_a``, ``pod_b`` (pod names, ``pod_a <= pod_b``); for each of
-        ``accepted``, ``requests_sent`` and ``refused_<reason>`` the columns ``<name>_a``,
-        ``<name>_b`` and ``<name>_diff``; ``events`` (identical or differ). Ranked by the
-        largest absolute difference of any count, then by name.
+        ``accepted``, ``requests_sent``, ``refused_<reason>`` and, where both runs hold their
+        demand, ``unmet_demand`` (wishes between users of the two pods never sent), the
+        columns ``<name>_a``, ``<name>_b`` and ``<name>_diff``; ``events`` (identical or
+        differ). Ranked by the largest absolute difference of any count, then by name.
     note : str or None
         What was left out when the populations differ.
     timelines : tuple of DataFrame
@@ -202,6 +231,14 @@ class Comparison:
         pods and the others gathered), pods named, on the same pods.
     changes : tuple of Timestamp
         When the crossPod policy changed in either run.
+    stages : DataFrame
+        One row per crossPod stage, index ``stage`` (0, 1, ...). The stages are the spans
+        between the policy changes of *either* run (so that both runs are cut at the same
+        times; usually A has none and B has the roll-out's), from midnight (UTC) before the
+        first event to midnight after the last. Columns ``from``, ``to`` (Timestamps),
+        ``days``, ``change`` (the changes that open the stage, ``B: 10 pairs on``), and for
+        each of :data:`STAGE_METRICS` (``unmet_demand_per_day`` only where both runs hold
+        their demand) ``<name>_a``, ``<name>_b`` and ``<name>_diff``, per day of the stage.
     """
 
     a: Path
@@ -212,6 +249,7 @@ class Comparison:
     timelines: tuple[pd.DataFrame, pd.DataFrame] = (pd.DataFrame(), pd.DataFrame())
     matrices: tuple[pd.DataFrame, pd.DataFrame] = (pd.DataFrame(), pd.DataFrame())
     changes: tuple[pd.Timestamp, ...] = ()
+    stages: pd.DataFrame = dataclasses.field(default_factory=pd.DataFrame)
 
     @property
     def identical(self) -> list[tuple[str, str]]:
@@ -225,13 +263,96 @@ class Comparison:
 
 
 def _headline(a: _Loaded, b: _Loaded) -> pd.DataFrame:
-    va = metrics(a.run.population, a.run.events, a.result)
-    vb = metrics(b.run.population, b.run.events, b.result)
+    va = metrics(a.run.population, a.run.events, a.result, demand=a.demand)
+    vb = metrics(b.run.population, b.run.events, b.result, demand=b.demand)
     table = pd.DataFrame({"a": pd.Series(va, dtype=float), "b": pd.Series(vb, dtype=float)}).reindex(
         list(METRICS)
     )
     table["difference"] = table["b"] - table["a"]
     table.index.name = "metric"
+    return table
+
+
+@dataclass(frozen=True)
+class _Times:
+    """When each thing :data:`STAGE_METRICS` counts happened in one run (ms), the run's
+    policy changes, and the first and last time of anything in it (None: no events)."""
+
+    counted: dict[str, NDArray[np.int64]]
+    policy: Policy
+    span: tuple[int, int] | None
+
+
+def _times(x: _Loaded) -> _Times:
+    ev, out = x.run.events, x.result.outcomes
+    made, took = request_rows(x.run.population, ev, x.result)
+    counted = {
+        "requests_per_day": ev.ts[made],
+        "accepted_per_day": ev.ts[took],
+        "refused_crosspod_disabled_per_day": ev.ts[out.reason == _CROSSPOD_DISABLED],
+    }
+    if x.demand is not None:
+        counted["unmet_demand_per_day"] = x.demand.ts[~x.demand.was_sent]
+    span = None
+    if len(ev):
+        times = [ev.ts, x.run.policy.ts, *([x.demand.ts] if x.demand is not None else [])]
+        span = min(int(t.min()) for t in times if len(t)), max(int(t.max()) for t in times if len(t))
+    return _Times(counted, x.run.policy, span)
+
+
+def _stage_bounds(runs: Sequence[_Times]) -> NDArray[np.int64]:
+    """The bounds of the crossPod stages (ms) of runs compared together: midnight (UTC)
+    before the first event, each policy change of any of the runs, midnight after the last
+    event; none if no run has events."""
+    spans = [t.span for t in runs if t.span is not None]
+    if not spans:
+        return np.empty(0, np.int64)
+    changes = np.concatenate([t.policy.ts for t in runs]).astype(np.int64)
+    times = [t for span in spans for t in span] + changes.tolist()
+    start, end = min(times) // _DAY_MS * _DAY_MS, (max(times) // _DAY_MS + 1) * _DAY_MS
+    return np.unique(np.concatenate([[start, end], changes]).astype(np.int64))
+
+
+def _per_stage(ts: NDArray[np.int64], bounds: NDArray[np.int64]) -> NDArray[np.int64]:
+    """How many of the times `ts` fall in each stage ``[bounds[i], bounds[i + 1])``."""
+    at = np.searchsorted(bounds, ts, side="right") - 1
+    counts: NDArray[np.int64] = np.bincount(at, minlength=len(bounds) - 1)[: len(bounds) - 1]
+    return counts
+
+
+def _change_text(a: Policy, b: Policy, at: int) -> str:
+    """The policy changes of each run at `at`: ``B: 10 pairs on, 1 off``."""
+    parts = []
+    for name, policy in (("A", a), ("B", b)):
+        mine = policy.ts == at
+        on, off = int(np.count_nonzero(policy.crosspod[mine])), int(np.count_nonzero(~policy.crosspod[mine]))
+        said = [
+            f"{n:,} {'pair' if n == 1 else 'pairs'} {what}" for n, what in ((on, "on"), (off, "off")) if n
+        ]
+        if said:
+            parts.append(f"{name}: {', '.join(said)}")
+    return "; ".join(parts)
+
+
+def _stages(a: _Times, b: _Times, bounds: NDArray[np.int64]) -> pd.DataFrame:
+    """The counts of :data:`STAGE_METRICS` per day of each stage, in A, in B, and B - A."""
+    names = [m for m in STAGE_METRICS if m in a.counted and m in b.counted]
+    if len(bounds) < 2:
+        bounds = np.empty(0, np.int64)  # no event in any run: no stage
+    days = np.diff(bounds) / _DAY_MS
+    columns: dict[str, Any] = {
+        "from": pd.to_datetime(bounds[:-1], unit="ms"),
+        "to": pd.to_datetime(bounds[1:], unit="ms"),
+        "days": days,
+        "change": [_change_text(a.policy, b.policy, int(t)) for t in bounds[:-1]],
+    }
+    for name in names:
+        ca, cb = (_per_stage(x.counted[name], bounds) if len(bounds) else np.empty(0) for x in (a, b))
+        columns[f"{name}_a"] = ca / days
+        columns[f"{name}_b"] = cb / days
+        columns[f"{name}_diff"] = (cb - ca) / days
+    table = pd.DataFrame(columns)
+    table.index.name = "stage"
     return table
 
 
@@ -246,14 +367,17 @@ def _compare_loaded(a: _Loaded, b: _Loaded, allow_different_populations: bool) -
         shared = sorted(set(a.run.population.pod_name) & set(b.run.population.pod_name))
         note = f"the populations differ: pod pairs limited to the {len(shared)} pods present in both runs"
     ev_a, ev_b = _event_frame(a), _event_frame(b)
-    ca, cb = _pair_counts(a, ev_a), _pair_counts(b, ev_b)
+    names = _PAIR_COLUMNS
+    if a.demand is not None and b.demand is not None:
+        names = (*names, "unmet_demand")
+    ca, cb = _pair_counts(a, ev_a, names), _pair_counts(b, ev_b, names)
     index = ca.index.union(cb.index)
     if note is not None:
         keep = set(a.run.population.pod_name) & set(b.run.population.pod_name)
         index = index[[x in keep and y in keep for x, y in index]]
     ca, cb = ca.reindex(index, fill_value=0), cb.reindex(index, fill_value=0)
     columns: dict[str, Any] = {}
-    for name in _PAIR_COLUMNS:
+    for name in names:
         columns[f"{name}_a"] = ca[name]
         columns[f"{name}_b"] = cb[name]
         columns[f"{name}_diff"] = cb[name] - ca[name]
@@ -263,7 +387,7 @@ def _compare_loaded(a: _Loaded, b: _Loaded, allow_different_populations: bool) -
         (fa["digest"] == fb["digest"]) | (fa["events"].isna() & fb["events"].isna())
     )
     pairs["events"] = np.where(same, "identical", "differ")
-    size = pairs[[f"{n}_diff" for n in _PAIR_COLUMNS]].abs().max(axis=1)
+    size = pairs[[f"{n}_diff" for n in names]].abs().max(axis=1)
     pairs = pairs.assign(_size=size).reset_index()
     pairs = pairs.sort_values(["_size", "pod_a", "pod_b"], ascending=[False, True, True], kind="stable")
     pairs = pairs.drop(columns="_size").set_index(["pod_a", "pod_b"])
@@ -285,6 +409,7 @@ def _compare_loaded(a: _Loaded, b: _Loaded, allow_different_populations: bool) -
         (status_timeline(fr_a), status_timeline(fr_b)),
         (ma, mb),
         changes,
+        _stages(ta := _times(a), tb := _times(b), _stage_bounds([ta, tb])),
     )
 
 
@@ -322,6 +447,13 @@ class ReplicatedComparison:
     `table` has index ``metric`` and columns ``mean_a``, ``mean_b``, ``diff_mean``,
     ``diff_ci_low``, ``diff_ci_high`` (95 % Student-t) and ``n``; `runs` one row per
     replication and metric with ``a``, ``b`` and ``difference``.
+
+    `stages` gives the same per crossPod stage (:attr:`Comparison.stages`, the stages cut
+    at the changes of every run compared): index ``stage``, ``metric``
+    (:data:`STAGE_METRICS`, per day), columns ``from``, ``to``, ``change`` (as in the first
+    pair, or ``varies`` if the pairs' changes differ there), then ``mean_a``, ``mean_b``,
+    ``diff_mean``, ``diff_ci_low``, ``diff_ci_high``, ``n``. It is None when computed from
+    a sweep's ``runs.parquet``, which holds no events.
     """
 
     table: pd.DataFrame
@@ -329,6 +461,7 @@ class ReplicatedComparison:
     source: str = "run folders"
     """What the numbers were computed from: ``run folders`` (replayed and measured again) or
     ``runs.parquet`` (the metric rows a sweep wrote, for a sweep that kept no run folders)."""
+    stages: pd.DataFrame | None = None
 
 
 def compare_replications(
@@ -340,11 +473,21 @@ def compare_replications(
     """Compare two lists of run folders paired by position (replication r of A with that of B).
 
     Each headline difference is given with its mean over the pairs and 95 % Student-t
-    interval, as the sweep's ``summary.csv`` gives it (:func:`simkit.sweeps.interval`).
+    interval, as the sweep's ``summary.csv`` gives it (:func:`simkit.sweeps.interval`); so
+    is each per-day difference of each crossPod stage (``.stages``).
+
+    The stages are cut at the crossPod changes of every run compared (the replications of
+    one roll-out share theirs), so that they line up over the pairs.
+
+    Raises
+    ------
+    RunDirError
+        As :func:`compare` raises it; or the lists differ in length.
     """
     if len(a) != len(b) or not a:
         raise RunDirError(f"compare: {len(a)} runs against {len(b)}; give as many of each, paired by seed")
     rows = []
+    times = []
     for r, (fa, fb) in enumerate(zip(a, b, strict=True)):
         la, lb = _load(fa), _load(fb)
         if not allow_different_populations and not same_population(la.run.population, lb.run.population):
@@ -355,12 +498,18 @@ def compare_replications(
         head = _headline(la, lb)
         for metric, row in head.iterrows():
             rows.append({"replication": r, "metric": metric, **row.to_dict()})
-    return _replicated(pd.DataFrame(rows))
+        times.append((_times(la), _times(lb)))
+        del la, lb  # one pair in memory at a time; the stages need only the times kept
+    bounds = _stage_bounds([t for pair in times for t in pair])
+    return _replicated(pd.DataFrame(rows), stages=[_stages(ta, tb, bounds) for ta, tb in times])
 
 
-def _replicated(runs: pd.DataFrame, source: str = "run folders") -> ReplicatedComparison:
+def _replicated(
+    runs: pd.DataFrame, source: str = "run folders", stages: Sequence[pd.DataFrame] = ()
+) -> ReplicatedComparison:
     """Mean of A, of B, and of B - A with its 95 % interval, per metric, over the pairs in
-    `runs` (columns ``replication``, ``metric``, ``a``, ``b``, ``difference``)."""
+    `runs` (columns ``replication``, ``metric``, ``a``, ``b``, ``difference``); the same per
+    stage over the pairs' `stages` (:func:`_stages` of each pair), if given."""
     from simkit.sweeps import interval
 
     out = []
@@ -380,7 +529,41 @@ def _replicated(runs: pd.DataFrame, source: str = "run folders") -> ReplicatedCo
                 "n": n,
             }
         )
-    return ReplicatedComparison(pd.DataFrame(out).set_index("metric"), runs, source)
+    table = pd.DataFrame(out).set_index("metric")
+    return ReplicatedComparison(table, runs, source, _replicated_stages(stages) if stages else None)
+
+
+def _replicated_stages(stages: Sequence[pd.DataFrame]) -> pd.DataFrame:
+    """Per stage and metric: the mean of A, of B, and of B - A with its 95 % interval, over
+    the stage tables of the pairs (whose stages line up)."""
+    from simkit.sweeps import interval
+
+    first = stages[0]
+    names = [m for m in STAGE_METRICS if all(f"{m}_diff" in t.columns for t in stages)]
+    out = []
+    for stage in first.index:
+        at = [t.loc[stage] for t in stages]
+        changes = {row["change"] for row in at}
+        for metric in names:
+            d_mean, _, lo, hi, n = interval([float(row[f"{metric}_diff"]) for row in at])
+            out.append(
+                {
+                    "stage": stage,
+                    "metric": metric,
+                    "from": first.at[stage, "from"],
+                    "to": first.at[stage, "to"],
+                    "change": first.at[stage, "change"] if len(changes) == 1 else "varies",
+                    "mean_a": interval([float(row[f"{metric}_a"]) for row in at])[0],
+                    "mean_b": interval([float(row[f"{metric}_b"]) for row in at])[0],
+                    "diff_mean": d_mean,
+                    "diff_ci_low": lo,
+                    "diff_ci_high": hi,
+                    "n": n,
+                }
+            )
+    columns = ["stage", "metric", "from", "to", "change", "mean_a", "mean_b"]
+    columns += ["diff_mean", "diff_ci_low", "diff_ci_high", "n"]
+    return pd.DataFrame(out, columns=columns).set_index(["stage", "metric"])
 
 
 def compare_points(
@@ -458,7 +641,7 @@ def compare_points(
             allow_different_populations=allow_different_populations,
         )
         runs = result.runs.assign(replication=[paired[r] for r in result.runs["replication"]])
-        return ReplicatedComparison(result.table, runs, "run folders")
+        return ReplicatedComparison(result.table, runs, "run folders", result.stages)
     rows = []
     for r in paired:
         for metric in METRICS:
@@ -493,6 +676,37 @@ def _csv(table: pd.DataFrame) -> bytes:
     return buf.getvalue().encode()
 
 
+_STAGE_LABELS = {
+    "requests_per_day": "requests",
+    "accepted_per_day": "accepted",
+    "refused_crosspod_disabled_per_day": "refused crosspod_disabled",
+    "unmet_demand_per_day": "unmet demand",
+}
+
+
+def _day(ts: pd.Timestamp) -> str:
+    return ts.strftime("%Y-%m-%d") if ts == ts.normalize() else ts.isoformat()
+
+
+def _span(start: pd.Timestamp, end: pd.Timestamp, change: str) -> str:
+    """A stage for a reader: ``2024-03-11 to 2024-03-18 (7 days; B: 10 pairs on)``."""
+    days = (end - start) / pd.Timedelta(days=1)
+    text = f"{_day(start)} to {_day(end)} ({_number(days)} {'day' if days == 1 else 'days'}"
+    return text + (f"; {change})" if change else ")")
+
+
+def _stage_lines(stages: pd.DataFrame) -> list[str]:
+    """Per stage, the per-day differences B - A, one line each (none for a single stage)."""
+    if len(stages) < 2:
+        return []
+    names = [m for m in STAGE_METRICS if f"{m}_diff" in stages.columns]
+    lines = ["per crossPod stage (per day, B - A):"]
+    for stage, row in stages.iterrows():
+        diffs = ", ".join(f"{_STAGE_LABELS[m]} {_signed(float(row[f'{m}_diff']))}" for m in names)
+        lines.append(f"  {stage}: {_span(row['from'], row['to'], row['change'])}: {diffs}")
+    return lines
+
+
 def summary_lines(result: Comparison, top: int = 5) -> list[str]:
     """A short summary for the terminal: the headline numbers that changed, the pairs reached."""
     head = result.headline
@@ -512,8 +726,13 @@ def summary_lines(result: Comparison, top: int = 5) -> list[str]:
         lines.append(
             f"  {pa_} - {pb_}: accepted {row['accepted_a']:,} -> {row['accepted_b']:,}, "
             f"requests {row['requests_sent_a']:,} -> {row['requests_sent_b']:,}"
+            + (
+                f", unmet demand {row['unmet_demand_a']:,} -> {row['unmet_demand_b']:,}"
+                if "unmet_demand_a" in row.index
+                else ""
+            )
         )
-    return lines
+    return lines + _stage_lines(result.stages)
 
 
 def replication_lines(replicated: ReplicatedComparison) -> list[str]:
@@ -522,11 +741,25 @@ def replication_lines(replicated: ReplicatedComparison) -> list[str]:
     n = int(replicated.table["n"].max())
     lines = [f"over {n} replications, from {replicated.source} (mean B - A, 95% interval):"]
     for metric, row in replicated.table.iterrows():
-        if row["diff_mean"] != 0:
+        if row["diff_mean"] != 0 and not math.isnan(row["diff_mean"]):
             lines.append(
                 f"  {metric}: {_signed(row['diff_mean'])} "
                 f"[{_signed(row['diff_ci_low'])}, {_signed(row['diff_ci_high'])}]"
             )
+    stages = replicated.stages
+    if stages is None:
+        lines.append("per crossPod stage: not from runs.parquet (sweep with --keep-runs to compare the runs)")
+    elif stages.index.get_level_values("stage").nunique() > 1:
+        lines.append("per crossPod stage (per day, mean B - A, 95% interval):")
+        records = stages.reset_index().to_dict("records")
+        for stage in sorted({r["stage"] for r in records}):
+            mine = [r for r in records if r["stage"] == stage]
+            diffs = ", ".join(
+                f"{_STAGE_LABELS[r['metric']]} {_signed(r['diff_mean'])} "
+                f"[{_signed(r['diff_ci_low'])}, {_signed(r['diff_ci_high'])}]"
+                for r in mine
+            )
+            lines.append(f"  {stage}: {_span(mine[0]['from'], mine[0]['to'], mine[0]['change'])}: {diffs}")
     return lines
 
 
@@ -541,10 +774,29 @@ def _replication_markdown(replicated: ReplicatedComparison) -> list[str]:
         "|---|---:|---:|---:|---|",
     ]
     for metric, row in replicated.table.iterrows():
+        if metric in DEMAND and row["n"] == 0:
+            continue  # no demand table in the runs
         lines.append(
             f"| {metric} | {_number(row['mean_a'])} | {_number(row['mean_b'])} | "
             f"{_signed(row['diff_mean'])} | {_signed(row['diff_ci_low'])} to {_signed(row['diff_ci_high'])} |"
         )
+    stages = replicated.stages
+    if stages is not None and stages.index.get_level_values("stage").nunique() > 1:
+        lines += [
+            "",
+            f"### Per crossPod stage, over {n} replications",
+            "",
+            "Per day of each stage; the stages are cut at the crossPod changes of every run compared.",
+            "",
+            "| stage | span | per day | mean A | mean B | mean B - A | 95 % interval |",
+            "|---|---|---|---:|---:|---:|---|",
+        ]
+        for r in stages.reset_index().to_dict("records"):
+            lines.append(
+                f"| {r['stage']} | {_span(r['from'], r['to'], r['change'])} | {_STAGE_LABELS[r['metric']]} | "
+                f"{_number(r['mean_a'])} | {_number(r['mean_b'])} | {_signed(r['diff_mean'])} | "
+                f"{_signed(r['diff_ci_low'])} to {_signed(r['diff_ci_high'])} |"
+            )
     return lines
 
 
@@ -552,7 +804,8 @@ def write_replications(
     folder: str | os.PathLike[str], replicated: ReplicatedComparison, a: str, b: str
 ) -> list[Path]:
     """Write `compare.md` (the differences over replications; `a` and `b` name what was
-    compared) and `replications.csv` into `folder` (made if missing), in one transaction."""
+    compared), `replications.csv` and, from run folders, `replication_stages.csv` into
+    `folder` (made if missing), in one transaction."""
     root = Path(folder)
     root.mkdir(parents=True, exist_ok=True)
     lines = [
@@ -568,6 +821,8 @@ def write_replications(
         "replications.csv": _csv(replicated.table),
         "compare.md": ("\n".join(lines) + "\n").encode(),
     }
+    if replicated.stages is not None:
+        files["replication_stages.csv"] = _csv(replicated.stages)
     return write_files(root, files, "simkit compare")
 
 
@@ -584,6 +839,8 @@ def _markdown(result: Comparison, replicated: ReplicatedComparison | None, chart
         lines.append(f"- **note**: {result.note}")
     lines += ["", "## Headline numbers", "", "| metric | A | B | B - A |", "|---|---:|---:|---:|"]
     for metric, row in head.iterrows():
+        if metric in DEMAND and math.isnan(row["a"]) and math.isnan(row["b"]):
+            continue  # neither run holds its demand
         lines.append(
             f"| {metric} | {_number(row['a'])} | {_number(row['b'])} | {_signed(row['difference'])} |"
         )
@@ -607,10 +864,12 @@ def _markdown(result: Comparison, replicated: ReplicatedComparison | None, chart
             "split cannot show where the change reached; to see that, replay one log under both "
             "policies (docs/compare.md). The full table is `pairs.csv`; the largest differences:"
         )
+    unmet = "unmet_demand_diff" in pairs.columns
     lines += [
         "",
-        "| pod pair | accepted A | accepted B | B - A | requests A | requests B | B - A | refused B - A |",
-        "|---|---:|---:|---:|---:|---:|---:|---:|",
+        "| pod pair | accepted A | accepted B | B - A | requests A | requests B | B - A | refused B - A |"
+        + (" unmet demand A | unmet demand B | B - A |" if unmet else ""),
+        "|---|---:|---:|---:|---:|---:|---:|---:|" + ("---:|---:|---:|" if unmet else ""),
     ]
     refused = [f"refused_{r.value}_diff" for r in REASONS]
     shown = pairs[pairs["events"] == "differ"].head(15)
@@ -619,11 +878,46 @@ def _markdown(result: Comparison, replicated: ReplicatedComparison | None, chart
             f"| {pa_} – {pb_} | {row['accepted_a']:,} | {row['accepted_b']:,} | {row['accepted_diff']:+,} | "
             f"{row['requests_sent_a']:,} | {row['requests_sent_b']:,} | {row['requests_sent_diff']:+,} | "
             f"{int(row[refused].sum()):+,} |"
+            + (
+                f" {row['unmet_demand_a']:,} | {row['unmet_demand_b']:,} | {row['unmet_demand_diff']:+,} |"
+                if unmet
+                else ""
+            )
         )
+    lines += ["", *_stage_markdown(result.stages)]
     if charts:
         lines += ["", "## Charts", ""]
         lines += [f"![{c}]({c})" for c in charts]
     return "\n".join(lines) + "\n"
+
+
+def _stage_markdown(stages: pd.DataFrame) -> list[str]:
+    lines = ["## Per crossPod stage", ""]
+    if not len(stages):
+        return [*lines, "No event in either run: no stage."]
+    if len(stages) < 2:
+        return [
+            *lines,
+            "Neither run changes crossPod: there is one stage, the whole run (the headline numbers).",
+        ]
+    names = [m for m in STAGE_METRICS if f"{m}_diff" in stages.columns]
+    lines += [
+        "The stages are cut at the crossPod changes of either run; counts per day of each stage "
+        "(requests made, requests accepted, 403 `crosspod_disabled` answers"
+        + (", wishes made and never sent" if "unmet_demand_per_day" in names else "")
+        + "). The table is `stages.csv`.",
+        "",
+        "| stage | span | per day | A | B | B - A |",
+        "|---|---|---|---:|---:|---:|",
+    ]
+    for stage, row in stages.iterrows():
+        span = _span(row["from"], row["to"], row["change"])
+        for m in names:
+            lines.append(
+                f"| {stage} | {span} | {_STAGE_LABELS[m]} | {_number(float(row[f'{m}_a']))} | "
+                f"{_number(float(row[f'{m}_b']))} | {_signed(float(row[f'{m}_diff']))} |"
+            )
+    return lines
 
 
 def write_comparison(
@@ -633,13 +927,20 @@ def write_comparison(
     *,
     charts: bool = True,
 ) -> list[Path]:
-    """Write `compare.md`, `headline.csv`, `pairs.csv` (and `replications.csv`) and the
-    charts into `folder` (made if missing), all in one transaction."""
+    """Write `compare.md`, `headline.csv`, `pairs.csv`, `stages.csv` (and
+    `replications.csv`, `replication_stages.csv`) and the charts into `folder` (made if
+    missing), all in one transaction."""
     root = Path(folder)
     root.mkdir(parents=True, exist_ok=True)
-    files: dict[str, Any] = {"headline.csv": _csv(result.headline), "pairs.csv": _csv(result.pairs)}
+    files: dict[str, Any] = {
+        "headline.csv": _csv(result.headline),
+        "pairs.csv": _csv(result.pairs),
+        "stages.csv": _csv(result.stages),
+    }
     if replicated is not None:
         files["replications.csv"] = _csv(replicated.table)
+        if replicated.stages is not None:
+            files["replication_stages.csv"] = _csv(replicated.stages)
     names: list[str] = []
     if charts:
         for name, draw in _charts(result).items():

@@ -2,14 +2,20 @@
 
 One function, :func:`metrics`, computes every headline number of a run (answers by code
 and by reason, records by status, implicit pairs, requests, acceptance rate, median time
-to accept, re-request rate, users connected across pods) straight from the population,
-the log and the :class:`~simkit.results.Replay`, with numpy alone: no frame is built and no
-file is written, so a sweep can afford it on every run. It is the one home of these
-numbers; :func:`simkit.analysis.summary` gives the same values as a pandas table (tested).
+to accept, re-request rate, users connected across pods, and, for a run with its
+:class:`~simkit.events.Demand`, the wishes and the unmet demand) straight from the
+population, the log, the :class:`~simkit.results.Replay` and the demand, with numpy alone:
+no frame is built and no file is written, so a sweep can afford it on every run. It is the
+one home of these numbers; :func:`simkit.analysis.summary` gives the same values as a
+pandas table (tested).
 
 A request is a successful connect that created one (a first request, or a new one after a
 rejection); its answer is the first accept or decline that follows it on the pair, as in
-:func:`simkit.analysis.requests`.
+:func:`simkit.analysis.requests`. :func:`request_rows` names those events, for whoever
+counts them by time or place.
+
+The unmet demand is the wishes never sent (fate ``blocked`` or ``dropped``): people who
+wanted to connect and could not, because crossPod or an entitlement stood in the way.
 
 This module imports numpy and the core only.
 """
@@ -22,12 +28,12 @@ from typing import Any, TypeAlias
 import numpy as np
 from numpy.typing import NDArray
 
-from simkit.events import Events, apply_order
+from simkit.events import Demand, Events, Fate, apply_order
 from simkit.population import Population
 from simkit.results import Replay
 from simkit.rules import ACTIONS, CHECKS, REASONS, STATUSES, TABLE, Action, Kind, View
 
-__all__ = ["CODES", "METRICS", "SHARES", "Metric", "UserMetric", "metrics"]
+__all__ = ["CODES", "DEMAND", "METRICS", "SHARES", "Metric", "UserMetric", "metrics", "request_rows"]
 
 Metric: TypeAlias = int | float
 """A metric's value: a count, or a share / duration (NaN where it is undefined)."""
@@ -42,6 +48,19 @@ CODES: tuple[int, ...] = tuple(
 
 _STATUSES = (Kind.PENDING, Kind.ACCEPTED, Kind.REJECTED)
 
+DEMAND: tuple[str, ...] = (
+    "wishes",
+    "deferred",
+    "unmet_demand",
+    "deferred_share",
+    "unmet_demand_share",
+    "median_deferral_s",
+)
+"""The metrics of a run's demand, NaN for a run without one (a log read from elsewhere):
+its wishes; those sent only later, once the pair became reachable (``deferred``); those
+never sent (``unmet_demand``: fate ``blocked`` or ``dropped``); both as shares of the
+wishes; and the median wait of a deferred wish, from the wish to its request, in seconds."""
+
 METRICS: tuple[str, ...] = (
     "events",
     *(f"answers_{code}" for code in CODES),
@@ -53,10 +72,13 @@ METRICS: tuple[str, ...] = (
     "median_time_to_accept_s",
     "rerequest_rate",
     "cross_pod_share",
+    *DEMAND,
 )
 """The names :func:`metrics` returns, in its order."""
 
-SHARES: frozenset[str] = frozenset({"acceptance_rate", "rerequest_rate", "cross_pod_share"})
+SHARES: frozenset[str] = frozenset(
+    {"acceptance_rate", "rerequest_rate", "cross_pod_share", "deferred_share", "unmet_demand_share"}
+)
 """The metrics that are shares (0 to 1); the others are counts, or seconds."""
 
 
@@ -65,6 +87,8 @@ def metrics(
     events: Events,
     result: Replay,
     extra: Mapping[str, UserMetric] | None = None,
+    *,
+    demand: Demand | None = None,
 ) -> dict[str, Metric]:
     """The headline numbers of a replayed run, named as in :data:`METRICS`.
 
@@ -77,6 +101,10 @@ def metrics(
     extra : mapping of name to callable, optional
         Metrics of one's own, each called as ``f(population, events, result)``; added after
         the built-in ones under their names, which must not clash with :data:`METRICS`.
+    demand : Demand, optional
+        The wishes behind a synthetic log (:func:`simkit.generate.draw`, or
+        ``demand.parquet`` of a run folder). Without it the metrics of :data:`DEMAND` are
+        NaN: a log read from elsewhere says nothing of the wishes it did not carry.
 
     Returns
     -------
@@ -85,6 +113,8 @@ def metrics(
         ``rerequest_rate`` (records asked more than once over records), ``cross_pod_share``
         (users with an accepted record across pods over users) and
         ``median_time_to_accept_s`` (seconds) as ``float``, NaN where nothing is counted.
+        With `demand`: ``wishes``, ``deferred`` and ``unmet_demand`` as ``int``, their
+        shares of the wishes and ``median_deferral_s`` as ``float``; all NaN without it.
 
     Examples
     --------
@@ -95,6 +125,21 @@ def metrics(
     (20, 2, 0.6)
     >>> values["median_time_to_accept_s"], values["rerequest_rate"], round(values["cross_pod_share"], 4)
     (60.0, 0.25, 0.2857)
+    >>> values["unmet_demand"]  # this run has no demand table
+    nan
+
+    A synthetic run's demand gives the wishes and what became of them:
+
+    >>> from simkit.events import Demand
+    >>> wishes = Demand.from_records(
+    ...     [(0, 101, 201, "sent", 0), (5, 101, 301, "deferred", 65_005), (7, 102, 301, "blocked", None),
+    ...      (9, 202, 301, "dropped", None)]
+    ... )
+    >>> values = metrics(run.population, run.events, replay(run.population, run.events, run.policy), demand=wishes)
+    >>> values["wishes"], values["deferred"], values["unmet_demand"], values["unmet_demand_share"]
+    (4, 1, 2, 0.5)
+    >>> values["median_deferral_s"]
+    65.0
     """
     out, conn = result.outcomes, result.connections
     if len(out) != len(events):
@@ -117,11 +162,32 @@ def metrics(
         float(np.count_nonzero(counter > 1)) / len(counter) if len(counter) else float("nan")
     )
     values["cross_pod_share"] = _cross_pod_share(population, result)
+    values.update(_demand(demand))
     for name, function in (extra or {}).items():
         if name in values:
             raise ValueError(f"metrics: {name!r} is a built-in metric; name yours otherwise")
         values[name] = function(population, events, result)
     return values
+
+
+def _demand(demand: Demand | None) -> dict[str, Metric]:
+    """The metrics of :data:`DEMAND`, NaN without a demand."""
+    if demand is None:
+        return dict.fromkeys(DEMAND, float("nan"))
+    fates = np.bincount(demand.fate.astype(np.intp), minlength=len(Fate))
+    wishes = len(demand)
+    deferred = int(fates[Fate.DEFERRED])
+    unmet = int(fates[Fate.BLOCKED] + fates[Fate.DROPPED])
+    later = demand.fate == Fate.DEFERRED
+    waits = demand.sent_ts[later] - demand.ts[later]
+    return {
+        "wishes": wishes,
+        "deferred": deferred,
+        "unmet_demand": unmet,
+        "deferred_share": deferred / wishes if wishes else float("nan"),
+        "unmet_demand_share": unmet / wishes if wishes else float("nan"),
+        "median_deferral_s": float(np.median(waits)) / 1000 if waits.size else float("nan"),
+    }
 
 
 def _implicit_pairs(population: Population) -> int:
@@ -209,11 +275,48 @@ def _grouped(key: NDArray[np.unsignedinteger[Any]], bits: int) -> NDArray[np.int
     return order
 
 
+def request_rows(
+    population: Population, events: Events, result: Replay
+) -> tuple[NDArray[np.int64], NDArray[np.int64]]:
+    """The events that made a request, and those that accepted one, as rows of `events`.
+
+    A request and its answer as :func:`metrics` counts them: a successful connect that made
+    a request, and the first answer to it where that answer accepted it. Both in row order.
+
+    Examples
+    --------
+    >>> from simkit import read_run, replay
+    >>> run = read_run("data/samples/story")
+    >>> made, accepted = request_rows(run.population, run.events, replay(run.population, run.events, run.policy))
+    >>> made.tolist(), accepted.tolist()
+    ([0, 12, 20, 30, 34, 40, 42], [13, 31, 35])
+    >>> [(int(run.events.actor[i]), int(run.events.target[i])) for i in accepted]
+    [(201, 101), (302, 301), (301, 101)]
+    """
+    rows, by_pair, is_request, answers, _, accepted = _answered(population, events, result)
+    made = np.sort(rows[by_pair[np.flatnonzero(is_request)]]).astype(np.int64, copy=False)
+    took = np.sort(rows[by_pair[answers[accepted]]]).astype(np.int64, copy=False)
+    return made, took
+
+
 def _requests(
     population: Population, events: Events, result: Replay
 ) -> tuple[int, NDArray[np.bool_], NDArray[np.int64]]:
     """How many requests were made; for each answered one, whether it was accepted; and the
-    wait in milliseconds of each accepted one.
+    wait in milliseconds of each accepted one."""
+    rows, by_pair, is_request, answers, owner, accepted = _answered(population, events, result)
+    ts = events.ts
+    waits = ts[rows[by_pair[answers[accepted]]]] - ts[rows[by_pair[owner[accepted]]]]
+    return int(np.count_nonzero(is_request)), accepted, waits.astype(np.int64)
+
+
+def _answered(population: Population, events: Events, result: Replay) -> tuple[NDArray[Any], ...]:
+    """The requests and their first answers, on the 200 answers grouped by pair.
+
+    Returns the rows of `events` taken (the 200 answers with a status, in apply order); the
+    order grouping them by pair; whether each, so grouped, made a request; the grouped
+    positions of the first answers, and of the requests they answer; and whether each such
+    answer accepted.
 
     Only a 200 answer changes a record, and every answer with a status shows the kind of
     the pair's record after the event (none where ``request_counter`` is 0), as
@@ -259,9 +362,7 @@ def _requests(
     np.not_equal(owner[1:], owner[:-1], out=first[1:])
     answers, owner = answers[first], owner[first]
     accepted = after[answers] == Kind.ACCEPTED
-    ts = events.ts
-    waits = ts[rows[by_pair[answers[accepted]]]] - ts[rows[by_pair[owner[accepted]]]]
-    return int(np.count_nonzero(is_request)), accepted, waits.astype(np.int64)
+    return rows, by_pair, is_request, answers, owner, accepted
 
 
 def _cross_pod_share(population: Population, result: Replay) -> float:

@@ -51,7 +51,8 @@ import numpy as np
 
 from simkit.engines import DEFAULT_ENGINE, replay
 from simkit.errors import SimkitError, SweepError
-from simkit.generate import generate
+from simkit.events import Demand
+from simkit.generate import draw
 from simkit.io.atomic import atomic_path, write_bytes
 from simkit.metrics import METRICS, SHARES, Metric, UserMetric, metrics
 from simkit.pipeline import population_of, simulate
@@ -243,14 +244,17 @@ def _run(job: _Job) -> dict[str, Any]:
         given = population_of(sc) if sc.population.from_ is not None else None
         if job.run_dir is not None:
             result = simulate(sc, job.run_dir, seed=seed, overwrite=True, engine=job.engine, progress=False)
-            from simkit.io.runs import read_run
+            from simkit.io.runs import read_demand, read_run
 
             run = read_run(job.run_dir)
             population, events = run.population, run.events
+            # A generated run writes no demand.parquet when it drew no wish.
+            demand = read_demand(job.run_dir, population) or Demand.empty()
         else:
-            population, events, policy = generate(sc, seed, population=given)
-            result = replay(population, events, policy, engine=job.engine, threads=job.threads)
-        values = metrics(population, events, result, job.extra)
+            drawn = draw(sc, seed, population=given)
+            population, events, demand = drawn.population, drawn.events, drawn.demand
+            result = replay(population, events, drawn.policy, engine=job.engine, threads=job.threads)
+        values = metrics(population, events, result, job.extra, demand=demand)
         row.update({name: _plain(value) for name, value in values.items()})
         row["error"] = None
     except Exception as exc:
@@ -684,7 +688,10 @@ def _write(
     columns["spawn_key"] = pa.array([r["spawn_key"] for r in result.runs], pa.string())
     for name in names:
         kind = pa.int64() if name in METRICS and not _is_real(name) else pa.float64()
-        columns[name] = pa.array([r[name] for r in result.runs], kind)
+        cells = [r[name] for r in result.runs]
+        if kind == pa.int64():  # a count a run could not give (NaN) is null, as a failed run's
+            cells = [None if isinstance(v, float) and math.isnan(v) else v for v in cells]
+        columns[name] = pa.array(cells, kind)
     columns["error"] = pa.array([r["error"] for r in result.runs], pa.string())
     table = pa.table(columns)
     with atomic_path(folder / "runs.parquet") as tmp:

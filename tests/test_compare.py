@@ -11,7 +11,7 @@ import simkit
 from simkit import cli
 from simkit.comparison import compare, compare_replications, write_comparison
 from simkit.errors import RunDirError
-from simkit.metrics import METRICS
+from simkit.metrics import DEMAND, METRICS
 from simkit.pipeline import replay_run
 
 PODS = "pod_id,name,private\n10,bank,true\n20,fund,true\n30,firm,true\n"
@@ -48,7 +48,9 @@ def runs(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
 def test_the_headline_numbers_and_their_difference_are_exact(runs: tuple[Path, Path]) -> None:
     head = compare(*runs).headline
     assert list(head.index) == list(METRICS)
-    changed = head[head["difference"] != 0]
+    # Neither run holds its demand: its metrics are there, and NaN.
+    assert head.loc[list(DEMAND)].isna().all().all()
+    changed = head[head["difference"].fillna(0) != 0]
     assert changed.to_dict("index") == {
         "answers_200": {"a": 3.0, "b": 5.0, "difference": 2.0},
         "answers_403": {"a": 2.0, "b": 0.0, "difference": -2.0},
@@ -215,6 +217,7 @@ def test_the_command_compares_sweep_points(
     printed = capsys.readouterr().out
     assert "over 2 replications, from runs.parquet (mean B - A, 95% interval):" in printed
     assert "  rerequest_rate: +" in printed
+    assert "per crossPod stage: not from runs.parquet (sweep with --keep-runs" in printed
     assert sorted(p.name for p in out.iterdir()) == ["compare.md", "replications.csv"]
     assert "Computed from: runs.parquet." in (out / "compare.md").read_text()
     assert cli.main(["compare", str(sweeps[0]), "--points", "1", "0"]) == 0
@@ -261,3 +264,270 @@ def test_the_command_refuses_bad_sweep_points_in_one_line(
     assert captured.err.count("\n") == 1 and captured.err.startswith("simkit: error: ")
     assert message in captured.err
     assert not out.exists()
+
+
+# -- demand and crossPod stages -----------------------------------------------------------------
+
+DAY = 86_400_000
+T0 = 19_675 * DAY  # 2023-11-14, midnight UTC
+HOUR = DAY // 24
+STAGED_EVENTS = {
+    # Both runs: bank-fund connect and accept on day 0; a refused try at bank-firm on day 1.
+    # Only B opens bank-firm, at day 2: the day-1 wish waits and is sent at day 2 + 12 h, and
+    # the day-3 wish is sent (and accepted) where A's is refused.
+    "a": [
+        (T0 + HOUR, 101, 201, "connect"),
+        (T0 + 2 * HOUR, 201, 101, "accept"),
+        (T0 + DAY, 101, 301, "connect"),
+        (T0 + 3 * DAY, 102, 301, "connect"),
+    ],
+    "b": [
+        (T0 + HOUR, 101, 201, "connect"),
+        (T0 + 2 * HOUR, 201, 101, "accept"),
+        (T0 + DAY, 101, 301, "connect"),
+        (T0 + 2 * DAY + 12 * HOUR, 101, 301, "connect"),
+        (T0 + 3 * DAY, 102, 301, "connect"),
+        (T0 + 3 * DAY + HOUR, 301, 102, "accept"),
+    ],
+}
+STAGED_DEMAND = {
+    "a": [
+        (T0 + HOUR, 101, 201, "sent", T0 + HOUR),
+        (T0 + DAY, 101, 301, "blocked", None),
+        (T0 + 3 * DAY, 102, 301, "blocked", None),
+        (T0 + 3 * DAY + 2 * HOUR, 201, 301, "dropped", None),
+    ],
+    "b": [
+        (T0 + HOUR, 101, 201, "sent", T0 + HOUR),
+        (T0 + DAY, 101, 301, "deferred", T0 + 2 * DAY + 12 * HOUR),
+        (T0 + 3 * DAY, 102, 301, "sent", T0 + 3 * DAY),
+        (T0 + 3 * DAY + 2 * HOUR, 201, 301, "dropped", None),
+    ],
+}
+
+
+def _staged_run(folder: Path, name: str, demand: bool = True) -> Path:
+    """A run folder of PODS/USERS/CROSSPOD with the log of `name` ("a" or "b"; b opens
+    bank-firm at day 2) and, if asked, its demand, recorded by its manifest as a synthetic
+    run's is."""
+    from simkit.engines import replay
+    from simkit.events import Demand
+    from simkit.io.commit import RunFolderTransaction
+    from simkit.io.runs import read_run, write_demand, write_outputs
+
+    folder.mkdir()
+    rows = "".join(f"{t},{x},{y},{act}\n" for t, x, y, act in STAGED_EVENTS[name])
+    for table, text in (("pods", PODS), ("users", USERS), ("crosspod", CROSSPOD)):
+        (folder / f"{table}.csv").write_text(text)
+    (folder / "events.csv").write_text("ts,actor,target,action\n" + rows)
+    if name == "b":
+        (folder / "policy.csv").write_text(f"ts,pod_a,pod_b,crosspod\n{T0 + 2 * DAY},10,30,true\n")
+    run = read_run(folder)
+    result = replay(run.population, run.events, run.policy)
+    with RunFolderTransaction(folder, "test") as txn:
+        if demand:
+            write_demand(txn, Demand.from_records(STAGED_DEMAND[name]))
+        write_outputs(txn, run, result)
+        txn.commit(last="manifest.json")
+    return folder
+
+
+@pytest.fixture(scope="module")
+def staged(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    root = tmp_path_factory.mktemp("staged")
+    return _staged_run(root / "a", "a"), _staged_run(root / "b", "b")
+
+
+def test_the_headline_gains_the_demand_and_its_difference(staged: tuple[Path, Path]) -> None:
+    head = compare(*staged).headline
+    assert head.loc[["wishes", "deferred", "unmet_demand"]].to_numpy().tolist() == [
+        [4, 4, 0],
+        [0, 1, 1],
+        [3, 1, -2],
+    ]
+    assert head.loc["unmet_demand_share"].tolist() == [0.75, 0.25, -0.5]
+    assert math.isnan(head.at["median_deferral_s", "a"])
+    assert head.at["median_deferral_s", "b"] == 36 * 3600  # day 1 to day 2 + 12 h
+
+
+def test_the_pod_pairs_gain_the_unmet_demand(staged: tuple[Path, Path]) -> None:
+    pairs = compare(*staged).pairs
+    # bank-firm moved most (2 wishes fewer unmet); firm-fund has wishes but no event.
+    assert list(pairs.index) == [("bank", "firm"), ("bank", "fund"), ("firm", "fund")]
+    unmet = pairs[["unmet_demand_a", "unmet_demand_b", "unmet_demand_diff"]].to_numpy().tolist()
+    assert unmet == [[2, 0, -2], [0, 0, 0], [1, 1, 0]]
+    assert pairs["events"].tolist() == ["differ", "identical", "identical"]
+    # A run without its demand: no unmet-demand column rather than a made-up one.
+    assert "unmet_demand_diff" not in compare(*(_both_without_demand(staged))).pairs.columns
+
+
+def _both_without_demand(staged: tuple[Path, Path]) -> tuple[Path, Path]:
+    root = staged[0].parent
+    done = [root / f"{n}-plain" for n in ("a", "b")]
+    for folder, name in zip(done, ("a", "b"), strict=True):
+        if not folder.exists():
+            _staged_run(folder, name, demand=False)
+    return done[0], done[1]
+
+
+def test_the_stages_and_their_per_day_differences_are_exact(staged: tuple[Path, Path]) -> None:
+    stages = compare(*staged).stages
+    assert list(stages.index) == [0, 1]
+    assert [str(t) for t in stages["from"]] == ["2023-11-14 00:00:00", "2023-11-16 00:00:00"]
+    assert [str(t) for t in stages["to"]] == ["2023-11-16 00:00:00", "2023-11-18 00:00:00"]
+    assert stages["days"].tolist() == [2.0, 2.0]
+    assert stages["change"].tolist() == ["", "B: 1 pair on"]
+    expected = {
+        # Stage 0: the same traffic, but the day-1 wish waits in B rather than fall.
+        "requests_per_day": [(0.5, 0.5, 0.0), (0.0, 1.0, 1.0)],
+        "accepted_per_day": [(0.5, 0.5, 0.0), (0.0, 0.5, 0.5)],
+        "refused_crosspod_disabled_per_day": [(0.5, 0.5, 0.0), (0.5, 0.0, -0.5)],
+        "unmet_demand_per_day": [(0.5, 0.0, -0.5), (1.0, 0.5, -0.5)],
+    }
+    for metric, rows in expected.items():
+        got = stages[[f"{metric}_a", f"{metric}_b", f"{metric}_diff"]].to_numpy().tolist()
+        assert got == [list(r) for r in rows], metric
+    # Without demand on either side, the stages count no unmet demand.
+    plain = compare(*_both_without_demand(staged)).stages
+    assert "unmet_demand_per_day_diff" not in plain.columns
+    assert plain["requests_per_day_diff"].tolist() == [0.0, 1.0]
+
+
+def test_the_stage_intervals_over_replications_match_a_hand_computation(staged: tuple[Path, Path]) -> None:
+    a, b = staged
+    # The stage-1 requests per day differ by 1, 0 and 0 over the three pairs.
+    result = compare_replications([a, a, b], [b, a, b])
+    assert result.stages is not None
+    row = result.stages.loc[(1, "requests_per_day")]
+    mean = 1 / 3
+    std = math.sqrt(((1 - mean) ** 2 + 2 * mean**2) / 2)
+    half = 4.302652729911275 * std / math.sqrt(3)  # t(0.975, 2 degrees of freedom), from tables
+    assert row["diff_mean"] == pytest.approx(mean)
+    assert (row["diff_ci_low"], row["diff_ci_high"]) == pytest.approx((mean - half, mean + half))
+    assert row["n"] == 3 and row["mean_a"] == pytest.approx(1 / 3) and row["mean_b"] == pytest.approx(2 / 3)
+    assert row["change"] == "varies"  # (a, b) opens in B, (a, a) nowhere, (b, b) in both
+    zero = result.stages.loc[(0, "accepted_per_day")]
+    assert (zero["diff_mean"], zero["diff_ci_low"], zero["diff_ci_high"]) == (0.0, 0.0, 0.0)
+    assert result.table.at["unmet_demand", "diff_mean"] == pytest.approx(-2 / 3)
+
+
+def test_replications_are_cut_at_the_changes_of_every_run(staged: tuple[Path, Path]) -> None:
+    a, b = staged
+    # The pair (a, a) changes nothing; it is still cut at B's day-2 opening, so its stages
+    # line up with the others'; and its change column says the pairs' changes differ there.
+    result = compare_replications([a, a], [b, a])
+    assert result.stages is not None
+    assert sorted({s for s, _ in result.stages.index}) == [0, 1]
+    assert result.stages.loc[(1, "requests_per_day"), "change"] == "varies"
+    assert result.stages.loc[(0, "requests_per_day"), "change"] == ""
+    alone = compare(a, a).stages
+    assert len(alone) == 1 and alone["days"].tolist() == [4.0]
+
+
+def test_the_files_and_the_terminal_show_demand_and_stages(
+    tmp_path: Path, staged: tuple[Path, Path], capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "out"
+    assert cli.main(["compare", *map(str, staged), "--pair", *map(str, staged), "--out", str(out)]) == 0
+    printed = capsys.readouterr().out
+    assert "unmet_demand: 3 -> 1 (-2)" in printed
+    assert "  bank - firm: accepted 0 -> 1, requests 2 -> 3, unmet demand 2 -> 0" in printed
+    assert (
+        "  1: 2023-11-16 to 2023-11-18 (2 days; B: 1 pair on): requests +1, accepted +0.5, "
+        "refused crosspod_disabled -0.5, unmet demand -0.5"
+    ) in printed
+    names = {p.name for p in out.iterdir()}
+    assert {"stages.csv", "replication_stages.csv", "pairs.csv"} <= names
+    text = (out / "compare.md").read_text()
+    assert "| unmet_demand | 3 | 1 | -2 |" in text
+    assert "| bank – firm | 0 | 1 | +1 | 2 | 3 | +1 | -1 | 2 | 0 | -2 |" in text
+    assert "| 1 | 2023-11-16 to 2023-11-18 (2 days; B: 1 pair on) | requests | 0 | 1 | +1 |" in text
+    stages_csv = (out / "stages.csv").read_text().splitlines()
+    assert stages_csv[0].startswith("stage,from,to,days,change,requests_per_day_a,requests_per_day_b,")
+    assert stages_csv[2].startswith("1,2023-11-16,2023-11-18,2.0,B: 1 pair on,0.0,1.0,1.0,")
+
+
+def test_runs_without_demand_leave_it_out_of_the_page(tmp_path: Path, runs: tuple[Path, Path]) -> None:
+    write_comparison(tmp_path / "out", compare(*runs), charts=False)
+    text = (tmp_path / "out" / "compare.md").read_text()
+    assert "wishes" not in text and "unmet" not in text
+    assert "Neither run changes crossPod" not in text  # B changes it: two stages
+
+
+@pytest.fixture(scope="module")
+def tiny_pair(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    """tiny at one seed, without (A) and with (B) its crossPod change on day 7."""
+    from simkit.pipeline import simulate
+    from simkit.scenario import load_scenario
+
+    root = tmp_path_factory.mktemp("tiny")
+    sc = load_scenario(TINY)
+    simulate(sc.with_overrides({"crosspod.changes": []}), root / "without", seed=11, progress=False)
+    simulate(sc, root / "with", seed=11, progress=False)
+    return root / "without", root / "with"
+
+
+def test_a_real_pair_differs_only_where_the_change_reaches(tiny_pair: tuple[Path, Path]) -> None:
+    from simkit.io.runs import read_run
+
+    without, with_ = tiny_pair
+    result = compare(without, with_)
+    run = read_run(with_)
+    names = dict(zip(run.population.pod_id.tolist(), run.population.pod_name, strict=True))
+    touched = {
+        tuple(sorted((names[int(x)], names[int(y)])))
+        for x, y in zip(run.policy.pod_a, run.policy.pod_b, strict=True)
+    }
+    assert touched and len(run.policy) > 0
+    pairs = result.pairs
+    diffs = [c for c in pairs.columns if c.endswith("_diff")]
+    assert "unmet_demand_diff" in diffs
+    untouched = pairs[[p not in touched for p in pairs.index]]
+    # Common random numbers: the pod pairs the change never touches saw the same events,
+    # answers and unmet demand in both runs.
+    assert len(untouched) > 20
+    assert (untouched["events"] == "identical").all()
+    assert int(untouched[diffs].abs().to_numpy().sum()) == 0
+    reached = pairs[[p in touched for p in pairs.index]]
+    assert (reached["events"] == "differ").any()
+    # Opening pods never leaves more wishes unmet, and here it meets some.
+    assert (pairs["unmet_demand_diff"] <= 0).all() and reached["unmet_demand_diff"].sum() < 0
+    head = result.headline["difference"]
+    assert head["wishes"] == 0 and head["unmet_demand"] < 0 and head["requests"] > 0
+    assert head["unmet_demand"] == reached["unmet_demand_diff"].sum()
+    # Before the change the two runs are the same traffic; after it B sends what A refused.
+    stages = result.stages
+    assert list(stages["change"]) == ["", f"B: {len(run.policy)} pairs on"]
+    before, after = stages.iloc[0], stages.iloc[1]
+    for metric in ("requests_per_day", "accepted_per_day", "refused_crosspod_disabled_per_day"):
+        assert before[f"{metric}_diff"] == 0, metric
+    assert after["requests_per_day_diff"] > 0 and after["refused_crosspod_disabled_per_day_diff"] < 0
+    assert before["unmet_demand_per_day_diff"] <= 0  # wishes made before may wait for the opening
+
+
+def test_sweep_points_give_stages_from_kept_run_folders_only(
+    tmp_path: Path, sweeps: tuple[Path, Path], capsys: pytest.CaptureFixture[str]
+) -> None:
+    from simkit.comparison import compare_points
+
+    kept, rows = sweeps
+    assert compare_points(rows, 0, 1).stages is None  # runs.parquet holds no events
+    stages = compare_points(kept, 0, 1).stages
+    assert stages is not None
+    # Both points roll out tiny's day-7 opening: two stages, the same change on both sides.
+    assert sorted({s for s, _ in stages.index}) == [0, 1]
+    assert stages.loc[(1, "unmet_demand_per_day"), "change"] == "A: 10 pairs on; B: 10 pairs on"
+    assert (stages["n"] == 2).all()
+    # A point against itself: every stage difference is 0, with no spread.
+    same = compare_points(kept, 1, 1).stages
+    assert (
+        same is not None and float(same[["diff_mean", "diff_ci_low", "diff_ci_high"]].abs().sum().sum()) == 0
+    )
+    out = tmp_path / "out"
+    assert cli.main(["compare", str(kept), "--points", "0", "1", "--out", str(out)]) == 0
+    assert "per crossPod stage (per day, mean B - A, 95% interval):" in capsys.readouterr().out
+    assert sorted(p.name for p in out.iterdir()) == [
+        "compare.md",
+        "replication_stages.csv",
+        "replications.csv",
+    ]

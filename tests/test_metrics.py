@@ -141,3 +141,152 @@ def test_metrics_agree_with_analysis_on_random_logs(seed: int, tmp_path: Path) -
 
     run = Run(path=tmp_path, population=pop, events=log, policy=Policy.empty())
     _agree(metrics(pop, log, result), analysis.summary(analysis.from_run(run, result)))
+
+
+# -- the demand ---------------------------------------------------------------------------------
+
+
+def test_the_demand_metrics_are_exact_on_a_hand_built_demand() -> None:
+    from simkit.events import Demand
+    from simkit.metrics import DEMAND
+
+    run = read_run("data/samples/story")
+    result = replay(run.population, run.events, run.policy)
+    demand = Demand.from_records(
+        [
+            (0, 101, 201, "sent", 0),
+            (1000, 101, 301, "deferred", 61_000),
+            (2000, 102, 301, "deferred", 182_000),
+            (3000, 201, 301, "deferred", 3000 + 3_600_000),
+            (4000, 202, 301, "blocked", None),
+            (5000, 102, 302, "dropped", None),
+            (6000, 202, 302, "dropped", None),
+            (7000, 201, 302, "sent", 7000),
+        ]
+    )
+    values = metrics(run.population, run.events, result, demand=demand)
+    assert [values[name] for name in DEMAND] == [8, 3, 3, 3 / 8, 3 / 8, 180.0]
+    assert all(isinstance(values[n], int) for n in ("wishes", "deferred", "unmet_demand"))
+    # The other metrics do not depend on the demand.
+    without = metrics(run.population, run.events, result)
+    assert {k: v for k, v in values.items() if k not in DEMAND} == {
+        k: v for k, v in without.items() if k not in DEMAND
+    }
+    assert all(math.isnan(without[name]) for name in DEMAND)
+    empty = metrics(run.population, run.events, result, demand=Demand.empty())
+    assert [empty[n] for n in ("wishes", "deferred", "unmet_demand")] == [0, 0, 0]
+    assert all(math.isnan(empty[n]) for n in ("deferred_share", "unmet_demand_share", "median_deferral_s"))
+
+
+def test_more_crosspod_leaves_no_more_demand_unmet_with_the_same_seed() -> None:
+    # Common random numbers: the same wishes whatever crossPod says; opening pods can only
+    # send more of them, and sooner.
+    from simkit.generate import draw
+
+    sc = load_scenario("data/scenarios/tiny.toml")
+    values = {}
+    for name, scenario in (("without", sc.with_overrides({"crosspod.changes": []})), ("with", sc)):
+        drawn = draw(scenario, 5)
+        result = replay(drawn.population, drawn.events, drawn.policy)
+        values[name] = metrics(drawn.population, drawn.events, result, demand=drawn.demand)
+        fates = np.bincount(drawn.demand.fate, minlength=4)
+        assert values[name]["wishes"] == len(drawn.demand) > 0
+        assert values[name]["unmet_demand"] == fates[2] + fates[3]
+        assert values[name]["deferred"] == fates[1]
+    without, with_ = values["without"], values["with"]
+    assert with_["wishes"] == without["wishes"]
+    assert with_["unmet_demand"] < without["unmet_demand"]
+    assert with_["requests"] > without["requests"]
+    assert with_["reason_crosspod_disabled"] < without["reason_crosspod_disabled"]
+
+
+def _ms(column: pd.Series) -> list[int]:
+    return sorted(column.dropna().to_numpy().astype("datetime64[ms]").astype(np.int64).tolist())
+
+
+@pytest.mark.parametrize("source", ["story", "tiny", "random"])
+def test_the_request_rows_are_the_requests_and_acceptances_of_analysis(source: str, tmp_path: Path) -> None:
+    from simkit.events import Policy
+    from simkit.io.runs import Run
+    from simkit.metrics import request_rows
+
+    if source == "story":
+        run = read_run("data/samples/story")
+        population, log, policy = run.population, run.events, run.policy
+    elif source == "tiny":
+        population, log, policy = generate(load_scenario("data/scenarios/tiny.toml"), 3)
+    else:
+        rng = np.random.default_rng(1)
+        population = Population.from_records(
+            pods=[Pod(1, "a"), Pod(2, "b")],
+            users=[User(u, 1 + u % 2) for u in range(1, 7)],
+            crosspod=[(1, 2)],
+        )
+        actions = np.array(["connect", "accept", "reject", "remove"])
+        log = Events.from_records(
+            [
+                (int(t), int(a), int(b), str(x))
+                for t, a, b, x in zip(
+                    rng.integers(0, 40, 300) * 1000,
+                    rng.integers(1, 7, 300),
+                    rng.integers(1, 7, 300),
+                    rng.choice(actions, 300),
+                )
+            ]
+        )
+        policy = Policy.empty()
+    result = replay(population, log, policy)
+    made, accepted = request_rows(population, log, result)
+    assert len(made) == metrics(population, log, result)["requests"]
+    table = analysis.requests(analysis.from_run(Run(tmp_path, population, log, policy), result))
+    assert sorted(log.ts[made].tolist()) == _ms(table["requested_at"])
+    assert sorted(log.ts[accepted].tolist()) == _ms(table.loc[table["answer"] == "ACCEPTED", "answered_at"])
+    assert (np.diff(made) > 0).all() and (np.diff(accepted) > 0).all()
+
+
+def test_a_sweep_records_the_demand_of_each_run(tmp_path: Path) -> None:
+    # One row per run gains the demand's metrics, as metrics gives them on the drawn run;
+    # with common random numbers the roll-out has the same wishes and fewer of them unmet.
+    import pyarrow.parquet as pq
+
+    from simkit.generate import draw
+    from simkit.metrics import DEMAND
+    from simkit.sweeps import sweep
+
+    tiny = "data/scenarios/tiny.toml"
+    sc = load_scenario(tiny)
+    changes = [[], sc.to_dict()["crosspod"]["changes"]]
+    result = sweep(tiny, {"crosspod.changes": changes}, replications=2, out=tmp_path / "s", progress=False)
+    table = pq.read_table(tmp_path / "s" / "runs.parquet")
+    assert [str(table.schema.field(n).type) for n in DEMAND] == ["int64"] * 3 + ["double"] * 3
+    rows = table.to_pylist()
+    seed = np.random.SeedSequence(sc.seed).spawn(2)[1]
+    drawn = draw(sc, seed)
+    expected = metrics(
+        drawn.population,
+        drawn.events,
+        replay(drawn.population, drawn.events, drawn.policy),
+        demand=drawn.demand,
+    )
+    assert {n: rows[3][n] for n in METRICS} == expected
+    for r in (0, 1):
+        without, with_ = rows[r], rows[2 + r]
+        assert with_["wishes"] == without["wishes"] > 0
+        assert with_["unmet_demand"] < without["unmet_demand"]
+    unmet = next(s for s in result.summary if s["point"] == 1 and s["metric"] == "unmet_demand")
+    assert unmet["diff_mean"] < 0 and unmet["n"] == 2
+
+
+def test_a_sweep_without_wishes_counts_none_whether_it_keeps_its_runs_or_not(tmp_path: Path) -> None:
+    # A run that drew no wish writes no demand.parquet: a kept run still counts 0 wishes.
+    from simkit.sweeps import sweep
+
+    grid = {"behaviour.requests_per_user_per_day": [0.0]}
+    kept = sweep("data/scenarios/tiny.toml", grid, out=tmp_path / "kept", keep_runs=True, progress=False)
+    assert not (tmp_path / "kept" / "runs" / "point-0-replication-0" / "demand.parquet").exists()
+    assert (kept.runs[0]["wishes"], kept.runs[0]["unmet_demand"]) == (0, 0)
+    assert math.isnan(kept.runs[0]["unmet_demand_share"])
+    sweep("data/scenarios/tiny.toml", grid, out=tmp_path / "rows", progress=False)
+    assert (tmp_path / "kept" / "runs.parquet").read_bytes() == (
+        tmp_path / "rows" / "runs.parquet"
+    ).read_bytes()

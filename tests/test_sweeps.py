@@ -11,7 +11,7 @@ import pytest
 import simkit
 from simkit import cli, replay, sweeps
 from simkit.errors import SweepError
-from simkit.io.runs import read_run
+from simkit.io.runs import read_demand, read_run
 from simkit.metrics import METRICS, metrics
 from simkit.scenario import load_scenario
 
@@ -166,7 +166,8 @@ def test_one_row_reruns_alone_with_simkit_run(
         "spawn_key": json.loads(row["spawn_key"]),
     }
     result = replay(run.population, run.events, run.policy)
-    assert metrics(run.population, run.events, result) == {k: row[k] for k in METRICS}
+    demand = read_demand(tmp_path / "one")
+    assert metrics(run.population, run.events, result, demand=demand) == {k: row[k] for k in METRICS}
 
 
 @pytest.mark.parametrize(
