@@ -18,6 +18,11 @@ Conventions
 - Implicit connections (two users of the same private pod) are never stored; where a table
   counts them it does so in a column of their own, never mixed into ``ACCEPTED``.
 - A pod pair is unordered and written ``(pod_a, pod_b)`` with ``pod_a <= pod_b``.
+- A run without a demand table (a recorded log) has ``frames.demand = None``: its demand is
+  unknown, not empty. A table that is all demand (:func:`unmet_demand`,
+  :func:`crosspod_candidates`) then raises :class:`~simkit.errors.RunDirError` in one line;
+  a table with demand columns among others (:func:`crosspod_periods`) fills them with
+  ``<NA>``.
 """
 
 from __future__ import annotations
@@ -36,10 +41,11 @@ if TYPE_CHECKING:
     from pandas._libs.tslibs.nattype import NaTType
 
 from simkit.engines import replay
-from simkit.events import Events, apply_order
-from simkit.io.runs import Run, connections_table, outcomes_table, read_outputs, read_run
+from simkit.errors import RunDirError
+from simkit.events import FATES, Demand, Events, Fate, apply_order
+from simkit.io.runs import Run, connections_table, outcomes_table, read_demand, read_outputs, read_run
 from simkit.results import Outcomes, Replay, record_changes
-from simkit.rules import ACTIONS, CHECKS, REASONS, STATUSES, TABLE, Effect, Kind
+from simkit.rules import ACTIONS, CHECKS, REASONS, STATUSES, TABLE, Effect, Kind, Reason
 from simkit.schema import TABLES
 
 __all__ = [
@@ -53,8 +59,10 @@ __all__ = [
     "bin_width",
     "cross_pod_share",
     "crosspod_at_end",
+    "crosspod_candidates",
     "crosspod_changes",
     "crosspod_matrix",
+    "crosspod_periods",
     "crosspod_stages",
     "error_counts",
     "from_run",
@@ -70,6 +78,7 @@ __all__ = [
     "status_timeline",
     "summary",
     "transitions",
+    "unmet_demand",
     "with_pod_names",
 ]
 
@@ -82,6 +91,8 @@ CODES: tuple[int, ...] = tuple(
 """Every HTTP code an action can be answered with (200, 400, 401, 403, 404)."""
 
 _OUTCOME_COLUMNS = TABLES["outcomes"].names
+_WISH_TS, _WISH_USER, _WISH_TARGET, _WISH_FATE, _WISH_SENT_TS = TABLES["demand"].names
+_UNMET = (Fate.BLOCKED.label, Fate.DROPPED.label)
 _KIND_NAMES = np.array([k.name for k in Kind], dtype=object)
 _EFFECT_NAMES = np.array([e.name.lower() for e in Effect], dtype=object)
 _T = TypeVar("_T")
@@ -114,6 +125,13 @@ class RunFrames:
     connections : DataFrame
         The stored records after the last event: ``user_a``, ``user_b``, ``requester``,
         ``status``, ``request_counter``, ``first_requested_at``, ``updated_at``.
+    demand : DataFrame or None
+        The wishes behind a synthetic run (its ``demand`` table), one row per wish in file
+        order (the index is the 0-based row, named ``wish``): ``ts``, ``user``, ``target``,
+        ``fate`` (``sent``, ``deferred``, ``blocked``, ``dropped``), ``sent_ts`` (nullable
+        int64, ``<NA>`` for a wish never sent), then ``user_pod`` and ``target_pod``
+        (nullable, like the events'). ``None`` for a run without one (a recorded log): its
+        demand is unknown, not empty.
     """
 
     pods: pd.DataFrame
@@ -122,6 +140,7 @@ class RunFrames:
     policy: pd.DataFrame
     events: pd.DataFrame
     connections: pd.DataFrame
+    demand: pd.DataFrame | None = None
     # The derived tables computed so far (see _derived): each is built once per frames.
     _cache: dict[Hashable, Any] = field(default_factory=dict, init=False, repr=False, compare=False)
 
@@ -140,9 +159,10 @@ class RunFrames:
         return value  # type: ignore[no-any-return]
 
     def __repr__(self) -> str:
+        wishes = f", {len(self.demand):,} wishes" if self.demand is not None else ""
         return (
             f"RunFrames({len(self.pods):,} pods, {len(self.users):,} users, {len(self.events):,} events, "
-            f"{len(self.policy):,} policy events, {len(self.connections):,} connections)"
+            f"{len(self.policy):,} policy events, {len(self.connections):,} connections{wishes})"
         )
 
 
@@ -180,8 +200,29 @@ def _pods_of(user_ids: pd.Series, users: pd.DataFrame) -> pd.Series:
     return pd.Series(pd.arrays.IntegerArray(pods, ~known), index=user_ids.index)
 
 
+def _demand_frame(demand: Demand, users: pd.DataFrame) -> pd.DataFrame:
+    """The wishes as a frame (see :class:`RunFrames`), with the pods of both users."""
+    sent = demand.was_sent
+    frame = pd.DataFrame(
+        {
+            _WISH_TS: demand.ts,
+            _WISH_USER: demand.user,
+            _WISH_TARGET: demand.target,
+            _WISH_FATE: np.array(FATES, dtype=object)[demand.fate.astype(np.intp)],
+            _WISH_SENT_TS: pd.arrays.IntegerArray(np.where(sent, demand.sent_ts, 0), ~sent),
+        }
+    )
+    frame.index.name = "wish"
+    frame["user_pod"] = _pods_of(frame[_WISH_USER], users)
+    frame["target_pod"] = _pods_of(frame[_WISH_TARGET], users)
+    return frame
+
+
 def _assemble(
-    tables: dict[str, pd.DataFrame], outcomes: pd.DataFrame, connections: pd.DataFrame
+    tables: dict[str, pd.DataFrame],
+    outcomes: pd.DataFrame,
+    connections: pd.DataFrame,
+    demand: Demand | None = None,
 ) -> RunFrames:
     events = tables["events"]
     events.index.name = "event"
@@ -200,10 +241,11 @@ def _assemble(
         policy=tables["policy"],
         events=events,
         connections=connections,
+        demand=_demand_frame(demand, users) if demand is not None else None,
     )
 
 
-def from_run(run: Run, result: Replay | None = None) -> RunFrames:
+def from_run(run: Run, result: Replay | None = None, demand: Demand | None = None) -> RunFrames:
     """The frames of a run already in memory.
 
     Parameters
@@ -213,6 +255,9 @@ def from_run(run: Run, result: Replay | None = None) -> RunFrames:
     result : Replay, optional
         What replaying `run` gave; replayed here with the default engine
         (:data:`simkit.engines.DEFAULT_ENGINE`) if left out.
+    demand : Demand, optional
+        The wishes behind the run (:attr:`simkit.generate.Drawn.demand`); without them
+        ``frames.demand`` is ``None`` and the tables of unmet demand are not known.
 
     Examples
     --------
@@ -231,7 +276,7 @@ def from_run(run: Run, result: Replay | None = None) -> RunFrames:
         )
     outcomes = outcomes_table(result.outcomes).to_pandas()
     connections = connections_table(result.connections).to_pandas()
-    return _assemble(_input_frames(run), outcomes, connections)
+    return _assemble(_input_frames(run), outcomes, connections, demand)
 
 
 def load(run_dir: str | os.PathLike[str], outputs: str | os.PathLike[str] | None = None) -> RunFrames:
@@ -240,7 +285,9 @@ def load(run_dir: str | os.PathLike[str], outputs: str | os.PathLike[str] | None
     Parameters
     ----------
     run_dir : path
-        The run folder with the input tables (checked as :func:`simkit.read_run` does).
+        The run folder with the input tables (checked as :func:`simkit.read_run` does),
+        and the wishes behind them if it holds a ``demand`` table (``simkit run`` writes
+        one; a recorded log has none, and ``frames.demand`` is then ``None``).
     outputs : path, optional
         The folder holding ``outcomes.parquet`` and ``connections.parquet``; `run_dir`
         itself by default (where ``simkit run`` and ``simkit replay`` put them).
@@ -248,9 +295,10 @@ def load(run_dir: str | os.PathLike[str], outputs: str | os.PathLike[str] | None
     Raises
     ------
     InputError
-        An input table is refused.
+        An input table, or the demand table, is refused.
     RunDirError
-        An output file is missing, lacks a column, or does not match the events.
+        An output file is missing, lacks a column, or does not match the events; or the
+        demand table is not the one the run's manifest records.
 
     Examples
     --------
@@ -265,7 +313,7 @@ def load(run_dir: str | os.PathLike[str], outputs: str | os.PathLike[str] | None
     run = read_run(run_dir)
     folder = Path(outputs) if outputs is not None else run.path
     outcomes, connections = (t.to_pandas() for t in read_outputs(folder, len(run.events)))
-    return _assemble(_input_frames(run), outcomes, connections)
+    return _assemble(_input_frames(run), outcomes, connections, read_demand(run.path, run.population))
 
 
 # -- small shared pieces --------------------------------------------------------------------
@@ -830,6 +878,292 @@ def _policy_windows(
     nxt = np.minimum(nxt, end)
     widths: NDArray[np.int64] = np.maximum(0, np.minimum(pol_ts - prev, nxt - pol_ts))
     return widths
+
+
+# -- demand: the wishes behind a synthetic run ----------------------------------------------
+
+
+def _demand(frames: RunFrames) -> pd.DataFrame:
+    """The wishes of the run, or one line saying why a run without them cannot answer."""
+    if frames.demand is None:
+        raise RunDirError(
+            "this run has no demand table (demand.parquet): only `simkit run` records the wishes "
+            "behind its events, so the demand of a recorded log is unknown"
+        )
+    return frames.demand
+
+
+def _users_per_group(groups: NDArray[np.intp], users: NDArray[np.int64], n: int) -> NDArray[np.int64]:
+    """How many distinct users each of `n` groups holds, given a group and a user per row."""
+    if not len(groups):
+        return np.zeros(n, dtype=np.int64)
+    pairs = pd.DataFrame({"group": groups, "user": users}).drop_duplicates()
+    return np.bincount(pairs["group"].to_numpy(dtype=np.intp), minlength=n).astype(np.int64)
+
+
+def unmet_demand(frames: RunFrames) -> pd.DataFrame:
+    """What became of the wishes between each two pods, and how many were never sent.
+
+    A wish is a user's wish to connect with another, at a time, drawn whatever crossPod
+    allows (``frames.demand``; see ``docs/scenarios.md``). **Unmet demand** is the wishes
+    never sent: fate ``blocked`` (tried, refused, given up) or ``dropped`` (given up without
+    trying). Of those, crossPod alone stands in the way where both users are external and
+    the two pods are different pods without crossPod at the end of the run: enabling
+    crossPod between them would let those wishes be sent.
+
+    Returns
+    -------
+    DataFrame
+        Index ``(pod_a, pod_b)`` for each unordered pod pair with a wish (a wish inside a
+        public pod on its pod's own row), sorted; int64 columns ``wishes``, ``sent``,
+        ``deferred`` (sent later, once the pair could be reached), ``blocked``,
+        ``dropped``, ``unmet`` (``blocked`` + ``dropped``), ``unmet_users`` (distinct users
+        with an unmet wish), ``crosspod_unmet`` (unmet wishes that crossPod alone stands in
+        the way of) and ``crosspod_users`` (distinct users with such a wish); then
+        ``crosspod``, whether crossPod is enabled between the two pods at the end of the run
+        (False where ``pod_a == pod_b``). A wish naming a user outside the population (which
+        ``simkit run`` never writes) has no pod pair and is left out.
+
+    Raises
+    ------
+    RunDirError
+        The run has no demand table (a recorded log): its unmet demand is unknown.
+
+    Examples
+    --------
+    In the story, pods 10 and 20 lose crossPod at 22:45:20 and 10 and 30 gain it at
+    22:47:20; 203 is not external:
+
+    >>> from simkit import read_run
+    >>> from simkit.events import Demand
+    >>> demand = Demand.from_records([
+    ...     (1700000000000, 101, 201, "sent", 1700000000000),
+    ...     (1700000100000, 101, 301, "deferred", 1700002100000),
+    ...     (1700000200000, 102, 301, "dropped", None),
+    ...     (1700001000000, 202, 302, "blocked", None),
+    ...     (1700001100000, 201, 301, "dropped", None),
+    ...     (1700001200000, 203, 301, "dropped", None),
+    ...     (1700002000000, 102, 202, "dropped", None),
+    ...     (1700002200000, 301, 302, "sent", 1700002200000),
+    ... ])
+    >>> frames = from_run(read_run("data/samples/story"), demand=demand)
+    >>> table = unmet_demand(frames)
+    >>> table[["wishes", "sent", "deferred", "blocked", "dropped", "unmet"]]  # doctest: +NORMALIZE_WHITESPACE
+                 wishes  sent  deferred  blocked  dropped  unmet
+    pod_a pod_b
+    10    20          2     1         0        0        1      1
+          30          2     0         1        0        1      1
+    20    30          3     0         0        1        2      3
+    30    30          1     1         0        0        0      0
+    >>> table[["unmet_users", "crosspod_unmet", "crosspod_users", "crosspod"]]  # doctest: +NORMALIZE_WHITESPACE
+                 unmet_users  crosspod_unmet  crosspod_users  crosspod
+    pod_a pod_b
+    10    20               1               1               1     False
+          30               1               0               0      True
+    20    30               3               2               2     False
+    30    30               0               0               0     False
+    """
+    return frames._derived("unmet_demand", _unmet_demand)
+
+
+def _unmet_demand(frames: RunFrames) -> pd.DataFrame:
+    wishes = _demand(frames)
+    known = (wishes["user_pod"].notna() & wishes["target_pod"].notna()).to_numpy()
+    # Pods as their rank among the pod ids, so that a pod pair is one small integer whose
+    # order is that of (pod_a, pod_b): one np.unique groups millions of wishes.
+    ids = np.sort(frames.pods["pod_id"].to_numpy(dtype=np.int64))
+    ends = [
+        np.searchsorted(ids, wishes[c].to_numpy(dtype=np.int64, na_value=0)[known])
+        for c in ("user_pod", "target_pod")
+    ]
+    lo, hi = np.minimum(*ends), np.maximum(*ends)
+    keys, pair = np.unique(lo * len(ids) + hi, return_inverse=True)
+    pair = pair.reshape(-1)
+    n = len(keys)
+    index = pd.MultiIndex.from_arrays(
+        [ids[keys // max(len(ids), 1)], ids[keys % max(len(ids), 1)]], names=["pod_a", "pod_b"]
+    )
+    fate = pd.Index(FATES).get_indexer(pd.Index(wishes[_WISH_FATE].to_numpy()[known]))
+    by_fate = np.bincount(pair * len(FATES) + fate, minlength=n * len(FATES)).reshape(n, len(FATES))
+    table = pd.DataFrame(by_fate.astype(np.int64), index=index, columns=list(FATES))
+    table.insert(0, "wishes", by_fate.sum(axis=1).astype(np.int64))
+    table["unmet"] = table[list(_UNMET)].sum(axis=1).astype(np.int64)
+
+    enabled = index.isin(pd.MultiIndex.from_frame(crosspod_at_end(frames)))
+    users = pd.Index(frames.users["user_id"].to_numpy(dtype=np.int64))
+    external = frames.users["external"].to_numpy(dtype=bool)
+    user = wishes[_WISH_USER].to_numpy(dtype=np.int64)[known]
+    target = wishes[_WISH_TARGET].to_numpy(dtype=np.int64)[known]
+    both_external = external[users.get_indexer(user)] & external[users.get_indexer(target)]
+    unmet = np.isin(fate, [FATES.index(f) for f in _UNMET])
+    alone = unmet & both_external & (lo != hi) & ~enabled[pair]
+    table["unmet_users"] = _users_per_group(pair[unmet], user[unmet], n)
+    table["crosspod_unmet"] = np.bincount(pair[alone], minlength=n).astype(np.int64)
+    table["crosspod_users"] = _users_per_group(pair[alone], user[alone], n)
+    table["crosspod"] = enabled
+    return table
+
+
+def crosspod_candidates(frames: RunFrames, top: int | None = None) -> pd.DataFrame:
+    """Where enabling crossPod would connect the most people: pod pairs by unmet demand.
+
+    The rows of :func:`unmet_demand` of two different pods without crossPod at the end of
+    the run that hold unmet wishes crossPod alone stands in the way of, ranked by those
+    (``crosspod_unmet``), then by the users who made them (``crosspod_users``), then by pod
+    ids.
+
+    Parameters
+    ----------
+    frames : RunFrames
+    top : int, optional
+        Keep the first `top` pairs; all by default.
+
+    Returns
+    -------
+    DataFrame
+        The columns of :func:`unmet_demand` but ``crosspod`` (always False here), ranked.
+        ``.attrs["pairs"]`` is the number of such pairs, ``.attrs["left_out"]`` how many
+        of them `top` left out and ``.attrs["left_out_unmet"]`` their ``crosspod_unmet``.
+
+    Raises
+    ------
+    RunDirError
+        The run has no demand table (a recorded log).
+
+    Examples
+    --------
+    With the frames of :func:`unmet_demand`:
+
+    >>> from simkit import read_run
+    >>> from simkit.events import Demand
+    >>> demand = Demand.from_records([
+    ...     (1700001000000, 202, 302, "blocked", None),
+    ...     (1700001100000, 201, 301, "dropped", None),
+    ...     (1700002000000, 102, 202, "dropped", None),
+    ... ])
+    >>> frames = from_run(read_run("data/samples/story"), demand=demand)
+    >>> best = crosspod_candidates(frames, top=1)
+    >>> best[["wishes", "unmet", "crosspod_unmet", "crosspod_users"]]  # doctest: +NORMALIZE_WHITESPACE
+                 wishes  unmet  crosspod_unmet  crosspod_users
+    pod_a pod_b
+    20    30          2      2               2               2
+    >>> best.attrs
+    {'pairs': 2, 'left_out': 1, 'left_out_unmet': 1}
+    """
+    if top is not None and top < 1:
+        raise ValueError(f"top must be at least 1, got {top}")
+    table = unmet_demand(frames)
+    pod_a = table.index.get_level_values("pod_a").to_numpy()
+    pod_b = table.index.get_level_values("pod_b").to_numpy()
+    keep = (
+        ~table["crosspod"].to_numpy(dtype=bool) & (pod_a != pod_b) & (table["crosspod_unmet"].to_numpy() > 0)
+    )
+    found = table[keep].drop(columns="crosspod")
+    # np.lexsort sorts by its last key first.
+    order = np.lexsort(
+        (pod_b[keep], pod_a[keep], -found["crosspod_users"].to_numpy(), -found["crosspod_unmet"].to_numpy())
+    )
+    ranked = found.iloc[order]
+    shown: pd.DataFrame = ranked.iloc[:top].copy()
+    shown.attrs = {
+        "pairs": len(ranked),
+        "left_out": len(ranked) - len(shown),
+        "left_out_unmet": int(ranked["crosspod_unmet"].iloc[len(shown) :].sum()),
+    }
+    return shown
+
+
+def crosspod_periods(frames: RunFrames) -> pd.DataFrame:
+    """The run cut at each crossPod stage: traffic and unmet demand from one stage to the next.
+
+    A stage is a time at which policy events changed the crossPod relation (a roll-out
+    changes many pod pairs at once). The run, taken to cover whole days (UTC) from midnight
+    of its first event or wish to the midnight after its last, is cut at each stage inside
+    it: the period before a stage and the period after it compare the whole network before
+    and after the change. Periods differ in length; divide by ``days`` for rates.
+
+    Returns
+    -------
+    DataFrame
+        Index ``period`` (0, 1, ...); columns ``start`` and ``end`` (UTC; the period is
+        ``[start, end)``), ``days`` (float), ``enabled`` and ``disabled`` (pod pairs whose
+        crossPod the stage at ``start`` turned on or off; a change before the run's start
+        counts in period 0), then counts of what happened in the period: ``requests``
+        (connects that created a request), ``accepted`` (requests accepted),
+        ``crosspod_disabled`` (403 ``crosspod_disabled`` answers), ``wishes`` (wishes made)
+        and ``unmet`` (of them, those never sent, whenever their time). ``wishes`` and
+        ``unmet`` are nullable and ``<NA>`` for a run without a demand table (a recorded
+        log), whose demand is unknown.
+
+    Examples
+    --------
+    >>> from simkit import read_run
+    >>> periods = crosspod_periods(from_run(read_run("data/samples/story")))
+    >>> periods[["start", "end", "enabled", "disabled"]]  # doctest: +NORMALIZE_WHITESPACE
+                         start                 end  enabled  disabled
+    period
+    0      2023-11-14 00:00:00 2023-11-14 22:45:20        0         0
+    1      2023-11-14 22:45:20 2023-11-14 22:47:20        0         1
+    2      2023-11-14 22:47:20 2023-11-15 00:00:00        1         0
+    >>> periods[["requests", "accepted", "crosspod_disabled", "wishes", "unmet"]]  # doctest: +NORMALIZE_WHITESPACE
+            requests  accepted  crosspod_disabled  wishes  unmet
+    period
+    0              4         2                  1    <NA>   <NA>
+    1              0         0                  2    <NA>   <NA>
+    2              3         1                  1    <NA>   <NA>
+    """
+    return frames._derived("crosspod_periods", _crosspod_periods)
+
+
+def _crosspod_periods(frames: RunFrames) -> pd.DataFrame:
+    order, changed, _ = _crosspod_history(frames)
+    pol_ts = frames.policy["ts"].to_numpy(dtype=np.int64)[order]
+    setting = frames.policy["crosspod"].to_numpy(dtype=bool)[order]
+    did = np.array(changed, dtype=bool)
+    ev_ts = frames.events["ts"].to_numpy(dtype=np.int64)
+    wishes = frames.demand
+    wish_ts = wishes[_WISH_TS].to_numpy(dtype=np.int64) if wishes is not None else ev_ts[:0]
+    every = np.concatenate([ev_ts, wish_ts])
+    day = 86_400_000
+    if len(every):
+        start, end = int(every.min()) // day * day, (int(every.max()) // day + 1) * day
+    else:
+        start = end = 0
+    inside = did & (pol_ts > start) & (pol_ts < end)
+    edges = np.concatenate([[start], np.unique(pol_ts[inside]), [end]]).astype(np.int64)
+    n = len(edges) - 1 if len(every) else 0
+
+    def count(ts: NDArray[np.int64], where: NDArray[np.bool_] | None = None) -> NDArray[np.int64]:
+        """How many of the times (those `where` says) fall in each period; before the first, in it."""
+        chosen = ts if where is None else ts[where]
+        period = np.clip(np.searchsorted(edges, chosen, side="right") - 1, 0, None)
+        return np.bincount(period[chosen < end], minlength=n).astype(np.int64)[:n]
+
+    moves = transitions(frames)
+    effect = moves["effect"].to_numpy()
+    move_ts = moves["ts"].to_numpy(dtype=np.int64)
+    table = pd.DataFrame(
+        {
+            "start": _times(edges[:-1]) if n else _times(edges[:0]),
+            "end": _times(edges[1:]) if n else _times(edges[:0]),
+        },
+        index=pd.RangeIndex(n, name="period"),
+    )
+    table["days"] = (edges[1:] - edges[:-1])[:n] / day
+    table["enabled"] = count(pol_ts, did & setting)
+    table["disabled"] = count(pol_ts, did & ~setting)
+    table["requests"] = count(
+        move_ts, np.isin(effect, [Effect.CREATE.name.lower(), Effect.REREQUEST.name.lower()])
+    )
+    table["accepted"] = count(move_ts, effect == Effect.ACCEPT.name.lower())
+    refused = (frames.events["reason"] == Reason.CROSSPOD_DISABLED.value).fillna(False).to_numpy(dtype=bool)
+    table["crosspod_disabled"] = count(ev_ts, refused)
+    if wishes is None:
+        table["wishes"] = table["unmet"] = pd.array([pd.NA] * n, dtype="Int64")
+    else:
+        table["wishes"] = pd.array(count(wish_ts), dtype="Int64")
+        table["unmet"] = pd.array(count(wish_ts, wishes[_WISH_FATE].isin(_UNMET).to_numpy()), dtype="Int64")
+    return table
 
 
 # -- the record history, rebuilt from the outcomes ------------------------------------------

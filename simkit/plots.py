@@ -41,6 +41,7 @@ from simkit.rules import Reason
 __all__ = [
     "REASON_COLORS",
     "STATUS_COLORS",
+    "crosspod_candidates",
     "degree_distribution",
     "difference_heatmap",
     "error_reasons",
@@ -966,4 +967,93 @@ def difference_heatmap(
     ax.set_yticks(np.arange(len(labels)), [str(p) for p in diff.index])
     bar = ax.figure.colorbar(image, ax=ax, label=f"{what}, B - A (symmetric log scale)", shrink=0.8)
     bar.ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _: _count(v)))
+    return ax
+
+
+def crosspod_candidates(candidates: pd.DataFrame | None, ax: Axes | None = None) -> Axes:
+    """Horizontal bars: where enabling crossPod would connect the most people.
+
+    One bar per pod pair without crossPod, top to bottom in the order given (most wishes
+    first), as long as its wishes never sent that crossPod alone stood in the way of; each
+    bar says how many and how many people made them. Under the axis, a note says how many
+    pairs were left out and the wishes they hold, so a top-N chart does not pass for all.
+
+    Parameters
+    ----------
+    candidates : DataFrame or None
+        :func:`simkit.analysis.crosspod_candidates` (its ``crosspod_unmet`` and
+        ``crosspod_users`` columns, and ``attrs["pairs"]``, ``attrs["left_out"]`` and
+        ``attrs["left_out_unmet"]``), with pod names from
+        :func:`simkit.analysis.with_pod_names`; ``None`` for a run without a demand
+        table, whose demand is unknown (the chart says so rather than show no bars).
+    ax : Axes, optional
+
+    Examples
+    --------
+    >>> from matplotlib.figure import Figure
+    >>> table = pd.DataFrame(
+    ...     {"crosspod_unmet": [40, 12], "crosspod_users": [25, 12]},
+    ...     index=pd.MultiIndex.from_tuples([("Bank", "Fund"), ("Bank", "Broker")], names=["pod", "pod"]),
+    ... )
+    >>> table.attrs = {"pairs": 5, "left_out": 3, "left_out_unmet": 9}
+    >>> ax = crosspod_candidates(table, ax=Figure().subplots())
+    >>> [t.get_text() for t in ax.get_yticklabels()], [t.get_text() for t in ax.texts]
+    (['Bank – Fund', 'Bank – Broker'], ['40 wishes, 25 people', '12 wishes, 12 people'])
+    >>> print(ax.get_xlabel())
+    wishes never sent (both users external, no crossPod between their pods)
+    top 2 of 5 pod pairs; the other 3 hold 9 more wishes
+    """
+    ax = _axes(ax)
+    ax.set_title("Where enabling crossPod would connect the most people")
+    ax.set_ylabel("pod pair (most wishes first)")
+    what = "wishes never sent (both users external, no crossPod between their pods)"
+    if candidates is None:
+        ax.set_xlabel(what)
+        # No bars: an axis from 0 to 1 would read as a scale of nothing.
+        ax.set_xticks([])
+        ax.set_yticks([])
+        ax.text(
+            0.5,
+            0.5,
+            "demand unknown: this run has no demand table\n(only `simkit run` records the wishes behind its events)",
+            ha="center",
+            va="center",
+            transform=ax.transAxes,
+            color="0.4",
+        )
+        return ax
+    pairs = int(candidates.attrs.get("pairs", len(candidates)))
+    left_out = int(candidates.attrs.get("left_out", 0))
+    if left_out:
+        more = int(candidates.attrs.get("left_out_unmet", 0))
+        others = "the other pair holds" if left_out == 1 else f"the other {left_out:,} hold"
+        what += f"\ntop {len(candidates):,} of {pairs:,} pod pairs; {others} {more:,} more wish{'' if more == 1 else 'es'}"
+    ax.set_xlabel(what)
+    if candidates.empty:
+        ax.set_xticks([])
+        ax.set_yticks([])
+        _no_data(ax, "pod pair without crossPod holds a wish never sent")
+        return ax
+    labels = [
+        " – ".join(str(v) for v in key) if isinstance(key, tuple) else str(key) for key in candidates.index
+    ]
+    y = np.arange(len(candidates))
+    wishes = candidates["crosspod_unmet"].to_numpy(dtype=float)
+    people = candidates["crosspod_users"].to_numpy(dtype=np.int64)
+    bars = ax.barh(y, wishes, color=REASON_COLORS[Reason.CROSSPOD_DISABLED.value], height=0.7)
+    ax.bar_label(
+        bars,
+        labels=[
+            f"{_count(w)} wish{'' if w == 1 else 'es'}, {p:,} {'person' if p == 1 else 'people'}"
+            for w, p in zip(wishes, people, strict=True)
+        ],
+        padding=3,
+        fontsize="small",
+    )
+    ax.set_yticks(y, labels)
+    # Top to bottom; room for three bars at least, so one or two do not swell to fill the chart.
+    ax.set_ylim(max(len(candidates), 3) - 0.3, -0.7)
+    # Room on the right for the longest bar's label.
+    ax.set_xlim(0, float(wishes.max()) * 1.4)
+    _counts_axis(ax.xaxis)
     return ax

@@ -6,7 +6,11 @@ with matplotlib's Agg renderer (it never touches ``pyplot`` or the caller's back
 writes ``report.md`` with the headline numbers beside them. Every file is written to a
 temporary name and renamed into place, and the same run gives the same bytes (the PNGs
 carry no software version or timestamp). It writes only into its output folder and never
-changes the run folder's tables.
+changes the run folder's tables. It reads only what the run folder holds and never runs
+another simulation: what crossPod changed is read off the run's own periods between
+policy stages, and where enabling crossPod would connect the most people off the wishes
+``simkit run`` recorded beside the log (``demand.parquet``; a recorded log has none, and the
+page says its demand is unknown).
 """
 
 from __future__ import annotations
@@ -41,6 +45,7 @@ CHARTS: tuple[str, ...] = (
     "request-counters.png",
     "time-to-answer.png",
     "pod-heatmap.png",
+    "crosspod-candidates.png",
     "error-reasons.png",
     "degree-distribution.png",
     "pod-graph.png",
@@ -51,8 +56,10 @@ _SUMMARY = "report.md"
 _DPI = 100
 # The timeline is drawn from at most about this many bins, whatever the run's length.
 _TIMELINE_BINS = 400
-# Policy stages listed one by one in the summary; the totals cover them all.
+# Periods between crossPod stages listed one by one in the summary.
 _POLICY_ROWS = 20
+# Pod pairs at most in the table and chart of where enabling crossPod would help most.
+_CANDIDATE_ROWS = 20
 
 
 @dataclass(frozen=True)
@@ -83,7 +90,8 @@ def _png(draw: Callable[[Axes], object], size: tuple[float, float]) -> bytes:
 def _charts(
     frames: analysis.RunFrames,
     top: int,
-    changes: pd.DataFrame,
+    periods: pd.DataFrame,
+    candidates: pd.DataFrame | None,
     answered: pd.DataFrame,
     pods: nx.Graph,
 ) -> dict[str, tuple[Callable[[Axes], object], tuple[float, float]]]:
@@ -95,10 +103,9 @@ def _charts(
         timeline = analysis.status_timeline(frames, freq=analysis.bin_width(frames, _TIMELINE_BINS))
     matrix = analysis.pod_matrix(frames, top=top, other=True)
     crosspod = analysis.crosspod_matrix(frames, matrix.index)
-    stages: list[pd.Timestamp] = (
-        list(analysis.crosspod_stages(changes).index.get_level_values("time")) if len(changes) else []
-    )
+    stages: list[pd.Timestamp] = list(periods["start"].iloc[1:])
     wide, tall = (8.0, 4.5), (8.0, max(3.0, 1.2 + 0.3 * len(largest)))
+    pairs = len(candidates) if candidates is not None else 0
     return {
         "status-timeline.png": (lambda ax: plots.status_timeline(timeline, ax=ax, marks=stages), wide),
         "status-by-pod.png": (
@@ -118,6 +125,10 @@ def _charts(
                 analysis.with_pod_names(matrix, frames), analysis.with_pod_names(crosspod, frames), ax=ax
             ),
             (8.0, 7.5),
+        ),
+        "crosspod-candidates.png": (
+            lambda ax: plots.crosspod_candidates(candidates, ax=ax),
+            (8.0, max(3.0, 1.6 + 0.32 * pairs)),
         ),
         "error-reasons.png": (
             lambda ax: plots.error_reasons(analysis.error_counts(frames), ax=ax, marks=stages),
@@ -152,50 +163,115 @@ def _headline_rows(headline: pd.Series) -> list[list[str]]:
     return [[str(k), str(v)] for k, v in analysis.readable(headline).items()]
 
 
-def _policy_lines(changes: pd.DataFrame) -> list[str]:
-    if changes.empty:
-        return ["The run has no crossPod policy events: crossPod stayed as it started."]
-    stages = analysis.crosspod_stages(changes)
-    measures = ("requests", "accepted", "crosspod_disabled")
-    changed = int(changes["changed"].sum())
-    lines = [
-        f"{_plural(len(changes), 'policy event')} ({changed:,} changed the relation) in "
-        f"{_plural(len(stages), 'stage')}. For each pod pair, the traffic between its two pods in equal "
-        "windows before and after the change, summed per stage (see `crosspod_changes` in "
-        "docs/analysis.md):",
-        "",
+def _period_text(start: pd.Timestamp, end: pd.Timestamp, whole_days: bool) -> str:
+    form = "%Y-%m-%d" if whole_days else "%Y-%m-%d %H:%M"
+    return f"{start:{form}} – {end:{form}}"
+
+
+def _stage_text(enabled: int, disabled: int) -> str:
+    changes = [
+        f"{verb} {_plural(n, 'pod pair')}" for verb, n in (("enabled", enabled), ("disabled", disabled)) if n
     ]
-    header = ["time (UTC)", "set to", "pod pairs", "shortest window"]
-    header += [f"{m.replace('_', ' ')} before / after" for m in measures]
-    shown = stages.head(_POLICY_ROWS)
-    windows = [str(w) for w in analysis.readable(shown["window"])]
+    return ", ".join(changes) or "as at the start"
+
+
+def _per_day(count: float, days: float) -> str:
+    return f"{count / days:,.1f}" if days > 0 else "n/a"
+
+
+def _policy_lines(frames: analysis.RunFrames, periods: pd.DataFrame) -> list[str]:
+    if periods.empty:
+        return ["The run has no action events."]
+    changed = int(periods["enabled"].sum() + periods["disabled"].sum())
+    stages = len(periods) - 1
+    known = frames.demand is not None
+    if stages:
+        text = (
+            f"{_plural(len(frames.policy), 'policy event')} ({changed:,} changed the relation) in "
+            f"{_plural(stages, 'stage')}. The run is cut at each stage: each row is the whole network "
+            "from one stage to the next, so each stage is the step from a row to the next. Rates are "
+            "per day of the period"
+        )
+    else:
+        text = (
+            f"No policy event changed crossPod during the run ({_plural(len(frames.policy), 'policy event')}"
+            f", {changed:,} changing the relation before it began): it is one period. Rates are per day"
+        )
+    text += (
+        "; the wishes never sent are those made in the period that were never sent at all"
+        if known
+        else "; this run has no demand table, so its wishes are unknown"
+    )
+    lines = [text + " (see `crosspod_periods` in docs/analysis.md):"]
+    lines.append("")
+    shown = periods.head(_POLICY_ROWS)
+    starts, ends = pd.DatetimeIndex(shown["start"]), pd.DatetimeIndex(shown["end"])
+    whole_days = bool((starts == starts.normalize()).all() and (ends == ends.normalize()).all())
+    lengths = analysis.readable(pd.Series(ends - starts))
+    header = ["period (UTC)", "length", "crossPod at its start", "requests sent / day", "accepted / day"]
+    header.append("403 crosspod_disabled / day")
+    if known:
+        header.append("wishes never sent / day (share of the period's wishes)")
+    rows = []
+    for start, end, length, row in zip(starts, ends, lengths, shown.to_dict("records"), strict=True):
+        days = float(row["days"])
+        cells = [
+            _period_text(start, end, whole_days),
+            str(length),
+            _stage_text(int(row["enabled"]), int(row["disabled"])),
+            *(_per_day(int(row[m]), days) for m in ("requests", "accepted", "crosspod_disabled")),
+        ]
+        if known:
+            wishes, unmet = int(row["wishes"]), int(row["unmet"])
+            share = f"{100 * unmet / wishes:.1f} %" if wishes else "n/a"
+            cells.append(f"{_per_day(unmet, days)} ({share})")
+        rows.append(cells)
+    lines += _table(header, rows, numbers_from=3)
+    if len(periods) > _POLICY_ROWS:
+        lines += ["", f"The first {_POLICY_ROWS} of {len(periods):,} periods are listed."]
+    return lines
+
+
+def _candidate_lines(frames: analysis.RunFrames, candidates: pd.DataFrame | None) -> list[str]:
+    if candidates is None:
+        return [
+            "This run has no demand table (`demand.parquet`; only `simkit run` writes one): the wishes "
+            "behind its events, and which of them were never sent, are unknown."
+        ]
+    table = analysis.unmet_demand(frames)
+    wishes, unmet = int(table["wishes"].sum()), int(table["unmet"].sum())
+    alone = int(table["crosspod_unmet"].sum())
+    share = f" ({100 * unmet / wishes:.1f} %)" if wishes else ""
+    opened = int(table.loc[table["crosspod"].to_numpy(dtype=bool), "unmet"].sum())
+    lines = [
+        f"Of {_plural(wishes, 'wish', 'wishes')} to connect, {unmet:,} {'was' if unmet == 1 else 'were'} "
+        f"never sent{share}: "
+        f"{int(table['blocked'].sum()):,} tried and refused, {int(table['dropped'].sum()):,} given up "
+        f"without trying. {opened:,} of them were between pods that have crossPod by the end of the "
+        f"run, and {unmet - opened - alone:,} between pods without it but with a user lacking the "
+        f"external entitlement. crossPod alone stood in the way of the other {alone:,} (both users "
+        "external, two pods without crossPod at the end of the run)"
+    ]
+    pairs = int(candidates.attrs.get("pairs", len(candidates)))
+    if not pairs:
+        lines[0] += "."
+        return lines
+    lines[0] += f", between {_plural(pairs, 'pod pair')}" + (
+        f"; the {len(candidates):,} with the most:" if len(candidates) < pairs else ":"
+    )
+    header = ["pod pair", "wishes never sent for want of crossPod", "people who made them"]
+    header += ["wishes between the two pods", "of them sent"]
     rows = [
         [
-            f"{time:%Y-%m-%d %H:%M}",
-            "enabled" if enabled else "disabled",
-            f"{row['pairs']:,}",
-            window,
-            *(f"{row[f'{m}_before']:,} / {row[f'{m}_after']:,}" for m in measures),
+            " – ".join(str(p) for p in key),
+            f"{row['crosspod_unmet']:,}",
+            f"{row['crosspod_users']:,}",
+            f"{row['wishes']:,}",
+            f"{row['sent'] + row['deferred']:,}",
         ]
-        for (time, enabled), row, window in zip(shown.index, shown.to_dict("records"), windows, strict=True)
+        for key, row in zip(candidates.index, candidates.to_dict("records"), strict=True)
     ]
-    totals = stages.sum(numeric_only=True)
-    rows.append(
-        [
-            "**all**",
-            "",
-            f"{int(totals['pairs']):,}",
-            "",
-            *(f"{int(totals[f'{m}_before']):,} / {int(totals[f'{m}_after']):,}" for m in measures),
-        ]
-    )
-    lines += _table(header, rows, numbers_from=2)
-    if len(stages) > _POLICY_ROWS:
-        lines += [
-            "",
-            f"The first {_POLICY_ROWS} of {len(stages):,} stages are listed; **all** sums every one.",
-        ]
-    return lines
+    return [*lines, "", *_table(header, rows)]
 
 
 def _unanswered(answered: pd.DataFrame) -> str:
@@ -221,7 +297,8 @@ def _summary(
     frames: analysis.RunFrames,
     headline: pd.Series,
     network: pd.Series,
-    changes: pd.DataFrame,
+    periods: pd.DataFrame,
+    candidates: pd.DataFrame | None,
     answered: pd.DataFrame,
     title: str,
     files: Mapping[str, str],
@@ -276,9 +353,15 @@ def _summary(
         "",
         "## What crossPod changed",
         "",
-        *_policy_lines(changes),
+        *_policy_lines(frames, periods),
         "",
         image("pod-heatmap.png", "accepted connections between the largest pods"),
+        "",
+        "## Where enabling crossPod would connect the most people",
+        "",
+        *_candidate_lines(frames, candidates),
+        "",
+        image("crosspod-candidates.png", "pod pairs without crossPod by wishes never sent"),
         "",
         "## Refused answers",
         "",
@@ -310,7 +393,8 @@ def write_report(
     Parameters
     ----------
     run_dir : path
-        A run folder whose outputs exist (``simkit run`` or ``simkit replay`` wrote them).
+        A run folder whose outputs exist (``simkit run`` or ``simkit replay`` wrote them),
+        with the wishes behind its events if ``simkit run`` wrote it (``demand.parquet``).
     out : path, optional
         Where to write (created if missing); ``RUN_DIR/report`` by default.
     outputs : path, optional
@@ -339,7 +423,7 @@ def write_report(
     ...     report = write_report("data/samples/story", Path(tmp) / "report", outputs=tmp)
     ...     names = sorted(p.name for p in report.files)
     >>> names[:3], report.summary.name
-    (['degree-distribution.png', 'error-reasons.png', 'pod-graph.png'], 'report.md')
+    (['crosspod-candidates.png', 'degree-distribution.png', 'error-reasons.png'], 'report.md')
     >>> report.headline["events"], report.headline["records ACCEPTED"]
     (46, 2)
     """
@@ -404,9 +488,14 @@ def _write(
     network = graph.metrics(frames, pods)  # on the record arrays: no user graph is built
     written: list[Path] = []
     files: dict[str, bytes | Callable[[Path], object]] = {}  # put in place together at the end
-    changes = analysis.crosspod_changes(frames)
+    periods = analysis.crosspod_periods(frames)
+    candidates = (
+        analysis.with_pod_names(analysis.crosspod_candidates(frames, top=_CANDIDATE_ROWS), frames)
+        if frames.demand is not None
+        else None
+    )
     answered = analysis.answered_within(frames)
-    for name, (draw, size) in _charts(frames, top, changes, answered, pods).items():
+    for name, (draw, size) in _charts(frames, top, periods, candidates, answered, pods).items():
         stages.start(name)
         files[name] = _png(draw, size)
         written.append(target / name)
@@ -420,7 +509,8 @@ def _write(
         frames,
         headline,
         network,
-        changes,
+        periods,
+        candidates,
         answered,
         _title(root, manifest),
         {name: name for name in CHARTS},

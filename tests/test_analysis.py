@@ -14,10 +14,12 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from simkit import Engine, Events, Pod, Policy, Population, User, analysis, read_run, replay_run
+from simkit.cli import main
 from simkit.errors import RunDirError
-from simkit.events import apply_order
-from simkit.io.runs import Run
+from simkit.events import Demand, apply_order
+from simkit.io.runs import Run, read_demand
 from simkit.rules import ACTIONS
+from simkit.schema import TABLES
 
 # A world whose answers are counted by hand in the tests below. Pods 1 and 2 are private
 # with crossPod between them; pod 3 is public; 13 is not external; 99 does not exist.
@@ -463,6 +465,8 @@ def test_a_run_without_events(tmp_path: Path) -> None:
     table = analysis.crosspod_changes(frames)
     assert table["window"].tolist() == [pd.Timedelta(0)]
     assert analysis.summary(frames)["events"] == 0
+    periods = analysis.crosspod_periods(frames)
+    assert periods.empty and "unmet" in periods.columns
 
 
 # -- the rebuilt history against the engine ------------------------------------------------------
@@ -769,3 +773,213 @@ def test_derived_tables_are_cached_and_handed_out_as_copies() -> None:
     other = analysis.from_run(read_run("data/samples/story"))
     assert analysis.requests(other).equals(analysis.requests(frames))
     assert analysis.status_timeline(frames, freq="1h").equals(analysis.status_timeline(other, freq="1h"))
+
+
+# -- demand: wishes by pod pair, and the run cut at each crossPod stage ---------------------
+
+# The hand world of EVENTS, crossPod 2-3 enabled at 7500 instead (1-3 never is): the wishes
+# below are counted by hand. 13 is not external.
+WISH_POLICY = "ts,pod_a,pod_b,crosspod\n7500,3,2,true\n"
+WISHES = [
+    (1000, 11, 21, "sent", 1000),  # (1, 2)
+    (2000, 11, 31, "dropped", None),  # (1, 3) crossPod alone
+    (2500, 21, 31, "deferred", 9000),  # (2, 3) sent once 2-3 opened
+    (3000, 12, 31, "blocked", None),  # (1, 3) crossPod alone
+    (4000, 13, 32, "dropped", None),  # (1, 3) 13 is not external
+    (5000, 31, 11, "dropped", None),  # (1, 3) crossPod alone
+    (5500, 11, 32, "dropped", None),  # (1, 3) crossPod alone, 11 again
+    (6000, 22, 32, "blocked", None),  # (2, 3) enabled at the end
+    (8000, 32, 31, "sent", 8000),  # (3, 3) inside the public pod
+    (9000, 13, 21, "dropped", None),  # (1, 2) 13 is not external
+]
+
+
+@pytest.fixture(scope="module")
+def wished(tmp_path_factory: pytest.TempPathFactory) -> analysis.RunFrames:
+    folder = _write_run(tmp_path_factory.mktemp("wished") / "run", EVENTS, policy=WISH_POLICY)
+    return analysis.from_run(read_run(folder), demand=Demand.from_records(WISHES))
+
+
+def test_demand_frame_keeps_the_table_and_adds_the_pods(wished: analysis.RunFrames) -> None:
+    demand = wished.demand
+    assert demand is not None
+    assert list(demand.columns) == [*TABLES["demand"].names, "user_pod", "target_pod"]
+    assert demand["fate"].tolist() == [w[3] for w in WISHES]
+    assert demand["sent_ts"].tolist() == [pd.NA if w[4] is None else w[4] for w in WISHES]
+    assert demand["user_pod"].tolist() == [1, 1, 2, 1, 1, 3, 1, 2, 3, 1]
+    assert repr(wished).endswith("connections, 10 wishes)")
+
+
+def test_unmet_demand_by_hand(wished: analysis.RunFrames) -> None:
+    table = analysis.unmet_demand(wished)
+    assert table.index.tolist() == [(1, 2), (1, 3), (2, 3), (3, 3)]
+    columns = ["wishes", "sent", "deferred", "blocked", "dropped", "unmet"]
+    columns += ["unmet_users", "crosspod_unmet", "crosspod_users", "crosspod"]
+    assert list(table.columns) == columns
+    assert table.loc[(1, 2)].tolist() == [2, 1, 0, 0, 1, 1, 1, 0, 0, True]
+    assert table.loc[(1, 3)].tolist() == [5, 0, 0, 1, 4, 5, 4, 4, 3, False]
+    assert table.loc[(2, 3)].tolist() == [2, 0, 1, 1, 0, 1, 1, 0, 0, True]
+    assert table.loc[(3, 3)].tolist() == [1, 1, 0, 0, 0, 0, 0, 0, 0, False]
+
+
+def test_crosspod_candidates_rank_by_wishes_then_people_then_pods(tmp_path: Path) -> None:
+    # No crossPod at all: every unmet wish between external users of two pods counts.
+    folder = _write_run(tmp_path / "run", EVENTS[:2], crosspod="pod_a,pod_b\n", policy=None)
+    wishes = [
+        (1000, 11, 21, "dropped", None),  # (1, 2): 2 wishes, 2 people
+        (1100, 12, 22, "blocked", None),
+        (1200, 21, 31, "dropped", None),  # (2, 3): 2 wishes, 1 person
+        (1300, 21, 32, "dropped", None),
+        (1400, 11, 31, "dropped", None),  # (1, 3): 3 wishes, 3 people
+        (1500, 12, 31, "dropped", None),
+        (1600, 31, 12, "blocked", None),
+        (1700, 13, 31, "dropped", None),  # not external: not counted
+    ]
+    frames = analysis.from_run(read_run(folder), demand=Demand.from_records(wishes))
+    every = analysis.crosspod_candidates(frames)
+    assert every.index.tolist() == [(1, 3), (1, 2), (2, 3)]
+    assert every["crosspod_unmet"].tolist() == [3, 2, 2]
+    assert every["crosspod_users"].tolist() == [3, 2, 1]
+    assert every["unmet"].tolist() == [4, 2, 2]
+    assert every.attrs == {"pairs": 3, "left_out": 0, "left_out_unmet": 0}
+    best = analysis.crosspod_candidates(frames, top=2)
+    assert best.index.tolist() == [(1, 3), (1, 2)]
+    assert best.attrs == {"pairs": 3, "left_out": 1, "left_out_unmet": 2}
+    named = analysis.with_pod_names(best, frames)
+    assert named.index.tolist() == [("one", "three"), ("one", "two")]
+    assert named.attrs == best.attrs
+
+
+def test_crosspod_candidates_leave_out_pairs_with_crosspod_at_the_end(wished: analysis.RunFrames) -> None:
+    table = analysis.crosspod_candidates(wished)
+    assert table.index.tolist() == [(1, 3)]
+    assert "crosspod" not in table.columns
+    with pytest.raises(ValueError, match="top must be at least 1"):
+        analysis.crosspod_candidates(wished, top=0)
+
+
+def test_crosspod_periods_by_hand(wished: analysis.RunFrames) -> None:
+    periods = analysis.crosspod_periods(wished)
+    assert periods["start"].tolist() == [_ms(0), _ms(7500)]
+    assert periods["end"].tolist() == [_ms(7500), _ms(86_400_000)]
+    assert periods["days"].tolist() == [7500 / 86_400_000, 1 - 7500 / 86_400_000]
+    assert periods["enabled"].tolist() == [0, 1]
+    assert periods["disabled"].tolist() == [0, 0]
+    # Requests at 1000, 1500, 3000, 5000 (re-request), 6000; after 7500, 1-3 has no crossPod.
+    assert periods["requests"].tolist() == [5, 0]
+    assert periods["accepted"].tolist() == [1, 2]  # 2000 | 8000, 10000
+    assert periods["crosspod_disabled"].tolist() == [1, 6]  # 7000 | 8500, 11000, 12000 x2, 13000, 14000
+    assert periods["wishes"].tolist() == [8, 2]
+    assert periods["unmet"].tolist() == [6, 1]
+
+
+def test_crosspod_periods_ignore_policy_that_changes_nothing(tmp_path: Path) -> None:
+    policy = "ts,pod_a,pod_b,crosspod\n3000,1,2,true\n7500,3,2,true\n"  # 1-2 is enabled already
+    frames = analysis.from_run(read_run(_write_run(tmp_path / "run", EVENTS, policy=policy)))
+    periods = analysis.crosspod_periods(frames)
+    assert periods["start"].tolist() == [_ms(0), _ms(7500)]
+    assert periods["enabled"].tolist() == [0, 1]
+
+
+def test_crosspod_periods_count_a_change_at_the_start_in_the_first_and_none_after_the_end(
+    tmp_path: Path,
+) -> None:
+    # At midnight of the first day (the run's start), and on the day after the last event.
+    policy = "ts,pod_a,pod_b,crosspod\n0,3,2,true\n172800000,3,1,true\n"
+    frames = analysis.from_run(read_run(_write_run(tmp_path / "run", EVENTS, policy=policy)))
+    periods = analysis.crosspod_periods(frames)
+    assert periods["start"].tolist() == [_ms(0)] and periods["end"].tolist() == [_ms(86_400_000)]
+    assert periods["enabled"].tolist() == [1]
+    assert periods["days"].tolist() == [1.0]
+
+
+def test_a_run_without_demand_cannot_tell_its_unmet_demand(hand: analysis.RunFrames) -> None:
+    assert hand.demand is None
+    for table in (analysis.unmet_demand, analysis.crosspod_candidates):
+        with pytest.raises(RunDirError, match=r"^this run has no demand table \(demand.parquet\)") as err:
+            table(hand)
+        assert "\n" not in str(err.value)
+    periods = analysis.crosspod_periods(hand)
+    assert periods["wishes"].isna().all() and periods["unmet"].isna().all()
+    assert periods["requests"].sum() == len(analysis.requests(hand))
+
+
+def test_unmet_demand_is_computed_once_per_frames(
+    wished: analysis.RunFrames, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    frames = analysis.from_run(read_run("data/samples/story"), demand=Demand.from_records([]))
+    calls: list[object] = []
+    compute = analysis._unmet_demand
+    monkeypatch.setattr(analysis, "_unmet_demand", lambda f: calls.append(f) or compute(f))
+    first = analysis.unmet_demand(frames)
+    first["extra"] = 1
+    analysis.crosspod_candidates(frames)
+    assert "extra" not in analysis.unmet_demand(frames).columns
+    assert calls == [frames]
+    assert first.empty
+
+
+@pytest.fixture(scope="module")
+def tiny_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A real `simkit run` of the tiny scenario, with its demand.parquet."""
+    out = tmp_path_factory.mktemp("tiny") / "run"
+    assert main(["run", "data/scenarios/tiny.toml", "--out", str(out), "--seed", "11"]) == 0
+    return out
+
+
+def test_unmet_demand_of_a_real_run_matches_its_definition(tiny_run: Path) -> None:
+    frames = analysis.load(tiny_run)
+    demand = read_demand(tiny_run)
+    assert demand is not None and frames.demand is not None and len(frames.demand) == len(demand) > 0
+    assert frames.demand["ts"].tolist() == demand.ts.tolist()
+    assert frames.demand["fate"].tolist() == demand.fates()
+    sent = frames.demand["sent_ts"]
+    assert sent.isna().tolist() == (~demand.was_sent).tolist()
+    assert sent.dropna().tolist() == demand.sent_ts[demand.was_sent].tolist()
+    # The definition, row by row in plain Python.
+    pod = dict(zip(frames.users["user_id"].tolist(), frames.users["pod_id"].tolist(), strict=True))
+    external = dict(zip(frames.users["user_id"].tolist(), frames.users["external"].tolist(), strict=True))
+    enabled = {tuple(p) for p in analysis.crosspod_at_end(frames).to_numpy().tolist()}
+    expected: dict[tuple[int, int], list[int]] = {}
+    people: dict[tuple[int, int], tuple[set[int], set[int]]] = {}
+    for user, target, fate in zip(demand.user.tolist(), demand.target.tolist(), demand.fates(), strict=True):
+        pair = (min(pod[user], pod[target]), max(pod[user], pod[target]))
+        row = expected.setdefault(pair, [0] * 6)
+        unmet = fate in ("blocked", "dropped")
+        alone = unmet and external[user] and external[target] and pair[0] != pair[1] and pair not in enabled
+        row[0] += 1
+        row[1] += unmet
+        row[2] += alone
+        row[3 + ("sent", "deferred").index(fate) if fate in ("sent", "deferred") else 5] += 1
+        users = people.setdefault(pair, (set(), set()))
+        if unmet:
+            users[0].add(user)
+        if alone:
+            users[1].add(user)
+    table = analysis.unmet_demand(frames)
+    assert sorted(expected) == table.index.tolist()
+    for pair, (wishes, unmet, alone, sent, deferred, never) in expected.items():
+        got = table.loc[pair]
+        assert [got["wishes"], got["unmet"], got["crosspod_unmet"]] == [wishes, unmet, alone], pair
+        assert [got["sent"], got["deferred"], got["blocked"] + got["dropped"]] == [sent, deferred, never]
+        assert [got["unmet_users"], got["crosspod_users"]] == [len(people[pair][0]), len(people[pair][1])]
+        assert bool(got["crosspod"]) == (pair in enabled)
+    # Some of tiny's unmet demand is crossPod's alone, some is not (a user not external).
+    assert 0 < table["crosspod_unmet"].sum() < table["unmet"].sum()
+
+
+def test_crosspod_periods_of_a_real_run_add_up(tiny_run: Path) -> None:
+    frames = analysis.load(tiny_run)
+    periods = analysis.crosspod_periods(frames)
+    assert frames.demand is not None
+    # tiny rolls crossPod out one week in, to a quarter of the pairs still closed.
+    assert periods["start"].tolist() == [pd.Timestamp("2024-03-04"), pd.Timestamp("2024-03-11")]
+    assert periods["days"].tolist() == [7.0, 7.0]
+    assert periods["enabled"].tolist() == [0, len(frames.policy)]
+    assert periods["wishes"].sum() == len(frames.demand)
+    assert periods["unmet"].sum() == frames.demand["fate"].isin(["blocked", "dropped"]).sum()
+    assert periods["requests"].sum() == len(analysis.requests(frames))
+    refused = (frames.events["reason"] == "crosspod_disabled").sum()
+    assert periods["crosspod_disabled"].sum() == refused > 0
+    # The roll-out enables pairs only, so fewer calls meet a closed pair after it.
+    assert periods["crosspod_disabled"].iloc[1] < periods["crosspod_disabled"].iloc[0]

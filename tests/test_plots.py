@@ -26,12 +26,26 @@ from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 
 from simkit import analysis, graph, plots, read_run
+from simkit.events import Demand
 from simkit.rules import REASONS
+
+# Wishes behind the story, as in the doctest of simkit.analysis.unmet_demand: (20, 30) holds
+# two wishes crossPod alone stands in the way of, by two people, (10, 20) one.
+STORY_WISHES = [
+    (1700000000000, 101, 201, "sent", 1700000000000),
+    (1700000100000, 101, 301, "deferred", 1700002100000),
+    (1700000200000, 102, 301, "dropped", None),
+    (1700001000000, 202, 302, "blocked", None),
+    (1700001100000, 201, 301, "dropped", None),
+    (1700001200000, 203, 301, "dropped", None),
+    (1700002000000, 102, 202, "dropped", None),
+    (1700002200000, 301, 302, "sent", 1700002200000),
+]
 
 
 @pytest.fixture(scope="module")
 def story() -> analysis.RunFrames:
-    return analysis.from_run(read_run("data/samples/story"))
+    return analysis.from_run(read_run("data/samples/story"), demand=Demand.from_records(STORY_WISHES))
 
 
 @pytest.fixture
@@ -309,6 +323,7 @@ def _empty_frames() -> analysis.RunFrames:
         policy=frames.policy.iloc[:0],
         events=keep,
         connections=frames.connections.iloc[:0],
+        demand=analysis.from_run(read_run("data/samples/story"), demand=Demand.empty()).demand,
     )
 
 
@@ -327,6 +342,7 @@ _EMPTY: list[tuple[str, Callable[[analysis.RunFrames, Axes], Axes]]] = [
         lambda f, ax: plots.degree_distribution(graph.degree_counts(graph.user_graph(f)), ax=ax),
     ),
     ("pod_graph", lambda f, ax: plots.pod_graph(graph.pod_graph(f), ax=ax)),
+    ("crosspod_candidates", lambda f, ax: plots.crosspod_candidates(analysis.crosspod_candidates(f), ax=ax)),
 ]
 
 
@@ -363,11 +379,44 @@ def test_charts_leave_their_frames_as_they_were(story: analysis.RunFrames, ax: A
     errors = analysis.error_counts(story, freq="7D")
     shares = analysis.answered_within(story)
     matrix = analysis.pod_matrix(story, top=1, other=True)
-    before = [t.copy() for t in (timeline, errors, shares, matrix)]
+    candidates = analysis.crosspod_candidates(story, top=1)
+    before = [t.copy() for t in (timeline, errors, shares, matrix, candidates)]
     plots.status_timeline(timeline, ax=ax)
     plots.error_reasons(errors, ax=Figure().subplots())
     plots.time_to_answer(shares, ax=Figure().subplots())
     plots.pod_heatmap(matrix, ax=Figure().subplots())
-    for after, copy in zip((timeline, errors, shares, matrix), before, strict=True):
+    plots.crosspod_candidates(candidates, ax=Figure().subplots())
+    for after, copy in zip((timeline, errors, shares, matrix, candidates), before, strict=True):
         pd.testing.assert_frame_equal(after, copy)
         assert after.attrs == copy.attrs
+
+
+def test_crosspod_candidates_draws_a_bar_per_pair_most_wishes_on_top(
+    story: analysis.RunFrames, ax: Axes
+) -> None:
+    table = analysis.with_pod_names(analysis.crosspod_candidates(story), story)
+    assert plots.crosspod_candidates(table, ax=ax) is ax
+    assert ax.get_title() == "Where enabling crossPod would connect the most people"
+    assert ax.get_xlabel() == "wishes never sent (both users external, no crossPod between their pods)"
+    assert ax.get_ylabel() == "pod pair (most wishes first)"
+    assert [t.get_text() for t in ax.get_yticklabels()] == ["pod-20 – pod-30", "pod-10 – pod-20"]
+    assert [p.get_width() for p in ax.patches] == [2, 1]
+    # The first bar is drawn on top.
+    assert ax.yaxis_inverted() and ax.patches[0].get_y() < ax.patches[1].get_y()
+    assert [t.get_text() for t in ax.texts] == ["2 wishes, 2 people", "1 wish, 1 person"]
+    ax.figure.canvas.draw()
+
+
+def test_crosspod_candidates_says_how_many_pairs_it_left_out(story: analysis.RunFrames, ax: Axes) -> None:
+    table = analysis.with_pod_names(analysis.crosspod_candidates(story, top=1), story)
+    plots.crosspod_candidates(table, ax=ax)
+    assert len(ax.patches) == 1
+    assert ax.get_xlabel().splitlines()[1] == "top 1 of 2 pod pairs; the other pair holds 1 more wish"
+
+
+def test_crosspod_candidates_of_a_run_without_demand_says_it_is_unknown(ax: Axes) -> None:
+    plots.crosspod_candidates(None, ax=ax)
+    assert not ax.patches and not ax.get_xticks().size and not ax.get_yticks().size
+    assert [t.get_text().splitlines()[0] for t in ax.texts] == [
+        "demand unknown: this run has no demand table"
+    ]

@@ -11,7 +11,8 @@ import networkx as nx
 import pandas as pd
 import pytest
 
-from simkit import graph, plots, replay_run
+import simkit.analysis as analysis
+from simkit import graph, plots, replay_run, simulate
 from simkit.cli import main
 from simkit.errors import RunDirError
 from simkit.report import CHARTS, Report, write_report
@@ -68,16 +69,23 @@ def test_summary_shows_the_headline_numbers_and_every_chart(story_report: Report
         "4 stored records: 2 PENDING, 2 ACCEPTED, 0 REJECTED.",
         "Re-request rate: 25.0 %; median time to accept: 1 min; never answered by the end of the "
         "run: 2 of 7 requests (28.6 %).",
-        "2 policy events (2 changed the relation) in 2 stages. For each pod pair, the traffic between "
-        "its two pods in equal windows before and after the change, summed per stage (see "
-        "`crosspod_changes` in docs/analysis.md):",
-        "| 2023-11-14 22:45 | disabled | 1 | 13 min | 1 / 0 | 0 / 0 | 0 / 3 |",
-        "| 2023-11-14 22:47 | enabled | 1 | 11 min | 0 / 3 | 0 / 1 | 1 / 0 |",
-        "| **all** |  | 2 |  | 1 / 3 | 0 / 1 | 1 / 3 |",
+        "| period (UTC) | length | crossPod at its start | requests sent / day | accepted / day | "
+        "403 crosspod_disabled / day |",
+        # 4 requests, 2 accepted, 1 refused in 0.948 days; 2 refused in 2 minutes; 3, 1 and 1 in 73 min.
+        "| 2023-11-14 00:00 – 2023-11-14 22:45 | 22 h 45 min | as at the start | 4.2 | 2.1 | 1.1 |",
+        "| 2023-11-14 22:45 – 2023-11-14 22:47 | 2 min | disabled 1 pod pair | 0.0 | 0.0 | 1,440.0 |",
+        "| 2023-11-14 22:47 – 2023-11-15 00:00 | 1 h 13 min | enabled 1 pod pair | 59.4 | 19.8 | 19.8 |",
+        "This run has no demand table (`demand.parquet`; only `simkit run` writes one): the wishes "
+        "behind its events, and which of them were never sent, are unknown.",
         "| accepted connections per user | 0.571 |",
         "| most bridging pod | n/a |",
     ]:
         assert line in text.splitlines(), line
+    assert (
+        "2 policy events (2 changed the relation) in 2 stages. The run is cut at each stage: each row is "
+        "the whole network from one stage to the next"
+    ) in text
+    assert "; this run has no demand table, so its wishes are unknown (see `crosspod_periods` in " in text
     for chart in CHARTS:
         assert f"]({chart})" in text
 
@@ -89,7 +97,7 @@ def test_summary_counts_agree_with_their_nouns(tmp_path: Path) -> None:
     (run / "policy.csv").write_text("\n".join(policy[:2]) + "\n", encoding="utf-8")
     replay_run(run)
     text = write_report(run).summary.read_text(encoding="utf-8")
-    assert "1 policy event (1 changed the relation) in 1 stage. For each" in text
+    assert "1 policy event (1 changed the relation) in 1 stage. The run is cut" in text
     assert "1 stages" not in text and "1 policy events" not in text
 
 
@@ -215,7 +223,7 @@ def test_each_derived_table_is_computed_once_per_report(
     import simkit.analysis as analysis
 
     calls: dict[str, int] = {}
-    names = ("_transitions", "_requests", "_crosspod_history_of", "_crosspod_changes", "_status_timeline")
+    names = ("_transitions", "_requests", "_crosspod_history_of", "_crosspod_periods", "_status_timeline")
     for name in names:
         compute = getattr(analysis, name)
 
@@ -242,8 +250,107 @@ def test_progress_bar_names_the_stages_only_when_asked(
 ) -> None:
     shown = write_report(story_dir, tmp_path / "shown", progress=True)
     err = capsys.readouterr().err
-    assert "reading the run" in err and "/12 [" in err
+    assert "reading the run" in err and "/13 [" in err
     for first, second in zip(story_report.files, shown.files, strict=True):
         assert first.read_bytes() == second.read_bytes(), first.name
     write_report(story_dir, tmp_path / "quiet")  # stderr is not a terminal here
     assert capsys.readouterr().err == ""
+
+
+# -- a real run, with the wishes behind its events ---------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def tiny_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A `simkit run` of the tiny scenario: its folder holds demand.parquet."""
+    out = tmp_path_factory.mktemp("tiny") / "run"
+    simulate("data/scenarios/tiny.toml", out, seed=5, progress=False)
+    return out
+
+
+@pytest.fixture(scope="module")
+def tiny_report(tiny_dir: Path) -> Report:
+    return write_report(tiny_dir)
+
+
+def _table_rows(text: str, header: str) -> list[list[str]]:
+    """The cells of the rows of the Markdown table whose header starts with `header`."""
+    lines = text.splitlines()
+    start = next(i for i, line in enumerate(lines) if line.startswith(header))
+    rows = []
+    for line in lines[start + 2 :]:
+        if not line.startswith("|"):
+            break
+        rows.append([cell.strip() for cell in line.strip("|").split("|")])
+    return rows
+
+
+def test_report_ranks_pod_pairs_by_wishes_crosspod_alone_left_unsent(
+    tiny_dir: Path, tiny_report: Report
+) -> None:
+    frames = analysis.load(tiny_dir)
+    ranked = analysis.with_pod_names(analysis.crosspod_candidates(frames), frames)
+    text = tiny_report.summary.read_text(encoding="utf-8")
+    rows = _table_rows(text, "| pod pair | wishes never sent for want of crossPod |")
+    assert len(rows) == min(20, len(ranked)) > 1
+    expected = [
+        [
+            f"{a} – {b}",
+            str(r["crosspod_unmet"]),
+            str(r["crosspod_users"]),
+            str(r["wishes"]),
+            str(r["sent"] + r["deferred"]),
+        ]
+        for (a, b), r in zip(ranked.index, ranked.to_dict("records"), strict=False)
+    ]
+    assert rows == expected[: len(rows)]
+    assert [int(r[1]) for r in rows] == sorted((int(r[1]) for r in rows), reverse=True)
+    table = analysis.unmet_demand(frames)
+    assert f"Of {table['wishes'].sum():,} wishes to connect, {table['unmet'].sum():,} were never sent" in text
+    opened = table.loc[table["crosspod"], "unmet"].sum()
+    others = table["unmet"].sum() - opened - table["crosspod_unmet"].sum()
+    assert f"{opened:,} of them were between pods that have crossPod by the end of the run" in text
+    assert f"and {others:,} between pods without it but with a user lacking the external entitlement." in text
+    assert f"crossPod alone stood in the way of the other {table['crosspod_unmet'].sum():,} (both" in text
+    assert "![pod pairs without crossPod by wishes never sent](crosspod-candidates.png)" in text
+    assert (tiny_report.summary.parent / "crosspod-candidates.png").read_bytes().startswith(PNG_SIGNATURE)
+
+
+def test_report_shows_each_period_between_crosspod_stages(tiny_dir: Path, tiny_report: Report) -> None:
+    frames = analysis.load(tiny_dir)
+    periods = analysis.crosspod_periods(frames)
+    text = tiny_report.summary.read_text(encoding="utf-8")
+    assert "; the wishes never sent are those made in the period that were never sent at all (see " in text
+    rows = _table_rows(text, "| period (UTC) |")
+    assert [r[:3] for r in rows] == [
+        ["2024-03-04 – 2024-03-11", "7 d", "as at the start"],
+        ["2024-03-11 – 2024-03-18", "7 d", f"enabled {len(frames.policy)} pod pairs"],
+    ]
+    for row, period in zip(rows, periods.to_dict("records"), strict=True):
+        per_day = [f"{period[m] / 7:,.1f}" for m in ("requests", "accepted", "crosspod_disabled")]
+        share = f"{100 * period['unmet'] / period['wishes']:.1f} %"
+        assert row[3:] == [*per_day, f"{period['unmet'] / 7:,.1f} ({share})"]
+
+
+def test_a_report_of_a_run_with_demand_computes_its_tables_once(
+    tiny_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    calls: dict[str, int] = {}
+    for name in ("_unmet_demand", "_crosspod_periods", "_transitions"):
+        compute = getattr(analysis, name)
+
+        def counted(*args: object, _name: str = name, _compute: object = compute) -> object:
+            calls[_name] = calls.get(_name, 0) + 1
+            return _compute(*args)  # type: ignore[operator]
+
+        monkeypatch.setattr(analysis, name, counted)
+    write_report(tiny_dir, tmp_path / "report")
+    assert calls == {"_unmet_demand": 1, "_crosspod_periods": 1, "_transitions": 1}
+
+
+def test_a_report_with_demand_gives_the_same_bytes_again(
+    tiny_dir: Path, tiny_report: Report, tmp_path: Path
+) -> None:
+    again = write_report(tiny_dir, tmp_path / "again")
+    for first, second in zip(tiny_report.files, again.files, strict=True):
+        assert first.read_bytes() == second.read_bytes(), first.name
