@@ -82,8 +82,10 @@ _MAX_SIZE_BIAS = 10.0
 _MAX_REQUEST_RATE = 10_000.0
 DEFAULT_MAX_EVENTS = 150_000_000
 """The most events a run accepts unless told otherwise (``simkit run --max-events``, the
-``max_events`` of :func:`simkit.pipeline.simulate`): about one and a half times the
-bundled ``whole-network`` scenario, which needs about 7 GB of memory."""
+``max_events`` of :func:`simkit.pipeline.simulate`), checked against the upper bound
+:func:`simkit.generate.estimate` gives before anything is drawn: the bundled
+``whole-network`` scenario is bounded by about 1.1·10^8 (it makes about 7·10^7 events and
+needs about 6 GB of memory)."""
 _SHARE_TOLERANCE = 1e-6
 # Pod names in the "did you mean" of an ambiguous name: enough to find them, not a list.
 _SHOWN_IDS = 5
