@@ -125,7 +125,8 @@ FATES: tuple[str, ...] = tuple(f.label for f in Fate)
 class Demand:
     """The wishes behind a synthetic log: at `ts`, `user` wants to connect with `target`.
 
-    One row per wish, drawn whatever crossPod allows (see ``docs/scenarios.md``); `fate`
+    One row per wish, drawn whatever crossPod allows (see ``docs/scenarios.md``), by `user`
+    then `target` in a run's table (a person wishes for another once); `fate`
     (a :class:`Fate` code) tells what the network made of it, and `sent_ts` when its
     request was sent. `sent_ts` means something only where :attr:`was_sent` is true (the
     file holds a null elsewhere); it is 0 there.

@@ -29,11 +29,13 @@ any global random state.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 from numpy.typing import NDArray
@@ -96,6 +98,8 @@ _I32 = NDArray[np.int32]
 _I64 = NDArray[np.int64]
 _F64 = NDArray[np.float64]
 _Bool = NDArray[np.bool_]
+
+_T = TypeVar("_T")
 
 
 # -- the population -----------------------------------------------------------------------
@@ -1273,7 +1277,7 @@ def draw_population(scenario: Scenario, population: Population | None = None) ->
 
 
 def generate(
-    scenario: Scenario, seed: Seed | None = None, *, population: Population | None = None
+    scenario: Scenario, seed: Seed | None = None, *, population: Population | None = None, threads: int = 2
 ) -> tuple[Population, Events, Policy]:
     """Draw a population, a crossPod policy and the action events of a scenario.
 
@@ -1291,6 +1295,9 @@ def generate(
         The population of a scenario with ``population.from``, read from its folder; required
         then, refused otherwise (a ``ValueError``). Its ids may be any; it is returned as
         it is.
+    threads : int, default 2
+        At most this many threads draw at once (1: all in this one); the arrays do not
+        depend on it.
 
     Returns
     -------
@@ -1316,7 +1323,7 @@ def generate(
     >>> bool((again.actor == events.actor).all())
     True
     """
-    drawn = draw(scenario, seed, population=population)
+    drawn = draw(scenario, seed, population=population, threads=threads)
     return drawn.population, drawn.events, drawn.policy
 
 
@@ -1330,10 +1337,14 @@ class Drawn:
     demand: Demand
 
 
-def draw(scenario: Scenario, seed: Seed | None = None, *, population: Population | None = None) -> Drawn:
+def draw(
+    scenario: Scenario, seed: Seed | None = None, *, population: Population | None = None, threads: int = 2
+) -> Drawn:
     """Everything :func:`generate` draws, with the wishes behind the events (the ``demand`` table).
 
-    Parameters and exceptions are those of :func:`generate`.
+    Parameters and exceptions are those of :func:`generate`. `threads` (1 or 2) is how many
+    threads may draw at once: with 2, the answers are drawn beside the mistakes and the
+    demand table (each from its own stream, so the arrays are the same either way).
 
     Examples
     --------
@@ -1348,45 +1359,56 @@ def draw(scenario: Scenario, seed: Seed | None = None, *, population: Population
     world, timeline = plan.world, plan.timeline
     wishes = _wishes(scenario, world, timeline, rngs["wishes"])
     fates = _fates(scenario, world, timeline, wishes, rngs["fates"])
-    parts = [fates.attempt, *_answers(scenario, wishes, fates.sent_ts, rngs["answers"], rngs["removals"])]
-    parts += _mistakes(scenario, world, wishes, fates.sent_ts, rngs["mistakes"])
-    demand = _demand(wishes, fates, world, scenario.time.start_ms)
-    del wishes, fates
+    answers = functools.partial(_answers, scenario, wishes, fates.sent_ts, rngs["answers"], rngs["removals"])
+    with _beside(answers, threads) as answered:
+        # numpy lets go of the interpreter lock in its loops: the two threads overlap.
+        mistakes = _mistakes(scenario, world, wishes, fates.sent_ts, rngs["mistakes"])
+        demand = _demand(wishes, fates, world)
+        parts = [fates.attempt, *answered.result(), *mistakes]
+    del wishes, fates, mistakes
     events = _sorted_events(parts, scenario.time.start_ms, world)
     return Drawn(plan.population, events, timeline.policy, demand)
 
 
-def _demand(wishes: _Wishes, fates: _Fates, world: _World, start: int) -> Demand:
-    """The wishes as a table of ids, sorted by ``ts`` (ties by actor, then target)."""
-    order = _ts_order(wishes.ts, start)
-    sent_ts = fates.sent_ts[order]
+def _demand(wishes: _Wishes, fates: _Fates, world: _World) -> Demand:
+    """The wishes as a table of ids, by user then target (each ordered pair once).
+
+    The wishes come drawn in that order of rows, which is that of ids for a generated
+    population: only a population brought with ids out of its rows' order is sorted again.
+    """
+    sent_ts = fates.sent_ts.copy()
     sent_ts[sent_ts == _NOT_SENT] = 0
     table = world.ids_of_rows()
-    user = wishes.actor[order].astype(np.int64)
-    target = wishes.target[order].astype(np.int64)
     if isinstance(table, int):
+        user = wishes.actor.astype(np.int64)
+        target = wishes.target.astype(np.int64)
         user += table
         target += table
-    else:
-        user, target = table[user], table[target]
-    return Demand(ts=wishes.ts[order], user=user, target=target, fate=fates.fate[order], sent_ts=sent_ts)
+        return Demand(ts=wishes.ts, user=user, target=target, fate=fates.fate, sent_ts=sent_ts)
+    user, target = table[wishes.actor], table[wishes.target]
+    order = np.lexsort((target, user))
+    return Demand(
+        ts=wishes.ts[order],
+        user=user[order],
+        target=target[order],
+        fate=fates.fate[order],
+        sent_ts=sent_ts[order],
+    )
 
 
-def _ts_order(ts: _I64, start: int) -> _I64:
-    """The positions of `ts` (none before `start`) in a stable sort.
+@contextlib.contextmanager
+def _beside(job: Callable[[], _T], threads: int) -> Iterator[Future[_T]]:
+    """``job()`` in another thread while the block runs (with `threads` 1: at once, here).
 
-    One int64 key per row, (ts - start) above the row's position: a plain sort of the keys
-    is a stable sort by ts, several times faster than a stable argsort.
+    The block waits for the job before it leaves, even when it fails, so that no thread
+    outlives the draw.
     """
-    n = len(ts)
-    shift = max(1, (n - 1).bit_length())
-    span = int(ts.max()) - start if n else 0
-    if not n or span.bit_length() + shift > 63:
-        order: _I64 = np.argsort(ts, kind="stable")
-        return order
-    key = ts - start
-    key <<= shift
-    key |= np.arange(n, dtype=np.int64)
-    key.sort()
-    key &= (1 << shift) - 1
-    return key
+    if threads < 1:
+        raise ValueError(f"threads must be at least 1, got {threads}")
+    if threads == 1:
+        done: Future[_T] = Future()
+        done.set_result(job())
+        yield done
+        return
+    with ThreadPoolExecutor(1, thread_name_prefix="simkit-draw") as pool:
+        yield pool.submit(job)

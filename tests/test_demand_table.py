@@ -183,15 +183,19 @@ def test_demand_parquet_is_one_of_simkits_own_run_files() -> None:
 
 @st.composite
 def _demands(draw_: st.DrawFn) -> Demand:
-    n = draw_(st.integers(min_value=0, max_value=12))
-    ts = sorted(draw_(st.lists(st.integers(-(2**40), 2**40), min_size=n, max_size=n)))
-    rows = []
-    for t in ts:
-        user, target = draw_(
-            st.tuples(st.sampled_from(STORY_USERS), st.sampled_from(STORY_USERS)).filter(
-                lambda p: p[0] != p[1]
+    pairs = sorted(
+        draw_(
+            st.sets(
+                st.tuples(st.sampled_from(STORY_USERS), st.sampled_from(STORY_USERS)).filter(
+                    lambda p: p[0] != p[1]
+                ),
+                max_size=12,
             )
         )
+    )
+    rows = []
+    for user, target in pairs:
+        t = draw_(st.integers(-(2**40), 2**40))
         fate = draw_(st.sampled_from(FATES))
         later = draw_(st.integers(1, 2**30))
         sent_ts = {"sent": t, "deferred": t + later}.get(fate)
@@ -278,7 +282,24 @@ def test_validate_reads_a_good_demand(tmp_path: Path, capsys: pytest.CaptureFixt
         (_with(fate__1="maybe"), 2, "fate", "one of sent, deferred, blocked, dropped, found 'maybe'"),
         (_with(fate__0=None), 1, "fate", "a value (the cell is empty)"),
         (_with(ts__2=None), 3, "ts", "a value (the cell is empty)"),
-        (_with(ts__2=15), 3, "ts", "rows in ts order, found 15 after 20"),
+        (
+            _with(user__2=201),
+            3,
+            "target",
+            "rows by user, then target, each pair once, found (201, 102) after (201, 301)",
+        ),
+        (
+            _with(user__2=101),
+            3,
+            "user",
+            "rows by user, then target, each pair once, found (101, 102) after (201, 301)",
+        ),
+        (
+            _with(user__1=101, target__1=201),
+            2,
+            "target",
+            "rows by user, then target, each pair once, found (101, 201) after (101, 201)",
+        ),
         (_with(sent_ts__0=None), 1, "sent_ts", "a time for a wish that was sent (the cell is empty)"),
         (
             _with(sent_ts__2=40),

@@ -691,3 +691,14 @@ def test_a_removal_rounded_onto_the_end_is_dropped() -> None:
     gone = simkit.generate._removal_waits(sc, 10, np.random.default_rng(0))
     removed = simkit.generate._removals(since, rows, rows + 10, gone, end)
     assert removed.ts.tolist() == [end - 999] * 5
+
+
+@pytest.mark.parametrize("name", ["tiny", "crosspod-rollout"])
+def test_the_draw_is_the_same_on_one_thread_or_two(name: str) -> None:
+    sc = load_scenario(SCENARIOS / f"{name}.toml").with_overrides({"population.users": 3_000})
+    one, two = (draw_run(sc, seed=7, threads=t) for t in (1, 2))
+    for a, b in ((one.events, two.events), (one.demand, two.demand), (one.policy, two.policy)):
+        for field in dataclasses.fields(a):
+            assert np.array_equal(getattr(a, field.name), getattr(b, field.name)), field.name
+    with pytest.raises(ValueError, match="threads must be at least 1, got 0"):
+        draw_run(sc, seed=7, threads=0)

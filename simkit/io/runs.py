@@ -1561,7 +1561,8 @@ def read_demand(folder: str | os.PathLike[str], population: Population | None = 
     is no part of the run (left by an in-place replay of edited inputs, whose log it no
     longer describes, or copied in) and is ignored: None. The table is then checked: the
     columns of ``TABLES["demand"]`` with the types simkit writes (int64 ids and times,
-    `fate` text), a value in every cell but `sent_ts`, rows in `ts` order, `fate` one of
+    `fate` text), a value in every cell but `sent_ts`, rows by `user` then `target` (each
+    ordered pair once), `fate` one of
     ``sent``, ``deferred``, ``blocked``, ``dropped``, `sent_ts` empty exactly where the wish
     was never sent (``blocked``, ``dropped``), equal to `ts` for ``sent`` and later for
     ``deferred``, and `user` and `target` two different users of `population` (by default
@@ -1632,10 +1633,6 @@ def _checked_demand(file: Path, table: pa.Table, population: Population) -> Dema
         for name in ("ts", "user", "target", "sent_ts")
     )
     fate = np.asarray(pc.index_in(checked.column("fate"), value_set=pa.array(FATES)), dtype=np.int8)
-    late = np.flatnonzero(ts[1:] < ts[:-1])
-    if late.size:
-        k = int(late[0]) + 1
-        raise InputError(where, k + 1, "ts", f"rows in ts order, found {ts[k]} after {ts[k - 1]}")
     has_sent = np.asarray(checked.column("sent_ts").is_valid(), dtype=np.bool_)
     was_sent = fate <= Fate.DEFERRED
     checks: list[tuple[NDArray[np.bool_], Callable[[int], str]]] = [
@@ -1671,6 +1668,13 @@ def _checked_demand(file: Path, table: pa.Table, population: Population) -> Dema
         raise InputError(
             where, i + 1, "target", f"a user other than the row's user ({user[i]}), found {target[i]}"
         )
+    # By user, then target, each ordered pair once: the wishes of a person for another are one.
+    behind = np.flatnonzero((user[1:] < user[:-1]) | ((user[1:] == user[:-1]) & (target[1:] <= target[:-1])))
+    if behind.size:
+        k = int(behind[0]) + 1
+        column = "user" if user[k] != user[k - 1] else "target"
+        found = f"({user[k]}, {target[k]}) after ({user[k - 1]}, {target[k - 1]})"
+        raise InputError(where, k + 1, column, f"rows by user, then target, each pair once, found {found}")
     return Demand(ts=ts, user=user, target=target, fate=fate, sent_ts=np.where(was_sent, sent_ts, 0))
 
 
