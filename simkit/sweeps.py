@@ -40,6 +40,7 @@ import json
 import math
 import os
 import sys
+import threading
 import tomllib
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import Executor, Future, ProcessPoolExecutor, as_completed
@@ -507,6 +508,9 @@ def sweep(
         if (p, r) not in done
     ]
     with _executor(workers, executor, dask) as pool:
+        if pool is not None and folder is not None and charts:
+            # The runs go to other processes: import the charts' library here meanwhile.
+            threading.Thread(target=_import_charts, name="simkit-charts", daemon=True).start()
         if folder is not None:
             (folder / _PARTS).mkdir(parents=True, exist_ok=True)
             write_bytes(folder / _PARTS / "plan.json", _json_bytes(plan))
@@ -771,6 +775,12 @@ def _write_summary(path: Path, result: Sweep) -> None:
         writer.writerow(header)
         for record in result.summary:
             writer.writerow([_number(record[c]) if c not in result.knobs else record[c] for c in header])
+
+
+def _import_charts() -> None:
+    """Import what :func:`_chart` needs (about half a second, mostly matplotlib's fonts)."""
+    import matplotlib.backends.backend_agg
+    import matplotlib.figure  # noqa: F401
 
 
 def _chart(path: Path, result: Sweep, metric: str, baseline: int) -> None:
