@@ -16,7 +16,8 @@ before the replay starts. So:
    class); sorting these integers groups the events by pair in apply order;
 3. the pair state machine of §4 runs for all pairs together, one rank within the pair at
    a time, through a (state, event class) table built from :data:`simkit.rules.TABLE` and
-   :data:`simkit.rules.EFFECTS`.
+   :data:`simkit.rules.EFFECTS`; long histories are cut into blocks walked side by side,
+   each starting in the state its predecessor leaves, found by composing the table's moves.
 
 Every pass goes over the log in pieces, so temporaries stay small, and on two threads
 (numpy releases the interpreter lock inside its loops). Every answer comes from tables
@@ -27,10 +28,12 @@ import pandas. ``docs/performance.md`` explains the design and its costs.
 
 from __future__ import annotations
 
+import math
 from collections import deque
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
+from functools import cache
 from itertools import pairwise
 from typing import Any, TypeVar
 
@@ -252,7 +255,8 @@ class _KeyIndex:
 
     def _hash(self, q: NDArray[np.int64]) -> NDArray[np.int64]:
         mixed = q.view(np.uint64) * _GOLDEN
-        return (mixed >> np.uint64(64 - self._bits)).astype(np.int64)
+        mixed >>= np.uint64(64 - self._bits)
+        return mixed.view(np.int64)
 
     def lookup(self, q: NDArray[np.int64]) -> NDArray[np.int32]:
         """Positions of the queries `q` in the keys (``-1`` where absent)."""
@@ -403,6 +407,13 @@ class _PodPairs:
 _CHUNK = 1 << 21
 
 
+def _share(n: int, chunk: int, threads: int) -> int:
+    """Elements per piece of a pass over `n` run on `threads` threads: at most `chunk`, and
+    small enough that each thread gets two pieces or more, so that none waits long for the
+    last one."""
+    return chunk if threads <= 1 else min(chunk, max(1, -(-n // (2 * threads))))
+
+
 def _spans(n: int, chunk: int) -> list[tuple[int, int]]:
     """``[lo, hi)`` pieces of ``range(n)`` of at most `chunk` elements."""
     return [(lo, min(lo + chunk, n)) for lo in range(0, n, chunk)]
@@ -452,26 +463,193 @@ def _joined(spans: list[tuple[int, int]], tables: Iterator[tuple[Any, ...]]) -> 
 
 
 def _walk_pairs(
-    cls: NDArray[np.uint8], starts: NDArray[np.int64], tail_below: int, chunk: int
+    cls: NDArray[np.uint8], starts: NDArray[np.int64], tail_below: int, chunk: int, block: int = 0
 ) -> tuple[NDArray[np.uint8], NDArray[np.int32], tuple[NDArray[np.int64], NDArray[np.int64]]]:
     """Run the pair state machine over events grouped by pair (pair j from `starts[j]`).
 
     Returns each event's outcome code and request counter, and per pair its final
     ``state << 32 | counter`` and ``last creating << 32 | last changing`` event positions
-    (``-1``: none; the low half as unsigned 32 bits). All pairs move together, one rank
-    within the pair at a time; pairs sorted longest first keep the pairs still moving at
-    the front of each array. When fewer than `tail_below` pairs are left, their remaining
-    events run in a plain loop, cheaper than a numpy call per rank.
+    (``-1``: none; the low half as unsigned 32 bits).
+
+    :func:`_walk` moves all pairs together, one rank within the pair at a time, so it
+    makes as many rounds as the longest pair has events. When that is more than `block`
+    (0: never), pairs are cut into blocks of ``max(block, isqrt(longest))`` events, each
+    block's start state is found from :func:`_block_moves` (a block's whole effect on the
+    state as one code, chained from block to block of a pair), and the blocks are walked
+    as pairs of their own: as many rounds as a block is long. Their counters, counted from
+    0, are then carried from block to block (:func:`_carry_requests`).
+    """
+    n_pairs = len(starts)
+    if n_pairs == 0:
+        empty = np.zeros(0, np.int64)
+        return np.empty(0, np.uint8), np.empty(0, np.int32), (empty, empty)
+    lens = np.empty(n_pairs, np.int64)
+    np.subtract(starts[1:], starts[:-1], out=lens[:-1])
+    lens[-1] = len(cls) - starts[-1]
+    longest = int(lens.max())
+    size = max(block, math.isqrt(longest))
+    if not block or longest <= size:
+        return _walk(cls, starts, lens, np.zeros(n_pairs, np.uint8), tail_below, chunk)
+    # Blocks in grouped order: pair j's blocks are v_first[j] to v_first[j + 1] - 1.
+    n_blocks = (lens + (size - 1)) // size
+    v_first = np.zeros(n_pairs + 1, np.int64)
+    np.cumsum(n_blocks, out=v_first[1:])
+    n_v = int(v_first[-1])
+    owner = np.repeat(np.arange(n_pairs), n_blocks)
+    within = np.arange(n_v) - v_first[owner]
+    v_starts = starts[owner] + within * size
+    v_lens = np.minimum(size, (starts + lens)[owner] - v_starts)
+    del owner
+    # Start states: 0 for a pair's first block; else the state its previous block leaves.
+    # Every block but a pair's last is full, so their moves are found in `size` rounds.
+    compose, reach = _block_moves()
+    last = v_first[1:] - 1
+    followed = np.ones(n_v, np.bool_)
+    followed[last] = False
+    chained = np.flatnonzero(followed)
+    del followed
+    move = np.zeros(n_v, np.int32)
+    acc = np.zeros(len(chained), np.int32)
+    pos = v_starts[chained]
+    for _ in range(size):
+        acc *= _N_CLASSES
+        acc += cls[pos]
+        np.take(compose, acc, out=acc)
+        pos += 1
+    move[chained] = acc
+    del acc, pos, chained, within
+    v_state = np.zeros(n_v, np.uint8)
+    multi = np.flatnonzero(n_blocks > 1)
+    multi = multi[np.argsort(-n_blocks[multi], kind="stable")]
+    first_of = v_first[multi]
+    # moving[k]: pairs (longest first) with more than k blocks.
+    moving = np.searchsorted(-n_blocks[multi], -np.arange(int(n_blocks.max())), side="left")
+    state = np.zeros(len(multi), np.int32)
+    for k in range(1, len(moving)):
+        m = int(moving[k])
+        here = first_of[:m] + k
+        state[:m] = reach[move[here - 1] * _N_STATES + state[:m]]
+        v_state[here] = state[:m]
+    del move
+    outcome, counters, (f_state, f_events) = _walk(cls, v_starts, v_lens, v_state, tail_below, chunk)
+    # Per pair: its last block's state and counter (carried), its blocks' last creating and
+    # changing events (positions grow along a pair; -1 for none).
+    f_counter = _carry_requests(
+        outcome, counters, v_starts, v_lens, f_state.astype(np.int32), first_of, moving, chunk
+    )
+    f_state >>= 32
+    f_state <<= 32
+    f_state |= f_counter.view(np.uint32)
+    created = np.maximum.reduceat(f_events >> 32, v_first[:-1])
+    changed = np.maximum.reduceat(f_events.astype(np.int32), v_first[:-1])
+    created <<= 32
+    created |= changed.view(np.uint32)
+    return outcome, counters, (f_state[last], created)
+
+
+def _carry_requests(
+    outcome: NDArray[np.uint8],
+    counters: NDArray[np.int32],
+    v_starts: NDArray[np.int64],
+    v_lens: NDArray[np.int64],
+    v_counter: NDArray[np.int32],
+    first_of: NDArray[np.int64],
+    moving: NDArray[np.intp],
+    chunk: int,
+) -> NDArray[np.int32]:
+    """Carry request counters from block to block of each pair; each block's final counter.
+
+    Blocks were walked with counters from 0. An event resets the counter (times 0) or keeps
+    it (times 1) before adding to it, so a block's events up to its first reset lack the
+    counter its block started with, and the events after it are right. `first_of` and
+    `moving` are the blocks of :func:`_walk_pairs`' pairs with several blocks.
+    """
+    resets = _TABLES.counter_mul == 0
+    n_v = len(v_starts)
+    later = np.ones(n_v, np.bool_)
+    later[first_of] = False
+    # upto: each block's first reset (its length if none), found a rank at a time for the
+    # blocks still without one: few ranks, when resets are frequent.
+    upto = v_lens.copy()
+    alive = np.flatnonzero(later)
+    rank = 0
+    while len(alive):
+        alive = alive[v_lens[alive] > rank]
+        hit = resets[outcome[v_starts[alive] + rank]]
+        upto[alive[hit]] = rank
+        alive = alive[~hit]
+        rank += 1
+    kept = upto == v_lens  # no reset: the block adds to its start counter
+    start = np.zeros(n_v, np.int64)
+    for k in range(1, len(moving)):
+        here = first_of[: int(moving[k])] + k
+        before = here - 1
+        start[here] = np.where(kept[before], start[before], 0) + v_counter[before]
+    need = np.flatnonzero((start != 0) & (upto > 0))
+    per_piece = max(1, chunk // max(1, int(v_lens.max())))
+    for lo, hi in _spans(len(need), per_piece):
+        blocks = need[lo:hi]
+        counts = upto[blocks]
+        offsets = np.cumsum(counts) - counts
+        at = np.repeat(v_starts[blocks] - offsets, counts) + np.arange(int(counts.sum()))
+        counters[at] += np.repeat(start[blocks], counts).astype(np.int32)
+    return (v_counter + np.where(kept, start, 0)).astype(np.int32)
+
+
+@cache
+def _block_moves() -> tuple[NDArray[np.int32], NDArray[np.uint8]]:
+    """Every composition of the pair table's moves, as a code: ``(compose, reach)``.
+
+    A sequence of events moves a pair's state by some map of the states to themselves; the
+    maps reachable from the identity (code 0) by the events' classes are few. `compose`
+    gives the code of a map followed by a class (at ``code * _N_CLASSES + class``), `reach`
+    the state a map takes a state to (at ``code * _N_STATES + state``).
+    """
+    moves = _TABLES.after.reshape(_N_STATES, _N_CLASSES).T.astype(np.int64)  # [class, state]
+    weights = _N_STATES ** np.arange(_N_STATES, dtype=np.int64)
+    found = [np.arange(_N_STATES, dtype=np.int64)[None, :]]
+    seen = {int((found[0] @ weights)[0])}
+    frontier = found[0]
+    while len(frontier):
+        after = moves[:, frontier].reshape(-1, _N_STATES)  # each map followed by each class
+        keys = after @ weights
+        _, first = np.unique(keys, return_index=True)
+        fresh = [i for i in first.tolist() if int(keys[i]) not in seen]
+        seen.update(int(keys[i]) for i in fresh)
+        frontier = after[fresh]
+        found.append(frontier)
+        if len(seen) > 1 << 20:
+            raise ValueError("columnar: the pair table's moves compose into too many maps")
+    maps = np.concatenate(found)
+    order = np.argsort(maps @ weights)
+    sorted_keys = (maps @ weights)[order]
+    following = moves[:, maps].transpose(1, 0, 2).reshape(-1, _N_STATES) @ weights  # [map, class]
+    compose = order[np.searchsorted(sorted_keys, following)].astype(np.int32)
+    return compose, maps.reshape(-1).astype(np.uint8)
+
+
+def _walk(
+    cls: NDArray[np.uint8],
+    starts: NDArray[np.int64],
+    lens: NDArray[np.int64],
+    state0: NDArray[np.uint8],
+    tail_below: int,
+    chunk: int,
+) -> tuple[NDArray[np.uint8], NDArray[np.int32], tuple[NDArray[np.int64], NDArray[np.int64]]]:
+    """Walk pairs starting in `state0` (pair j: `lens[j]` events from `starts[j]`).
+
+    Returns each event's outcome code and request counter (counted from 0), and per pair
+    its final state and counter and last creating and changing positions, packed as
+    :func:`_walk_pairs` returns them. All
+    pairs move together, one rank within the pair at a time; pairs sorted longest first
+    keep the pairs still moving at the front of each array. When fewer than `tail_below`
+    pairs are left, their remaining events run in a plain loop, cheaper than a numpy call
+    per rank.
     """
     t = _TABLES
     n_pairs = len(starts)
     outcome = np.empty(len(cls), np.uint8)
     counters = np.empty(len(cls), np.int32)
-    if n_pairs == 0:
-        return outcome, counters, (np.zeros(0, np.int64), np.zeros(0, np.int64))
-    lens = np.empty(n_pairs, np.int32)
-    np.subtract(starts[1:], starts[:-1], out=lens[:-1], casting="unsafe")
-    lens[-1] = len(cls) - starts[-1]
     longest = int(lens.max())
     if longest < 1 << 8:
         by_length = np.argsort((longest - lens).astype(np.uint8), kind="stable")
@@ -479,12 +657,11 @@ def _walk_pairs(
         by_length = np.argsort((longest - lens).astype(np.uint16), kind="stable")
     else:
         by_length = np.argsort(-lens, kind="stable")
-    length = _take(lens, by_length, np.empty_like(lens), chunk)
-    del lens
+    length = _take(lens, by_length, np.empty(n_pairs, np.int32), chunk)
     # moving[r]: pairs with more than r events (length is sorted, longest first).
     moving = n_pairs - np.searchsorted(length[::-1], np.arange(longest + 1), side="right")
     start = _take(starts, by_length, np.empty(n_pairs, np.int32), chunk)
-    state = np.zeros(n_pairs, np.uint8)
+    state = _take(state0, by_length, np.empty(n_pairs, np.uint8), chunk)
     counter = np.zeros(n_pairs, np.int32)
     created = np.full(n_pairs, -1, np.int32)
     changed = np.full(n_pairs, -1, np.int32)
@@ -616,6 +793,7 @@ def replay(
     chunk: int = _CHUNK,
     key_bits: int = 63,
     threads: int = 2,
+    block: int = 256,
 ) -> Replay:
     """Replay a log with the columnar engine: the same answers as :func:`simkit.engine.replay`.
 
@@ -627,9 +805,12 @@ def replay(
         The action events, in input order (any ``ts`` order).
     policy : Policy, optional
         crossPod changes over time.
-    tail_below, dense_pods, chunk, key_bits, threads : int
+    tail_below, dense_pods, chunk, key_bits, threads, block : int
         Speed and memory knobs; the answers never depend on them. `tail_below`: when
         fewer pairs than this still have events left, finish them in a plain loop.
+        `block`: when a pair has more events than this, cut the pairs into blocks of
+        ``max(block, isqrt(events of the longest pair))`` events, walked side by side as
+        if they were pairs (0: never cut).
         `dense_pods`: keep crossPod as a pods x pods matrix when it has fewer cells than
         this, else as a table of the pod pairs ever enabled. `chunk`: elements per piece
         of each pass over the log (pairs are walked 8 pieces at a time). `key_bits`:
@@ -726,7 +907,7 @@ def replay(
         key >>= keys.low_bits
         return entry, key
 
-    spans = _spans(n, chunk)
+    spans = _spans(n, _share(n, chunk, threads))
     entries = _Buckets(keys.n_buckets, n)
     for entry, bucket in _in_order(facts_of, _joined(spans, pod_pairs.tables(spans)), threads):
         entries.add(entry, bucket)
@@ -736,11 +917,12 @@ def replay(
     # `threads` threads (numpy lets go of the interpreter lock inside its loops). Each
     # slice's answers go straight to their events; its records are added in slice order.
     counter = np.zeros(n, np.int32)
-    records = _Records(int(entries.counts.sum()))
+    n_paired = int(entries.counts.sum())
+    records = _Records(n_paired)
 
     def walk(pairs: _Pairs, lo: int, hi: int) -> tuple[NDArray[Any], ...]:
         cls_g, rank_of, starts, pair_key = pairs.extract(lo, hi, chunk)
-        outcome_g, counter_g, (f_state, f_events) = _walk_pairs(cls_g, starts, tail_below, chunk)
+        outcome_g, counter_g, (f_state, f_events) = _walk_pairs(cls_g, starts, tail_below, chunk, block)
         del cls_g, starts
         _put(verdict, rank_of, outcome_g, chunk)
         _put(counter, rank_of, counter_g, chunk)
@@ -752,7 +934,7 @@ def replay(
         (pairs, lo, hi)
         for b0, b1 in entries.groups(8 * chunk)
         for pairs in (_Pairs(*entries.take(b0, b1), b0, keys),)
-        for lo, hi in pairs.slices(4 * chunk)
+        for lo, hi in pairs.slices(_share(n_paired, 4 * chunk, threads))
     )
     for key, state, at, rank_of in _in_order(walk, slices, threads):
         records.add(user_ids, key, side_bits, state, at, rank_of, ts)

@@ -29,6 +29,9 @@ CASES = settings(
 # tail_below=1 drives every pair through the vectorised loop, a huge value through the
 # plain loop; the default mixes them.
 TAILS = [1, 64, 10**9]
+# block=0 never cuts a pair into blocks, 1 cuts every pair longer than the square root of
+# the longest, the default only pairs of more than 256 events.
+BLOCKS = [0, 1, 256]
 
 
 def assert_same(expected: Replay, got: Replay) -> None:
@@ -93,6 +96,7 @@ def worlds(draw: st.DrawFn) -> tuple[Population, Events, Policy]:
     chunk=st.sampled_from([1, 5, 1 << 22]),
     key_bits=st.sampled_from([8, 63]),
     threads=st.sampled_from([1, 2]),
+    block=st.sampled_from(BLOCKS),
 )
 def test_columnar_agrees_with_the_per_event_engine(
     world: tuple[Population, Events, Policy],
@@ -101,11 +105,13 @@ def test_columnar_agrees_with_the_per_event_engine(
     chunk: int,
     key_bits: int,
     threads: int,
+    block: int,
 ) -> None:
     # The knobs change how the work is cut, never the answers: dense_pods=0 keeps crossPod
     # as a table of pod pairs, chunk=1 or 5 cuts the log (and the policy slices, and the
     # grouped events) into pieces,
-    # key_bits=8 splits the pair keys into buckets, threads=1 runs everything in line.
+    # key_bits=8 splits the pair keys into buckets, threads=1 runs everything in line,
+    # block=1 walks long pairs as blocks side by side.
     population, events, policy = world
     assert_same(
         engine.replay(population, events, policy),
@@ -118,6 +124,7 @@ def test_columnar_agrees_with_the_per_event_engine(
             chunk=chunk,
             key_bits=key_bits,
             threads=threads,
+            block=block,
         ),
     )
 
@@ -130,9 +137,10 @@ def test_columnar_agrees_with_the_per_event_engine(
     ),
     tail_below=st.sampled_from(TAILS),
     chunk=st.sampled_from([1, 3, 1 << 22]),
+    block=st.sampled_from(BLOCKS),
 )
 def test_long_histories_of_few_pairs_agree(
-    n_users: int, moves: list[tuple[int, int, int]], tail_below: int, chunk: int
+    n_users: int, moves: list[tuple[int, int, int]], tail_below: int, chunk: int, block: int
 ) -> None:
     # Few users, many events: long runs per pair, where the plain loop takes over.
     population = Population.from_arrays(
@@ -149,7 +157,7 @@ def test_long_histories_of_few_pairs_agree(
     )
     assert_same(
         engine.replay(population, events, Policy.empty()),
-        columnar.replay(population, events, Policy.empty(), tail_below=tail_below, chunk=chunk),
+        columnar.replay(population, events, Policy.empty(), tail_below=tail_below, chunk=chunk, block=block),
     )
 
 
