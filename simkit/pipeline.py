@@ -15,12 +15,16 @@ import contextlib
 import hashlib
 import json
 import os
+import signal
 import sys
-from collections.abc import Iterator, Mapping, Sequence
+import threading
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from types import FrameType
+from typing import Any, TypeVar
 
 import numpy as np
 
@@ -46,6 +50,8 @@ from simkit.scenario import DEFAULT_MAX_EVENTS, Scenario, load_scenario
 from simkit.seeds import Seed, seed_record
 
 __all__ = ["PodSummary", "inputs_changed", "pod_summaries", "population_of", "replay_run", "simulate"]
+
+_T = TypeVar("_T")
 
 
 def replay_run(
@@ -227,6 +233,9 @@ def simulate(
     ran and the versions. Everything is written under temporary names in `out`, under
     its lock, and put in place by one commit (:class:`~simkit.io.commit.RunFolderTransaction`)
     only when complete, so a failure, an interrupt or a crash never leaves a mix of two runs.
+    The inputs and the demand are written by a second thread while the replay runs (the
+    bytes are those of writing them one after the other), and waited for before the folder
+    is committed or cleaned up.
 
     Parameters
     ----------
@@ -288,7 +297,7 @@ def simulate(
     except OSError as exc:
         raise RunDirError(f"{target}: cannot create the run folder ({exc.strerror or exc})") from None
     steps = _Steps(
-        ["generate", "write inputs", "replay", "write outputs"],
+        ["generate", "replay and write inputs", "write outputs"],
         _auto_progress() if progress is None else progress,
     )
     try:
@@ -299,12 +308,25 @@ def simulate(
             with steps.step(f"generating {sc.name}"):
                 drawn = draw(sc, seed, population=given)
                 population, events, policy = drawn.population, drawn.events, drawn.policy
-            with steps.step(f"writing {len(events):,} events"):
-                files = write_inputs(txn, population, events, policy)
-                write_demand(txn, drawn.demand)  # recorded by the manifest write_outputs writes
+                # The writer's is then the only reference: the demand goes once written.
+                demand = [drawn.demand]
                 del drawn
-            with steps.step(f"replaying ({engine} engine)"):
+
+            def write_log(stop: threading.Event) -> dict[str, Path]:
+                # The demand first (recorded by the manifest write_outputs writes), to free its
+                # memory early in the replay.
+                write_demand(txn, demand.pop())
+                return {} if stop.is_set() else write_inputs(txn, population, events, policy, stop=stop)
+
+            # The inputs are written while the log is replayed: pyarrow's encoders let go of the
+            # GIL, and the columnar engine's numpy passes much of the time. Every file's bytes
+            # depend on its own table only, so they are the same whatever the timing.
+            with (
+                steps.step(f"replaying {len(events):,} events ({engine} engine), writing them"),
+                _alongside(write_log) as log_written,
+            ):
                 result = replay(population, events, policy, engine=engine)
+            files = log_written.result()
             with steps.step("writing outputs"):
                 run = Run(target, population, events, policy, files)
                 extra = {
@@ -326,6 +348,91 @@ def simulate(
     finally:
         steps.close()
     return result
+
+
+# Whether simulate writes the inputs in another thread while it replays (False: one after
+# the other, as the tests compare).
+_WRITE_ALONGSIDE = True
+
+
+@contextmanager
+def _alongside(job: Callable[[threading.Event], _T]) -> Iterator[Future[_T]]:
+    """Run ``job(stop)`` in another thread while the block runs; its result (or error) is
+    the future's. Leaving the block waits for the job; if the block failed, `stop` is set
+    first, for the job to end at its next step: nothing the job stages outlives the
+    transaction. Without ``_WRITE_ALONGSIDE`` the job runs here, before the block."""
+    stop = threading.Event()
+    if not _WRITE_ALONGSIDE:
+        done: Future[_T] = Future()
+        done.set_result(job(stop))
+        yield done
+        return
+    with _Interrupts(stop) as interrupts:
+        pool = ThreadPoolExecutor(1, thread_name_prefix="simkit-write")
+        try:
+            # Until the pool knows its thread (and so waits for it), an interrupt waits.
+            with interrupts.deferred():
+                future = pool.submit(job, stop)
+            yield future
+        except BaseException:
+            stop.set()
+            raise
+        finally:
+            try:
+                pool.shutdown(wait=True)
+            except BaseException:
+                stop.set()
+                pool.shutdown(wait=True)
+                raise
+
+
+_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+
+
+class _Interrupts:
+    """While open (in the main thread), SIGINT, SIGTERM and SIGHUP set `stop`, and only the
+    first is handled as before (raising KeyboardInterrupt, or what its handler raises): the
+    clean-up it starts, which waits for another thread to stop, is not cut short by the next.
+    Inside :meth:`deferred`, the first is handled on leaving."""
+
+    def __init__(self, stop: threading.Event) -> None:
+        self._stop = stop
+        self._main = threading.current_thread() is threading.main_thread()
+        self._previous = {int(s): signal.getsignal(s) for s in _SIGNALS} if self._main else {}
+        self._handled = False
+        self._deferring = False
+        self._pending: tuple[int, FrameType | None] | None = None
+
+    def __enter__(self) -> _Interrupts:
+        for signum, handler in self._previous.items():
+            if callable(handler):
+                signal.signal(signum, self._handle)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        for signum, handler in self._previous.items():
+            if callable(handler):
+                signal.signal(signum, handler)
+
+    def _handle(self, signum: int, frame: FrameType | None) -> None:
+        self._stop.set()
+        if self._deferring:
+            self._pending = self._pending or (signum, frame)
+        elif not self._handled:
+            self._handled = True
+            handler = self._previous[signum]
+            if callable(handler):
+                handler(signum, frame)
+
+    @contextmanager
+    def deferred(self) -> Iterator[None]:
+        self._deferring = True
+        try:
+            yield
+        finally:
+            self._deferring = False
+            if self._pending is not None:
+                self._handle(*self._pending)
 
 
 def _check_size(sc: Scenario, given: Population | None, max_events: int | None) -> None:

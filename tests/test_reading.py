@@ -549,7 +549,8 @@ def test_a_full_disk(story_run: Path, tmp_path: Path, capsys: pytest.CaptureFixt
     argv = ["replay", str(story_run), "--out", str(out)]
     _refused(argv, capsys, out / "outcomes.parquet", [story_run, tmp_path], _full_disk)
     line = _refused(["run", SCENARIO, "--out", str(out)], capsys, out, [tmp_path], _full_disk)
-    assert line.endswith(f"{out / 'pods.parquet'}: No space left on device")
+    # A run writes its demand first (alongside the replay), then the inputs.
+    assert line.endswith(f"{out / 'demand.parquet'}: No space left on device")
 
 
 def _mount_point(monkeypatch: pytest.MonkeyPatch, mount: Path) -> None:

@@ -335,7 +335,12 @@ def test_a_population_without_usernames_writes_the_three_column_users_table(tmp_
         }
     )
     pq.write_table(
-        plain, tmp_path / "plain.parquet", compression="zstd", use_dictionary=True, store_schema=False
+        plain,
+        tmp_path / "plain.parquet",
+        compression="zstd",
+        use_dictionary=["external"],
+        column_encoding={"user_id": "DELTA_BINARY_PACKED", "pod_id": "DELTA_BINARY_PACKED"},
+        store_schema=False,
     )
     assert (tmp_path / "users.parquet").read_bytes() == (tmp_path / "plain.parquet").read_bytes()
 

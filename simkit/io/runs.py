@@ -31,6 +31,7 @@ import stat
 import threading
 from collections import Counter
 from collections.abc import Callable, Collection, Iterator, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -90,6 +91,18 @@ _ARROW_TYPES: dict[ColumnType, pa.DataType] = {
     ColumnType.INT16: pa.int16(),
     ColumnType.INT32: pa.int32(),
 }
+
+
+def _strings(texts: list[str]) -> pa.Array:
+    """An Arrow string array built from its buffers: ``pa.array`` would import pandas when
+    this module is imported, and reading a run imports it later, in parallel with reading
+    the events (see :func:`_read_tables`)."""
+    encoded = [t.encode() for t in texts]
+    offsets = np.zeros(len(encoded) + 1, np.int32)
+    np.cumsum([len(e) for e in encoded], out=offsets[1:])
+    return pa.StringArray.from_buffers(len(encoded), pa.py_buffer(offsets), pa.py_buffer(b"".join(encoded)))
+
+
 # (table, column) -> the label of each code, for the columns held as small-integer codes.
 _CODE_LABELS: dict[tuple[str, str], list[str]] = {
     ("events", "action"): [a.value for a in ACTIONS],
@@ -98,13 +111,20 @@ _CODE_LABELS: dict[tuple[str, str], list[str]] = {
     ("connections", "status"): [k.name for k in Kind],
     ("demand", "fate"): list(FATES),
 }
-_ACTION_NAMES = pa.array(_CODE_LABELS["events", "action"])
+_ACTION_NAMES = _strings(_CODE_LABELS["events", "action"])
 _INT_PATTERN = r"^\s*[+-]?[0-9]+\s*$"
-_BOOL_TRUE = pa.array(["true", "1"])
-_BOOL_NAMES = pa.array(["true", "false", "1", "0"])
+_BOOL_TRUE = _strings(["true", "1"])
+_BOOL_NAMES = _strings(["true", "false", "1", "0"])
 # Without the Arrow schema stored, a column written from an Arrow dictionary (see _labels) is
 # a plain string column in the file (§5) and reads back as one.
 _PARQUET_OPTIONS: dict[str, Any] = {"compression": "zstd", "use_dictionary": True, "store_schema": False}
+# Ids and times, mostly distinct, are written DELTA_BINARY_PACKED: measured on the whole
+# network (`benchmarks/bench_write.py --encodings`), 1.6-3x faster to write than a dictionary
+# that overflows into plain pages anyway, and 25-50 % smaller (the demand's half-empty
+# `sent_ts` grows, but is still written faster). Every other column (actions, reasons,
+# statuses, fates, codes, counters, flags, names) keeps its dictionary: faster and smaller
+# for a handful of values.
+_DELTA_TYPES = frozenset({ColumnType.ID, ColumnType.TS})
 
 
 @dataclass(frozen=True, eq=False)
@@ -783,10 +803,20 @@ def _row_number(file: Path, index: int, records: _Records | None = None) -> int:
 # -- reading: tables --------------------------------------------------------------------------
 
 
-def _read_parquet(file: Path) -> pa.Table:
+def _read_parquet(file: Path, labels: Collection[str] = ()) -> pa.Table:
+    """The table in `file`; its columns named in `labels` (text with a few distinct values,
+    such as an action) come as Arrow dictionaries, so their text is never spelled out row by
+    row (see :func:`_action_codes`)."""
     try:
         with _naming(file), pq.ParquetFile(file) as parquet:
-            table = parquet.read()
+            names = Counter(parquet.schema_arrow.names)
+            # read_dictionary refuses a name the file lacks; a repeated name is refused later.
+            wanted = [n for n in labels if names[n] == 1]
+            if not wanted:
+                table = parquet.read()
+            else:
+                with pq.ParquetFile(file, metadata=parquet.metadata, read_dictionary=wanted) as again:
+                    table = again.read()
     except pa.ArrowException as exc:
         if isinstance(exc, OSError):
             raise
@@ -800,7 +830,8 @@ def _read_raw(name: str, file: Path) -> tuple[pa.Table, _Records | None]:
     if size == 0:
         raise InputError(str(file), None, None, "a table with a header row (the file is empty)")
     if file.suffix == ".parquet":
-        return _read_parquet(file), None
+        labels = [c.name for c in TABLES[name].columns if c.type is ColumnType.ACTION]
+        return _read_parquet(file, labels), None
     return _read_csv(name, file)
 
 
@@ -852,6 +883,10 @@ def _convert(file: Path, spec: Column, col: pa.ChunkedArray, *, utf8_checked: bo
     nulls = _first_true(pc.is_null(col)) if col.null_count else None
     if nulls is not None:
         raise InputError(where, nulls + 1, column, "a value (the cell is empty)")
+    if kind is ColumnType.ACTION and pa.types.is_dictionary(col.type):
+        codes = _action_codes(col)
+        if codes is not None:
+            return codes
     col = _decoded(col)
     is_text = pa.types.is_string(col.type) or pa.types.is_large_string(col.type)
     if is_text and not utf8_checked:
@@ -908,16 +943,46 @@ def _convert(file: Path, spec: Column, col: pa.ChunkedArray, *, utf8_checked: bo
     return np.asarray(col.to_pylist(), dtype=object)
 
 
+def _action_codes(col: pa.ChunkedArray) -> NDArray[np.int8] | None:
+    """The action codes of a dictionary column whose every entry is an action (spaces
+    around it allowed); ``None`` otherwise, and the column is then read row by row, which
+    finds the first bad cell. The entries are checked, not the rows: a few values, not
+    millions."""
+    out = np.empty(len(col), np.int8)
+    at = 0
+    for chunk in col.chunks:
+        entries = chunk.dictionary
+        if not (pa.types.is_string(entries.type) or pa.types.is_large_string(entries.type)):
+            return None
+        try:
+            entries.validate(full=True)
+        except pa.ArrowInvalid:
+            return None
+        codes = pc.index_in(pc.utf8_trim_whitespace(entries), value_set=_ACTION_NAMES)
+        if codes.null_count:
+            return None
+        np.take(
+            np.asarray(codes.cast(pa.int8()), dtype=np.int8),
+            np.asarray(chunk.indices),
+            out=out[at : at + len(chunk)],
+        )
+        at += len(chunk)
+    return out
+
+
 def _refuse_empty(where: str, column: str, col: pa.ChunkedArray) -> None:
     empty = _first_true(pc.equal(pc.utf8_length(pc.utf8_trim_whitespace(col)), 0))
     if empty is not None:
         raise InputError(where, empty + 1, column, "a value (the cell is empty)")
 
 
-def _read_table(name: str, file: Path) -> dict[str, NDArray[Any]]:
-    """The columns of table `name` in `file`; a left-out optional column is absent, or filled
-    with its default if it has one. Errors name the file's rows (see :func:`_row_number`)."""
-    table, records = _read_raw(name, file)
+def _read_table(
+    name: str, file: Path, raw: tuple[pa.Table, _Records | None] | None = None
+) -> dict[str, NDArray[Any]]:
+    """The columns of table `name` in `file` (or of `raw`, what :func:`_read_raw` read from
+    it); a left-out optional column is absent, or filled with its default if it has one.
+    Errors name the file's rows (see :func:`_row_number`)."""
+    table, records = raw if raw is not None else _read_raw(name, file)
     columns = Counter(table.column_names)
     twice = next((c for c in table.column_names if c and columns[c] > 1), None)
     if twice is not None:
@@ -970,7 +1035,7 @@ def read_run(path: str | os.PathLike[str]) -> Run:
     root = Path(path)
     settle(root)  # a commit interrupted half-way is finished (or refused) before reading
     files = _find_tables(root)
-    cols = {name: _read_table(name, file) for name, file in files.items()}
+    cols = _read_tables(files)
     population = _population(cols)
     pol = cols.get("policy")
     policy = (
@@ -983,6 +1048,24 @@ def read_run(path: str | os.PathLike[str]) -> Run:
     ev = cols["events"]
     events = Events(ts=ev["ts"], actor=ev["actor"], target=ev["target"], action=ev["action"])
     return Run(root, population._normalised(), events, policy, files)
+
+
+def _read_tables(files: Mapping[str, Path]) -> dict[str, dict[str, NDArray[Any]]]:
+    """The columns of each table of `files`, in its order, as :func:`_read_table` gives them.
+
+    The files are read one after another in a background thread while this thread checks
+    and converts those already read: pyarrow reads without holding the interpreter lock, so
+    the checks, and the import of pandas that pyarrow makes on its first conversion (about
+    0.15 s), overlap the reading of the events. The first table refused, in `files` order,
+    is the error raised, as when reading them in turn.
+    """
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="simkit-read") as pool:
+        raw = {name: pool.submit(_read_raw, name, file) for name, file in files.items()}
+        try:
+            return {name: _read_table(name, file, raw[name].result()) for name, file in files.items()}
+        finally:
+            for job in raw.values():
+                job.cancel()
 
 
 def _population(cols: Mapping[str, dict[str, NDArray[Any]]]) -> Population:
@@ -1037,6 +1120,31 @@ def _labels(codes: NDArray[np.integer[Any]], names: list[str], as_strings: bool 
     indices = pa.array(np.where(mask, 0, codes).astype(np.int8), mask=mask)
     labels = pa.DictionaryArray.from_arrays(indices, pa.array(names, pa.string()))
     return labels.cast(pa.string()) if as_strings else labels
+
+
+def _parquet_options(table: pa.Table, name: str) -> dict[str, Any]:
+    """The options of ``pq.write_table`` for `table`, the table `name` of the schema: the
+    encoding of each column by its type (see ``_DELTA_TYPES``), zstd, no Arrow schema.
+
+    Examples
+    --------
+    >>> options = _parquet_options(pa.table({"ts": [1], "action": ["connect"]}), "events")
+    >>> options["use_dictionary"], options["column_encoding"]
+    (['action'], {'ts': 'DELTA_BINARY_PACKED'})
+    """
+    spec = TABLES[name]
+    delta = [c for c in table.column_names if spec.column(c).type in _DELTA_TYPES]
+    return {
+        **_PARQUET_OPTIONS,
+        "use_dictionary": [c for c in table.column_names if c not in delta],
+        "column_encoding": dict.fromkeys(delta, "DELTA_BINARY_PACKED"),
+    }
+
+
+def _write_parquet(table: pa.Table, name: str, part: Path) -> None:
+    """Write `table`, the table `name` of the schema, to the file `part` as simkit writes
+    every Parquet table (:func:`_parquet_options`)."""
+    pq.write_table(table, part, **_parquet_options(table, name))
 
 
 def _arrow_type(column: Column) -> pa.DataType:
@@ -1172,25 +1280,30 @@ def write_inputs(
     population: Population,
     events: Events,
     policy: Policy,
+    *,
+    stop: threading.Event | None = None,
 ) -> dict[str, Path]:
     """Write a run's input tables as Parquet into `path` (created if missing).
 
     `path` may be an open :class:`~simkit.io.commit.RunFolderTransaction`: the tables are
     then staged in it, to be put in place by its commit. Returns the path each table has
-    (after the commit).
+    (after the commit). Once `stop` is set (by another thread, giving the transaction up),
+    no further table is written and those written so far are returned.
     """
     if not isinstance(path, RunFolderTransaction):
         root = Path(path)
         root.mkdir(parents=True, exist_ok=True)
         with RunFolderTransaction(root, "simkit write_inputs") as txn:
-            paths = write_inputs(txn, population, events, policy)
+            paths = write_inputs(txn, population, events, policy, stop=stop)
             txn.commit()
         return paths
     written: dict[str, Path] = {}
     for name, table in input_tables(population, events, policy, as_strings=False).items():
+        if stop is not None and stop.is_set():
+            break
         target = path.folder / f"{name}.parquet"
         with _naming(target):
-            pq.write_table(table, path.stage(target.name), **_PARQUET_OPTIONS)
+            _write_parquet(table, name, path.stage(target.name))
         written[name] = target
     return written
 
@@ -1224,7 +1337,7 @@ def write_demand(path: str | os.PathLike[str] | RunFolderTransaction, demand: De
         return written
     target = path.folder / "demand.parquet"
     with _naming(target):
-        pq.write_table(demand_table(demand, as_strings=False), path.stage(target.name), **_PARQUET_OPTIONS)
+        _write_parquet(demand_table(demand, as_strings=False), "demand", path.stage(target.name))
     return target
 
 
@@ -1292,35 +1405,55 @@ def write_outputs(
     # Staged first, so that a folder that may not be written is named by its manifest.
     manifest_part = part(written["manifest"])
     parts: dict[str, Path] = {}
-    for name, table in tables.items():
+    for name in tables:
         written[name] = root / f"{name}.parquet"
         parts[name] = part(written[name])
-        with _naming(written[name]):
-            pq.write_table(table, parts[name], **_PARQUET_OPTIONS)
         if csv:
             written[f"{name}.csv"] = root / f"{name}.csv"
-            with _naming(written[f"{name}.csv"]):
-                _csv_bytes(table, part(written[f"{name}.csv"]))
+            parts[f"{name}.csv"] = part(written[f"{name}.csv"])
+
+    # Every file is hashed in another thread (hashlib lets go of the GIL) while this one
+    # writes the tables and counts the summary. That thread only reads: an error or an
+    # interrupt here leaves it nothing to clean up.
+    pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="simkit-hash")
+    try:
+        inputs = {name: pool.submit(_sha256, txn.current(file)) for name, file in sorted(run.files.items())}
+        own_files = {
+            file: pool.submit(_sha256, txn.current(root / file)) for file in OWN_FILES if file in txn.staged
+        }
+        digests = {}
+        for name, table in tables.items():
+            with _naming(written[name]):
+                _write_parquet(table, name, parts[name])
+            digests[name] = pool.submit(_sha256, parts[name])
+            if csv:
+                with _naming(written[f"{name}.csv"]):
+                    _csv_bytes(table, parts[f"{name}.csv"])
+        summary = {
+            "answers_by_code": {str(k): v for k, v in result.outcomes.code_counts().items()},
+            "connections_by_status": result.connections.status_counts(),
+            "events": len(result.outcomes),
+        }
+    except BaseException:
+        pool.shutdown(wait=False, cancel_futures=True)
+        raise
+    pool.shutdown(wait=True)
     manifest: dict[str, Any] = {
         "engine": result.engine,
         "inputs": {
-            name: {"file": file.name, "rows": _rows(name, run), "sha256": _sha256(txn.current(file))}
+            name: {"file": file.name, "rows": _rows(name, run), "sha256": inputs[name].result()}
             for name, file in sorted(run.files.items())
         },
         "outputs": {
             name: {
                 "file": written[name].name,
                 "rows": tables[name].num_rows,
-                "sha256": _sha256(parts[name]),
+                "sha256": digests[name].result(),
             }
             for name in tables
         },
         "seed": None,
-        "summary": {
-            "answers_by_code": {str(k): v for k, v in result.outcomes.code_counts().items()},
-            "connections_by_status": result.connections.status_counts(),
-            "events": len(result.outcomes),
-        },
+        "summary": summary,
         "versions": {
             "numpy": np.__version__,
             "pyarrow": pa.__version__,
@@ -1335,7 +1468,7 @@ def write_outputs(
     }
     if own:
         for record in own.values():
-            record["sha256"] = _sha256(txn.current(root / record["file"]))
+            record["sha256"] = own_files[record["file"]].result()
         manifest["own"] = own
     manifest.update(extra or {})
     with _naming(written["manifest"]):
