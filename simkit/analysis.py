@@ -35,6 +35,8 @@ from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 from numpy.typing import NDArray
 
 if TYPE_CHECKING:
@@ -43,8 +45,8 @@ if TYPE_CHECKING:
 from simkit.engines import replay
 from simkit.errors import RunDirError
 from simkit.events import FATES, Demand, Events, Fate, apply_order
-from simkit.io.runs import Run, connections_table, outcomes_table, read_demand, read_outputs, read_run
-from simkit.results import Outcomes, Replay, record_changes
+from simkit.io.runs import Run, read_demand, read_outputs, read_run
+from simkit.results import Connections, Outcomes, Replay, record_changes
 from simkit.rules import ACTIONS, CHECKS, REASONS, STATUSES, TABLE, Effect, Kind, Reason
 from simkit.schema import TABLES
 
@@ -93,8 +95,7 @@ CODES: tuple[int, ...] = tuple(
 _OUTCOME_COLUMNS = TABLES["outcomes"].names
 _WISH_TS, _WISH_USER, _WISH_TARGET, _WISH_FATE, _WISH_SENT_TS = TABLES["demand"].names
 _UNMET = (Fate.BLOCKED.label, Fate.DROPPED.label)
-_KIND_NAMES = np.array([k.name for k in Kind], dtype=object)
-_EFFECT_NAMES = np.array([e.name.lower() for e in Effect], dtype=object)
+_UNMET_CODES = [FATES.index(f) for f in _UNMET]
 _T = TypeVar("_T")
 # Bin widths tried, smallest first, when a caller gives none (see bin_width).
 _BIN_WIDTHS = tuple(
@@ -116,11 +117,15 @@ class RunFrames:
         ``pod_a``, ``pod_b``: pairs with crossPod enabled at the start, ``pod_a < pod_b``.
     policy : DataFrame
         ``ts``, ``pod_a``, ``pod_b``, ``crosspod``; input order (empty without a policy).
+    Text columns (the events' ``action``, ``reason`` and ``status``, the records' ``status``,
+    the wishes' ``fate``) are categoricals whose categories are every value the column can
+    take, so that a row holds one byte rather than a string.
+
     events : DataFrame
         One row per action event in input order (the index is the 0-based input row):
         ``ts``, ``actor``, ``target``, ``action``, then the outcome of the event
         (``code``, ``reason``, ``status``, ``request_counter``), then ``actor_pod`` and
-        ``target_pod`` (nullable, ``<NA>`` for an unknown user) and ``implicit`` (both
+        ``target_pod`` (nullable integers, ``<NA>`` for an unknown user) and ``implicit`` (both
         users in the same private pod).
     connections : DataFrame
         The stored records after the last event: ``user_a``, ``user_b``, ``requester``,
@@ -168,9 +173,51 @@ class RunFrames:
 
 # -- building the frames --------------------------------------------------------------------
 
+# The labels behind the codes of the core's arrays, in code order: text columns of the frames
+# are categoricals over these, so that millions of rows hold one byte each, not a string.
+_ACTION_LABELS = tuple(a.value for a in ACTIONS)
+_REASON_LABELS = tuple(r.value for r in REASONS)
+_VIEW_LABELS = tuple(s.value for s in STATUSES)
+_KIND_LABELS = tuple(k.name for k in Kind)
+_EFFECT_LABELS = tuple(e.name.lower() for e in Effect)
+_CREATE, _ACCEPT, _DECLINE, _REREQUEST = (
+    int(e) for e in (Effect.CREATE, Effect.ACCEPT, Effect.DECLINE, Effect.REREQUEST)
+)
+# A record's status as a position in STATUS_COLUMNS: its Kind less one.
+_RECORD_OFFSET = int(Kind.PENDING)
+# The answers a request can get, as requests() names them.
+_ANSWERS = (Kind.ACCEPTED.name, Kind.REJECTED.name)
+
+
+def _labelled(codes: NDArray[np.integer[Any]], labels: tuple[str, ...]) -> pd.Categorical:
+    """Codes (-1: missing) as a categorical column of their labels, every label a category."""
+    return pd.Categorical.from_codes(  # type: ignore[return-value]
+        np.asarray(codes, dtype=np.int8), categories=pd.Index(list(labels)), validate=False
+    )
+
+
+def _codes(column: pd.Series, labels: tuple[str, ...]) -> NDArray[np.int8]:
+    """The position of each value of a text column among `labels` (-1: missing or unknown)."""
+    dtype = column.dtype
+    if isinstance(dtype, pd.CategoricalDtype) and tuple(dtype.categories) == labels:
+        return np.asarray(column.cat.codes, dtype=np.int8)
+    found: NDArray[np.int8] = pd.Index(list(labels)).get_indexer(pd.Index(column)).astype(np.int8)
+    return found
+
+
+def _arrow_codes(column: pa.ChunkedArray, labels: tuple[str, ...]) -> NDArray[np.int8]:
+    """As :func:`_codes`, for an Arrow column as read from a file."""
+    found = pc.fill_null(pc.index_in(column, value_set=pa.array(list(labels))), -1)
+    return np.asarray(found.to_numpy(), dtype=np.int8)
+
+
+def _frame(columns: dict[str, Any]) -> pd.DataFrame:
+    # The arrays are not copied (nor gathered into blocks): a run's columns can be gigabytes.
+    return pd.DataFrame(columns, copy=False)
+
 
 def _input_frames(run: Run) -> dict[str, pd.DataFrame]:
-    pop, ev, pol = run.population, run.events, run.policy
+    pop, pol = run.population, run.policy
     return {
         "pods": pd.DataFrame({"pod_id": pop.pod_id, "name": list(pop.pod_name), "private": pop.pod_private}),
         "users": pd.DataFrame(
@@ -180,69 +227,150 @@ def _input_frames(run: Run) -> dict[str, pd.DataFrame]:
         "policy": pd.DataFrame(
             {"ts": pol.ts, "pod_a": pol.pod_a, "pod_b": pol.pod_b, "crosspod": pol.crosspod}
         ),
-        "events": pd.DataFrame(
-            {
-                "ts": ev.ts,
-                "actor": ev.actor,
-                "target": ev.target,
-                "action": np.array([a.value for a in ACTIONS], dtype=object)[ev.action.astype(np.intp)],
-            }
-        ),
     }
 
 
-def _pods_of(user_ids: pd.Series, users: pd.DataFrame) -> pd.Series:
-    """The pod of each user id, ``<NA>`` where the user is unknown."""
-    where = pd.Index(users["user_id"]).get_indexer(pd.Index(user_ids))
+def _distinct(values: NDArray[Any]) -> NDArray[Any]:
+    """The distinct values, sorted: np.unique, by sorting (numpy 2.4's np.unique hashes, and
+    takes a minute where a sort takes a second on tens of millions of distinct values)."""
+    ordered = np.sort(values)
+    if len(ordered) < 2:
+        return ordered
+    keep = np.empty(len(ordered), dtype=bool)
+    keep[0] = True
+    np.not_equal(ordered[1:], ordered[:-1], out=keep[1:])
+    return ordered[keep]
+
+
+def _distinct_inverse(values: NDArray[Any]) -> tuple[NDArray[Any], NDArray[np.intp]]:
+    """``np.unique(values, return_inverse=True)``, by sorting (see _distinct)."""
+    order = np.argsort(values, kind="stable")
+    ordered = values[order]
+    first = np.ones(len(ordered), dtype=bool)
+    np.not_equal(ordered[1:], ordered[:-1], out=first[1:])
+    inverse = np.empty(len(values), dtype=np.intp)
+    inverse[order] = np.cumsum(first) - 1
+    return ordered[first], inverse
+
+
+def _user_rows(users: pd.DataFrame) -> Callable[[NDArray[np.int64]], NDArray[np.int64]]:
+    """A function from user ids to their rows in `users` (-1 for an unknown id)."""
+    ids = users["user_id"].to_numpy(dtype=np.int64)
+    n = len(ids)
+    if n and int(ids[-1]) - int(ids[0]) == n - 1 and bool(np.all(ids[1:] > ids[:-1])):
+        # Generated populations number their users in a run; no search needed.
+        first = int(ids[0])
+
+        def dense(user_ids: NDArray[np.int64]) -> NDArray[np.int64]:
+            at = user_ids - first
+            return np.where((at >= 0) & (at < n), at, -1)
+
+        return dense
+    order = np.argsort(ids, kind="stable")
+    ordered = ids[order]
+
+    def searched(user_ids: NDArray[np.int64]) -> NDArray[np.int64]:
+        if not n:
+            return np.full(len(user_ids), -1, dtype=np.int64)
+        at = np.clip(np.searchsorted(ordered, user_ids), 0, n - 1)
+        found: NDArray[np.int64] = np.where(ordered[at] == user_ids, order[at], -1)
+        return found
+
+    return searched
+
+
+def _pods_of(user_ids: NDArray[np.int64], users: pd.DataFrame) -> pd.arrays.IntegerArray:
+    """The pod of each user id, ``<NA>`` where the user is unknown.
+
+    In the smallest integers that hold every pod id: a column per event can be millions of rows.
+    """
+    pod = users["pod_id"].to_numpy(dtype=np.int64)
+    small: type[np.integer[Any]] = next(
+        (
+            t
+            for t in (np.int16, np.int32)
+            if not len(pod) or np.iinfo(t).min <= pod.min() <= pod.max() <= np.iinfo(t).max
+        ),
+        np.int64,
+    )
+    where = _user_rows(users)(np.asarray(user_ids, dtype=np.int64))
     known = where >= 0
-    pods = np.zeros(len(where), dtype=np.int64)
-    pods[known] = users["pod_id"].to_numpy(dtype=np.int64)[where[known]]
-    return pd.Series(pd.arrays.IntegerArray(pods, ~known), index=user_ids.index)
+    pods: NDArray[np.integer[Any]] = np.zeros(len(where), dtype=small)
+    if len(pod):
+        pods = pod.astype(small)[np.maximum(where, 0)]
+    pods[~known] = 0
+    return pd.arrays.IntegerArray(pods, ~known)
 
 
 def _demand_frame(demand: Demand, users: pd.DataFrame) -> pd.DataFrame:
     """The wishes as a frame (see :class:`RunFrames`), with the pods of both users."""
     sent = demand.was_sent
-    frame = pd.DataFrame(
+    frame = _frame(
         {
             _WISH_TS: demand.ts,
             _WISH_USER: demand.user,
             _WISH_TARGET: demand.target,
-            _WISH_FATE: np.array(FATES, dtype=object)[demand.fate.astype(np.intp)],
-            _WISH_SENT_TS: pd.arrays.IntegerArray(np.where(sent, demand.sent_ts, 0), ~sent),
+            _WISH_FATE: _labelled(demand.fate, FATES),
+            # The times of wishes never sent are masked, whatever they hold: no copy.
+            _WISH_SENT_TS: pd.arrays.IntegerArray(demand.sent_ts, ~sent),
+            "user_pod": _pods_of(demand.user, users),
+            "target_pod": _pods_of(demand.target, users),
         }
     )
     frame.index.name = "wish"
-    frame["user_pod"] = _pods_of(frame[_WISH_USER], users)
-    frame["target_pod"] = _pods_of(frame[_WISH_TARGET], users)
     return frame
 
 
+def _connections_frame(connections: Connections) -> pd.DataFrame:
+    columns: dict[str, Any] = {name: getattr(connections, name) for name in TABLES["connections"].names}
+    columns["status"] = _labelled(connections.status.astype(np.int8) - _RECORD_OFFSET, STATUS_COLUMNS)
+    return _frame(columns)
+
+
 def _assemble(
-    tables: dict[str, pd.DataFrame],
-    outcomes: pd.DataFrame,
-    connections: pd.DataFrame,
+    run: Run,
+    outcomes: Outcomes,
+    connections: Connections,
     demand: Demand | None = None,
 ) -> RunFrames:
-    events = tables["events"]
-    events.index.name = "event"
-    for column in _OUTCOME_COLUMNS:
-        events[column] = outcomes[column].to_numpy()
+    tables = _input_frames(run)
     users, pods = tables["users"], tables["pods"]
-    events["actor_pod"] = _pods_of(events["actor"], users)
-    events["target_pod"] = _pods_of(events["target"], users)
-    private_pods = pods.loc[pods["private"], "pod_id"]
-    same = (events["actor_pod"] == events["target_pod"]).fillna(False)
-    events["implicit"] = (same & events["actor_pod"].isin(private_pods)).astype(bool)
-    return RunFrames(
+    ev = run.events
+    actor_pod, target_pod = _pods_of(ev.actor, users), _pods_of(ev.target, users)
+    small = np.dtype(str(actor_pod.dtype).lower())  # Int16 holds int16, and so on
+    a_pod = actor_pod.to_numpy(dtype=small, na_value=0)
+    same = (a_pod == target_pod.to_numpy(dtype=small, na_value=0)) & ~actor_pod.isna() & ~target_pod.isna()
+    private = pods.loc[pods["private"], "pod_id"].to_numpy(dtype=np.int64)
+    implicit = same & np.isin(a_pod, private)
+    del a_pod
+    events = _frame(
+        {
+            "ts": ev.ts,
+            "actor": ev.actor,
+            "target": ev.target,
+            "action": _labelled(ev.action, _ACTION_LABELS),
+            "code": outcomes.code,
+            "reason": _labelled(outcomes.reason, _REASON_LABELS),
+            "status": _labelled(outcomes.status, _VIEW_LABELS),
+            "request_counter": outcomes.request_counter,
+            "actor_pod": actor_pod,
+            "target_pod": target_pod,
+            "implicit": implicit,
+        }
+    )
+    events.index.name = "event"
+    frames = RunFrames(
         pods=pods,
         users=users,
         crosspod=tables["crosspod"],
         policy=tables["policy"],
         events=events,
-        connections=connections,
+        connections=_connections_frame(connections),
         demand=_demand_frame(demand, users) if demand is not None else None,
     )
+    # The log as the core holds it, for the record history: no need to read it back from text.
+    frames._cache["log"] = (ev, outcomes)
+    return frames
 
 
 def from_run(run: Run, result: Replay | None = None, demand: Demand | None = None) -> RunFrames:
@@ -274,9 +402,7 @@ def from_run(run: Run, result: Replay | None = None, demand: Demand | None = Non
         raise ValueError(
             f"{len(result.outcomes)} outcomes for {len(run.events)} events; replay the run again"
         )
-    outcomes = outcomes_table(result.outcomes).to_pandas()
-    connections = connections_table(result.connections).to_pandas()
-    return _assemble(_input_frames(run), outcomes, connections, demand)
+    return _assemble(run, result.outcomes, result.connections, demand)
 
 
 def load(run_dir: str | os.PathLike[str], outputs: str | os.PathLike[str] | None = None) -> RunFrames:
@@ -310,10 +436,39 @@ def load(run_dir: str | os.PathLike[str], outputs: str | os.PathLike[str] | None
     >>> frames.events.loc[0, "status"], frames.connections["status"].tolist()
     ('PENDING_OUTGOING', ['PENDING', 'ACCEPTED', 'PENDING', 'ACCEPTED'])
     """
+    # Arrow keeps the memory of the tables it has read for the next ones; each table is
+    # handed back as arrays, so that memory goes back at once: a run's tables can be gigabytes.
+    pool = pa.default_memory_pool()
     run = read_run(run_dir)
+    pool.release_unused()
+    demand = read_demand(run.path, run.population)
+    pool.release_unused()
     folder = Path(outputs) if outputs is not None else run.path
-    outcomes, connections = (t.to_pandas() for t in read_outputs(folder, len(run.events)))
-    return _assemble(_input_frames(run), outcomes, connections, read_demand(run.path, run.population))
+    outcomes, connections = _outputs_of(*read_outputs(folder, len(run.events)))
+    pool.release_unused()
+    # The record history, which every history table needs, read while the log is at hand.
+    moves = _moves_of_log(run.events, outcomes)
+    frames = _assemble(run, outcomes, connections, demand)
+    frames._cache["moves"] = moves
+    return frames
+
+
+def _outputs_of(outcomes: pa.Table, connections: pa.Table) -> tuple[Outcomes, Connections]:
+    """The outputs as the core holds them, from the tables of their files."""
+    return (
+        Outcomes(
+            code=outcomes["code"].to_numpy(),
+            reason=_arrow_codes(outcomes["reason"], _REASON_LABELS),
+            status=_arrow_codes(outcomes["status"], _VIEW_LABELS),
+            request_counter=outcomes["request_counter"].to_numpy(),
+        ),
+        Connections(
+            **{
+                name: connections[name].to_numpy() for name in TABLES["connections"].names if name != "status"
+            },
+            status=_arrow_codes(connections["status"], STATUS_COLUMNS) + np.int8(_RECORD_OFFSET),
+        ),
+    )
 
 
 # -- small shared pieces --------------------------------------------------------------------
@@ -336,15 +491,28 @@ def _implicit_pairs(frames: RunFrames) -> pd.Series:
     return (sizes * (sizes - 1) // 2).where(private.to_numpy(), 0).rename("implicit")
 
 
-def _record_pods(frames: RunFrames) -> pd.DataFrame:
-    """The stored records with the pods of both users, as an unordered pod pair."""
+def _record_pods(
+    frames: RunFrames,
+) -> tuple[NDArray[np.integer[Any]], NDArray[np.integer[Any]], NDArray[np.int8]]:
+    """The stored records' unordered pod pairs (``pod_a <= pod_b``) and statuses.
+
+    The status is a position in :data:`STATUS_COLUMNS`; a user outside the population has
+    pod -1.
+    """
+    return frames._derived("record_pods", _record_pods_of)
+
+
+def _record_pods_of(
+    frames: RunFrames,
+) -> tuple[NDArray[np.integer[Any]], NDArray[np.integer[Any]], NDArray[np.int8]]:
     conn = frames.connections
-    pod_of = frames.users.set_index("user_id")["pod_id"]
-    pa_ = conn["user_a"].map(pod_of).to_numpy(dtype=np.int64)
-    pb_ = conn["user_b"].map(pod_of).to_numpy(dtype=np.int64)
-    return pd.DataFrame(
-        {"pod_a": np.minimum(pa_, pb_), "pod_b": np.maximum(pa_, pb_), "status": conn["status"].to_numpy()}
-    )
+    # As _pods_of, with -1 for a user outside the population.
+    pods = [_pods_of(conn[c].to_numpy(dtype=np.int64), frames.users) for c in ("user_a", "user_b")]
+    a, b = (p.to_numpy(dtype=np.dtype(str(p.dtype).lower()), na_value=-1) for p in pods)
+    del pods
+    lo = np.minimum(a, b)
+    np.maximum(a, b, out=b)
+    return lo, b, _codes(conn["status"], STATUS_COLUMNS)
 
 
 def bin_width(frames: RunFrames, bins: int = 60) -> pd.Timedelta:
@@ -391,7 +559,7 @@ def _bins(frames: RunFrames, freq: str | pd.Timedelta | None) -> tuple[pd.Dateti
     The bins are counted from midnight (UTC) of the first event's day, so that weekly bins
     are weeks of the run rather than weeks since the epoch (which start on a Thursday).
     """
-    times = _times(frames.events["ts"])
+    times = _first_and_last(frames)
     if freq is None:
         width = bin_width(frames)
     else:
@@ -404,6 +572,12 @@ def _bins(frames: RunFrames, freq: str | pd.Timedelta | None) -> tuple[pd.Dateti
     first, last = _bin_starts(pd.DatetimeIndex([times.min(), times.max()]), origin, width)
     edges = pd.date_range(first, last, freq=width, name="time")
     return edges, width
+
+
+def _first_and_last(frames: RunFrames) -> pd.DatetimeIndex:
+    """The times of the first and the last event (none for a run without events)."""
+    ts = frames.events["ts"].to_numpy(dtype=np.int64)
+    return _times(np.array([ts.min(), ts.max()]) if len(ts) else ts)
 
 
 def _bin_starts(times: pd.DatetimeIndex, origin: pd.Timestamp, width: pd.Timedelta) -> pd.DatetimeIndex:
@@ -421,7 +595,7 @@ def _partial_bins(
     """
     if not len(edges):
         return {}
-    times = _times(frames.events["ts"])
+    times = _first_and_last(frames)
     start, end = times.min().floor("D"), times.max().floor("D") + pd.Timedelta(days=1)
     partial: dict[pd.Timestamp, float] = {}
     for edge in dict.fromkeys((edges[0], edges[-1])):
@@ -469,30 +643,25 @@ def status_counts(frames: RunFrames, by: Literal["all", "pod", "pod_pair"] = "al
     20    20           0         0         0         3     False
     30    30           0         1         0         0     False
     """
-    recs = _record_pods(frames)
+    pod_a, pod_b, status = _record_pods(frames)
     implicit = _implicit_pairs(frames)
     columns = [*STATUS_COLUMNS, "implicit"]
     if by == "all":
-        counts = recs["status"].value_counts().reindex(STATUS_COLUMNS, fill_value=0)
-        row = [*(int(counts[s]) for s in STATUS_COLUMNS), int(implicit.sum())]
+        counts = np.bincount(status[status >= 0], minlength=len(STATUS_COLUMNS))
+        row = [*(int(c) for c in counts), int(implicit.sum())]
         return pd.DataFrame([row], index=pd.Index(["all"]), columns=columns)
     if by == "pod":
         # A record inside one (public) pod counts once for it, not twice.
-        touching = pd.concat(
-            [
-                recs[["pod_a", "status"]].rename(columns={"pod_a": "pod"}),
-                recs.loc[recs["pod_a"] != recs["pod_b"], ["pod_b", "status"]].rename(
-                    columns={"pod_b": "pod"}
-                ),
-            ],
-            ignore_index=True,
+        across = pod_a != pod_b
+        touching = _crosstab([pod_a], status, ["pod"]).add(
+            _crosstab([pod_b[across]], status[across], ["pod"]), fill_value=0
         )
-        table = _crosstab(touching, ["pod"]).reindex(implicit.index, fill_value=0)
+        table = touching.reindex(implicit.index, fill_value=0).astype(np.int64)
         table["implicit"] = implicit
         table.index.name = "pod_id"
         return table[columns]
     if by == "pod_pair":
-        table = _crosstab(recs, ["pod_a", "pod_b"])
+        table = _crosstab([pod_a, pod_b], status, ["pod_a", "pod_b"])
         inside = implicit[implicit > 0]
         implicit_pairs = pd.Series(
             inside.to_numpy(),
@@ -508,19 +677,57 @@ def status_counts(frames: RunFrames, by: Literal["all", "pod", "pod_pair"] = "al
     raise ValueError(f"by must be 'all', 'pod' or 'pod_pair', got {by!r}")
 
 
-def _crosstab(recs: pd.DataFrame, keys: list[str]) -> pd.DataFrame:
-    """Records per status for each key, the statuses as int64 columns in their fixed order."""
-    if recs.empty:
-        index: pd.Index = (
-            pd.MultiIndex.from_arrays([[]] * len(keys), names=keys)
-            if len(keys) > 1
-            else pd.Index([], name=keys[0])
+def _crosstab(
+    keys: list[NDArray[np.integer[Any]]], status: NDArray[np.int8], names: list[str]
+) -> pd.DataFrame:
+    """Records per status for each distinct key (sorted), the statuses as int64 columns in order."""
+    width = len(STATUS_COLUMNS)
+    index: pd.Index
+    if not len(status):
+        index = (
+            pd.MultiIndex.from_arrays([[]] * len(names), names=names)
+            if len(names) > 1
+            else pd.Index([], name=names[0])
         )
         return pd.DataFrame(0, index=index, columns=list(STATUS_COLUMNS), dtype=np.int64)
-    table = recs.groupby([*keys, "status"]).size().unstack("status", fill_value=0)
-    table = table.reindex(columns=list(STATUS_COLUMNS), fill_value=0).astype(np.int64)
-    table.columns.name = None
-    return table
+    found, group = _groups(keys)
+    index = (
+        pd.MultiIndex.from_arrays(found, names=names) if len(keys) > 1 else pd.Index(found[0], name=names[0])
+    )
+    counts = np.bincount(group * width + status, minlength=len(index) * width)
+    return pd.DataFrame(counts.reshape(-1, width).astype(np.int64), index=index, columns=list(STATUS_COLUMNS))
+
+
+# Count by a dense table of every combination of pods up to this many cells; sort beyond.
+_DENSE_CELLS = 1 << 24
+
+
+def _groups(keys: list[NDArray[np.integer[Any]]]) -> tuple[list[NDArray[np.integer[Any]]], NDArray[np.intp]]:
+    """The distinct rows of one or two columns of pod ids (sorted), and each row's position
+    among them.
+
+    A run has few pods and many rows: with few enough pods, each combination's cell in a
+    dense table is found in one pass (no sort of the rows).
+    """
+    ids = _distinct(np.concatenate([pd.unique(k) for k in keys]))
+    n = max(len(ids), 1)
+    code: NDArray[np.int64] = np.searchsorted(ids, keys[0]).astype(
+        np.int32 if n ** len(keys) < 2**31 else np.int64
+    )
+    for column in keys[1:]:
+        code *= n
+        code += np.searchsorted(ids, column).astype(code.dtype, copy=False)
+    if n ** len(keys) <= _DENSE_CELLS:
+        present = np.bincount(code, minlength=n ** len(keys)) > 0
+        cells = np.flatnonzero(present)
+        position = np.cumsum(present) - 1
+        group = position[code]
+    else:
+        cells, group = _distinct_inverse(code)
+    found = []
+    for i in range(len(keys)):
+        found.append(ids[(cells // n ** (len(keys) - 1 - i)) % n])
+    return found, group.reshape(-1).astype(np.intp, copy=False)
 
 
 def request_counter_counts(frames: RunFrames) -> pd.DataFrame:
@@ -577,9 +784,9 @@ def cross_pod_share(frames: RunFrames) -> float:
     if not n_users:
         return float("nan")
     conn = frames.connections
-    recs = _record_pods(frames)
-    across = ((recs["status"] == Kind.ACCEPTED.name) & (recs["pod_a"] != recs["pod_b"])).to_numpy()
-    users = np.union1d(conn["user_a"].to_numpy()[across], conn["user_b"].to_numpy()[across])
+    pod_a, pod_b, status = _record_pods(frames)
+    across = (status == STATUS_COLUMNS.index(Kind.ACCEPTED.name)) & (pod_a != pod_b)
+    users = _distinct(np.concatenate([conn["user_a"].to_numpy()[across], conn["user_b"].to_numpy()[across]]))
     return len(users) / n_users
 
 
@@ -698,10 +905,10 @@ def pod_matrix(
     if other and left_out:
         labels.append(f"other ({left_out:,} pod{'' if left_out == 1 else 's'})")
     where = pd.Index(ids)
-    recs = _record_pods(frames)
-    recs = recs[recs["status"] == status]
-    rows = where.get_indexer(pd.Index(recs["pod_a"]))
-    cols = where.get_indexer(pd.Index(recs["pod_b"]))
+    pod_a, pod_b, kind = _record_pods(frames)
+    chosen = kind == STATUS_COLUMNS.index(status)
+    rows = where.get_indexer(pd.Index(pod_a[chosen]))
+    cols = where.get_indexer(pd.Index(pod_b[chosen]))
     if len(labels) > len(ids):
         # Pods left out share the last slot.
         rows[rows < 0] = cols[cols < 0] = len(ids)
@@ -785,7 +992,7 @@ def _crosspod_changes(frames: RunFrames, window: str | pd.Timedelta | None) -> p
         pd.MultiIndex.from_arrays([np.minimum(a_pod, t_pod), np.maximum(a_pod, t_pod)])
     )
     inside = known & (event_pair >= 0)
-    times = np.unique(ts)
+    times = _distinct(ts)
     slots = len(times) + 1
     keys = event_pair[inside] * slots + np.searchsorted(times, ts[inside])
     order_in = np.argsort(keys, kind="stable")
@@ -796,14 +1003,16 @@ def _crosspod_changes(frames: RunFrames, window: str | pd.Timedelta | None) -> p
         return np.searchsorted(keys, pair_of_policy * slots + np.searchsorted(times, at))
 
     edges = [position(pol_ts - width), position(pol_ts), position(pol_ts + width)]
-    moves = transitions(frames)
-    effect = pd.Series(moves["effect"].to_numpy(), index=moves["event"].to_numpy()).reindex(ev.index)
+    moves = _moves(frames)
+    effect = np.zeros(len(ev), dtype=np.int8)  # KEEP where the event changed no record
+    effect[moves.row] = moves.effect
+    _, outcomes = _log_of(frames)
     counted = {
         "events": np.ones(len(ev), dtype=bool),
-        "ok": (ev["code"] == 200).to_numpy(),
-        "crosspod_disabled": (ev["reason"] == "crosspod_disabled").fillna(False).to_numpy(dtype=bool),
-        "requests": effect.isin([Effect.CREATE.name.lower(), Effect.REREQUEST.name.lower()]).to_numpy(),
-        "accepted": (effect == Effect.ACCEPT.name.lower()).fillna(False).to_numpy(dtype=bool),
+        "ok": outcomes.code == 200,
+        "crosspod_disabled": outcomes.reason == _REASON_LABELS.index(Reason.CROSSPOD_DISABLED.value),
+        "requests": (effect == _CREATE) | (effect == _REREQUEST),
+        "accepted": effect == _ACCEPT,
     }
     table = pd.DataFrame(
         {
@@ -897,6 +1106,11 @@ def _users_per_group(groups: NDArray[np.intp], users: NDArray[np.int64], n: int)
     """How many distinct users each of `n` groups holds, given a group and a user per row."""
     if not len(groups):
         return np.zeros(n, dtype=np.int64)
+    base, top = int(users.min()), int(users.max())
+    if (top - base + 1) * n < 2**62:
+        # One number per (group, user): hashing it once beats a frame's drop_duplicates.
+        distinct = pd.unique(groups.astype(np.int64) * (top - base + 1) + (users - base))
+        return np.bincount(distinct // (top - base + 1), minlength=n).astype(np.int64)
     pairs = pd.DataFrame({"group": groups, "user": users}).drop_duplicates()
     return np.bincount(pairs["group"].to_numpy(dtype=np.intp), minlength=n).astype(np.int64)
 
@@ -969,34 +1183,54 @@ def unmet_demand(frames: RunFrames) -> pd.DataFrame:
 def _unmet_demand(frames: RunFrames) -> pd.DataFrame:
     wishes = _demand(frames)
     known = (wishes["user_pod"].notna() & wishes["target_pod"].notna()).to_numpy()
+    every = bool(known.all())
+
+    def column(name: str, dtype: type[np.integer[Any]] = np.int64) -> NDArray[Any]:
+        """A column of the known wishes (the column itself where every wish is known)."""
+        values = wishes[name].to_numpy(dtype=dtype, na_value=0)
+        return values if every else values[known]
+
     # Pods as their rank among the pod ids, so that a pod pair is one small integer whose
-    # order is that of (pod_a, pod_b): one np.unique groups millions of wishes.
+    # order is that of (pod_a, pod_b): one pass counts millions of wishes.
     ids = np.sort(frames.pods["pod_id"].to_numpy(dtype=np.int64))
-    ends = [
-        np.searchsorted(ids, wishes[c].to_numpy(dtype=np.int64, na_value=0)[known])
-        for c in ("user_pod", "target_pod")
-    ]
-    lo, hi = np.minimum(*ends), np.maximum(*ends)
-    keys, pair = np.unique(lo * len(ids) + hi, return_inverse=True)
-    pair = pair.reshape(-1)
+    span = max(len(ids), 1)
+    # In the pods' own width (a column per wish is tens of millions of rows), then as ranks.
+    width = np.dtype(str(wishes["user_pod"].dtype).lower()).type
+    rank: type[np.signedinteger[Any]] = np.int32 if span * span < 2**31 else np.int64
+    lo: NDArray[np.signedinteger[Any]]
+    hi: NDArray[np.signedinteger[Any]]
+    lo, hi = (np.searchsorted(ids, column(c, width)).astype(rank) for c in ("user_pod", "target_pod"))
+    np.maximum(lo, hi, out=hi)
+    np.minimum(np.searchsorted(ids, column("target_pod", width)).astype(rank), lo, out=lo)
+    crossing = lo != hi
+    lo *= span
+    lo += hi  # the pair's number
+    del hi
+    if span * span <= _DENSE_CELLS:
+        present = np.bincount(lo, minlength=span * span) > 0
+        keys = np.flatnonzero(present)
+        pair = (np.cumsum(present) - 1).astype(rank)[lo]
+    else:
+        keys, pair = _distinct_inverse(lo)
+    del lo
     n = len(keys)
-    index = pd.MultiIndex.from_arrays(
-        [ids[keys // max(len(ids), 1)], ids[keys % max(len(ids), 1)]], names=["pod_a", "pod_b"]
-    )
-    fate = pd.Index(FATES).get_indexer(pd.Index(wishes[_WISH_FATE].to_numpy()[known]))
+    index = pd.MultiIndex.from_arrays([ids[keys // span], ids[keys % span]], names=["pod_a", "pod_b"])
+    fate = _codes(wishes[_WISH_FATE], FATES)
+    if not every:
+        fate = fate[known]
     by_fate = np.bincount(pair * len(FATES) + fate, minlength=n * len(FATES)).reshape(n, len(FATES))
     table = pd.DataFrame(by_fate.astype(np.int64), index=index, columns=list(FATES))
     table.insert(0, "wishes", by_fate.sum(axis=1).astype(np.int64))
     table["unmet"] = table[list(_UNMET)].sum(axis=1).astype(np.int64)
 
     enabled = index.isin(pd.MultiIndex.from_frame(crosspod_at_end(frames)))
-    users = pd.Index(frames.users["user_id"].to_numpy(dtype=np.int64))
+    rows = _user_rows(frames.users)
     external = frames.users["external"].to_numpy(dtype=bool)
-    user = wishes[_WISH_USER].to_numpy(dtype=np.int64)[known]
-    target = wishes[_WISH_TARGET].to_numpy(dtype=np.int64)[known]
-    both_external = external[users.get_indexer(user)] & external[users.get_indexer(target)]
-    unmet = np.isin(fate, [FATES.index(f) for f in _UNMET])
-    alone = unmet & both_external & (lo != hi) & ~enabled[pair]
+    user = column(_WISH_USER)
+    unmet = np.isin(fate, _UNMET_CODES)
+    alone = unmet & crossing & ~enabled[pair]
+    alone &= external[rows(user)]
+    alone &= external[rows(column(_WISH_TARGET))]
     table["unmet_users"] = _users_per_group(pair[unmet], user[unmet], n)
     table["crosspod_unmet"] = np.bincount(pair[alone], minlength=n).astype(np.int64)
     table["crosspod_users"] = _users_per_group(pair[alone], user[alone], n)
@@ -1123,25 +1357,30 @@ def _crosspod_periods(frames: RunFrames) -> pd.DataFrame:
     ev_ts = frames.events["ts"].to_numpy(dtype=np.int64)
     wishes = frames.demand
     wish_ts = wishes[_WISH_TS].to_numpy(dtype=np.int64) if wishes is not None else ev_ts[:0]
-    every = np.concatenate([ev_ts, wish_ts])
+    times = [t for t in (ev_ts, wish_ts) if len(t)]
     day = 86_400_000
-    if len(every):
-        start, end = int(every.min()) // day * day, (int(every.max()) // day + 1) * day
+    if times:
+        first, last = min(int(t.min()) for t in times), max(int(t.max()) for t in times)
+        start, end = first // day * day, (last // day + 1) * day
     else:
         start = end = 0
     inside = did & (pol_ts > start) & (pol_ts < end)
-    edges = np.concatenate([[start], np.unique(pol_ts[inside]), [end]]).astype(np.int64)
-    n = len(edges) - 1 if len(every) else 0
+    edges = np.concatenate([[start], _distinct(pol_ts[inside]), [end]]).astype(np.int64)
+    n = len(edges) - 1 if times else 0
 
     def count(ts: NDArray[np.int64], where: NDArray[np.bool_] | None = None) -> NDArray[np.int64]:
         """How many of the times (those `where` says) fall in each period; before the first, in it."""
         chosen = ts if where is None else ts[where]
-        period = np.clip(np.searchsorted(edges, chosen, side="right") - 1, 0, None)
-        return np.bincount(period[chosen < end], minlength=n).astype(np.int64)[:n]
+        period = np.searchsorted(edges, chosen, side="right")
+        period -= 1
+        np.clip(period, 0, None, out=period)
+        if len(chosen) and int(chosen.max()) >= end:  # only policy events can be that late
+            period = period[chosen < end]
+        return np.bincount(period, minlength=n).astype(np.int64)[:n]
 
-    moves = transitions(frames)
-    effect = moves["effect"].to_numpy()
-    move_ts = moves["ts"].to_numpy(dtype=np.int64)
+    moves = _moves(frames)
+    effect = moves.effect
+    move_ts = moves.ts
     table = pd.DataFrame(
         {
             "start": _times(edges[:-1]) if n else _times(edges[:0]),
@@ -1152,42 +1391,140 @@ def _crosspod_periods(frames: RunFrames) -> pd.DataFrame:
     table["days"] = (edges[1:] - edges[:-1])[:n] / day
     table["enabled"] = count(pol_ts, did & setting)
     table["disabled"] = count(pol_ts, did & ~setting)
-    table["requests"] = count(
-        move_ts, np.isin(effect, [Effect.CREATE.name.lower(), Effect.REREQUEST.name.lower()])
-    )
-    table["accepted"] = count(move_ts, effect == Effect.ACCEPT.name.lower())
-    refused = (frames.events["reason"] == Reason.CROSSPOD_DISABLED.value).fillna(False).to_numpy(dtype=bool)
+    table["requests"] = count(move_ts, (effect == _CREATE) | (effect == _REREQUEST))
+    table["accepted"] = count(move_ts, effect == _ACCEPT)
+    _, outcomes = _log_of(frames)
+    refused = outcomes.reason == _REASON_LABELS.index(Reason.CROSSPOD_DISABLED.value)
     table["crosspod_disabled"] = count(ev_ts, refused)
     if wishes is None:
         table["wishes"] = table["unmet"] = pd.array([pd.NA] * n, dtype="Int64")
     else:
         table["wishes"] = pd.array(count(wish_ts), dtype="Int64")
-        table["unmet"] = pd.array(count(wish_ts, wishes[_WISH_FATE].isin(_UNMET).to_numpy()), dtype="Int64")
+        table["unmet"] = pd.array(
+            count(wish_ts, np.isin(_codes(wishes[_WISH_FATE], FATES), _UNMET_CODES)), dtype="Int64"
+        )
     return table
 
 
 # -- the record history, rebuilt from the outcomes ------------------------------------------
 
 
-def _log_of(ev: pd.DataFrame) -> tuple[Events, Outcomes]:
+def _log_of(frames: RunFrames) -> tuple[Events, Outcomes]:
     """The action events and outcomes behind the per-event frame, as the core holds them."""
-    action = pd.Index([a.value for a in ACTIONS]).get_indexer(pd.Index(ev["action"]))
+    return frames._derived("log", _log_from_frame)
+
+
+def _log_from_frame(frames: RunFrames) -> tuple[Events, Outcomes]:
+    # Frames built by load or from_run hold the log already; these are frames built by hand.
+    ev = frames.events
+    action = _codes(ev["action"], _ACTION_LABELS)
     if (action < 0).any():
-        row = int(ev.index.to_numpy()[np.flatnonzero(action < 0)[0]])
-        raise ValueError(f"events row {row + 1}: unknown action {ev['action'].iloc[row]!r}")
+        row = int(np.flatnonzero(action < 0)[0])
+        raise ValueError(
+            f"events row {int(ev.index.to_numpy()[row]) + 1}: unknown action {ev['action'].iloc[row]!r}"
+        )
     events = Events(
         ts=ev["ts"].to_numpy(dtype=np.int64),
         actor=ev["actor"].to_numpy(dtype=np.int64),
         target=ev["target"].to_numpy(dtype=np.int64),
-        action=action.astype(np.int8),
+        action=action,
     )
     outcomes = Outcomes(
         code=ev["code"].to_numpy(dtype=np.int16),
-        reason=pd.Index([r.value for r in REASONS]).get_indexer(pd.Index(ev["reason"])).astype(np.int8),
-        status=pd.Index([s.value for s in STATUSES]).get_indexer(pd.Index(ev["status"])).astype(np.int8),
+        reason=_codes(ev["reason"], _REASON_LABELS),
+        status=_codes(ev["status"], _VIEW_LABELS),
         request_counter=ev["request_counter"].to_numpy(dtype=np.int32),
     )
     return events, outcomes
+
+
+@dataclass(frozen=True)
+class _Moves:
+    """The record changes as arrays, in apply order: what every history table is built from.
+
+    Only the event rows and the kinds are kept; the events' columns are read through them
+    when asked (a run can hold tens of millions of changes).
+    """
+
+    row: NDArray[np.intp]  # position of the event in the frame
+    before: NDArray[np.int8]  # Kind
+    after: NDArray[np.int8]  # Kind
+    effect: NDArray[np.int8]  # Effect
+    log: Events
+
+    @property
+    def ts(self) -> NDArray[np.int64]:
+        return self.log.ts[self.row]
+
+    @property
+    def actor(self) -> NDArray[np.int64]:
+        return self.log.actor[self.row]
+
+    @property
+    def target(self) -> NDArray[np.int64]:
+        return self.log.target[self.row]
+
+
+def _moves(frames: RunFrames) -> _Moves:
+    return frames._derived("moves", _moves_of)
+
+
+def _moves_of(frames: RunFrames) -> _Moves:
+    return _moves_of_log(*_log_of(frames))
+
+
+# Above this many events, the record changes are read pod pair group by group (see below).
+_CHANGES_AT_ONCE = 8_000_000
+
+
+def _moves_of_log(events: Events, outcomes: Outcomes) -> _Moves:
+    parts = -(-len(events) // _CHANGES_AT_ONCE)
+    if parts <= 1:
+        changes = record_changes(events, outcomes)
+        return _Moves(changes.event, changes.before, changes.after, changes.effect, events)
+    # A pair's record depends on that pair's events alone: read the changes of one share of
+    # the pairs at a time (by the smaller user id), so that what record_changes holds while it
+    # works is a share of the log, then put the changes back in apply order.
+    share = np.minimum(events.actor, events.target) % parts
+    pieces: list[tuple[NDArray[np.intp], NDArray[np.int8], NDArray[np.int8], NDArray[np.int8]]] = []
+    for k in range(parts):
+        rows = np.flatnonzero(share == k)
+        part_events = Events(
+            ts=events.ts[rows],
+            actor=events.actor[rows],
+            target=events.target[rows],
+            action=events.action[rows],
+        )
+        part_outcomes = Outcomes(
+            code=outcomes.code[rows],
+            reason=outcomes.reason[rows],
+            status=outcomes.status[rows],
+            request_counter=outcomes.request_counter[rows],
+        )
+        try:
+            changes = record_changes(part_events, part_outcomes)
+        except ValueError:
+            del share, pieces, rows, part_events, part_outcomes
+            changes = record_changes(events, outcomes)  # to name the row of the whole log
+            return _Moves(changes.event, changes.before, changes.after, changes.effect, events)
+        pieces.append((rows[changes.event], changes.before, changes.after, changes.effect))
+        del rows, part_events, part_outcomes, changes
+    del share
+    row = np.concatenate([p[0] for p in pieces])
+    before, after, effect = (np.concatenate([p[i] for p in pieces]) for i in (1, 2, 3))
+    del pieces
+    ts = events.ts
+    if len(ts) and bool(np.all(ts[1:] >= ts[:-1])):
+        rank = row  # the log is in apply order already, as generated logs are
+    else:
+        order = apply_order(ts)
+        ranks = np.empty(len(order), dtype=np.int64)
+        ranks[order] = np.arange(len(order), dtype=np.int64)
+        del order
+        rank = ranks[row]
+        del ranks
+    back = _sorting(rank, len(ts))
+    return _Moves(row[back], before[back], after[back], effect[back], events)
 
 
 def transitions(frames: RunFrames) -> pd.DataFrame:
@@ -1224,29 +1561,29 @@ def transitions(frames: RunFrames) -> pd.DataFrame:
 
 
 def _transitions(frames: RunFrames) -> pd.DataFrame:
-    ev = frames.events
-    changes = record_changes(*_log_of(ev))
-    rows = changes.event
-    actor = ev["actor"].to_numpy(dtype=np.int64)[rows]
-    target = ev["target"].to_numpy(dtype=np.int64)[rows]
-    return pd.DataFrame(
+    moves = _moves(frames)
+    events, outcomes = _log_of(frames)
+    actor, target = moves.actor, moves.target
+    return _frame(
         {
-            "event": ev.index.to_numpy()[rows],
-            "ts": ev["ts"].to_numpy(dtype=np.int64)[rows],
+            "event": frames.events.index.to_numpy()[moves.row],
+            "ts": moves.ts,
             "user_a": np.minimum(actor, target),
             "user_b": np.maximum(actor, target),
             "actor": actor,
             "target": target,
-            "action": ev["action"].to_numpy()[rows],
-            "before": _KIND_NAMES[changes.before],
-            "after": _KIND_NAMES[changes.after],
-            "effect": _EFFECT_NAMES[changes.effect],
-            "request_counter": ev["request_counter"].to_numpy(dtype=np.int64)[rows],
+            "action": _labelled(events.action[moves.row], _ACTION_LABELS),
+            "before": _labelled(moves.before, _KIND_LABELS),
+            "after": _labelled(moves.after, _KIND_LABELS),
+            "effect": _labelled(moves.effect, _EFFECT_LABELS),
+            "request_counter": outcomes.request_counter[moves.row].astype(np.int64),
         }
     )
 
 
-def status_timeline(frames: RunFrames, freq: str | pd.Timedelta | None = None) -> pd.DataFrame:
+def status_timeline(
+    frames: RunFrames, freq: str | pd.Timedelta | None = None, *, most: int | None = None
+) -> pd.DataFrame:
     """Number of stored pairs in each status over time, rebuilt from the outcomes.
 
     Parameters
@@ -1257,31 +1594,54 @@ def status_timeline(frames: RunFrames, freq: str | pd.Timedelta | None = None) -
         after the last event at that time. With it, one row per bin of that width
         (labelled by its start) giving the counts at the end of the bin, from the bin of
         the first event to the bin of the last.
+    most : int, optional
+        Without `freq`: if records changed at more than `most` timestamps, give the counts
+        in bins of :func:`bin_width` (fewer than `most` bins) instead, as a chart draws them.
+        The timeline at every timestamp of a large run is tens of millions of rows; this
+        never builds it.
 
     Returns
     -------
     DataFrame
         Index ``time`` (UTC); columns ``PENDING``, ``ACCEPTED``, ``REJECTED`` (int64).
-        Implicit pairs are never stored and never counted here.
+        Implicit pairs are never stored and never counted here. Binned, the bin width is
+        in ``.attrs["freq"]``.
 
     Examples
     --------
     >>> from simkit import read_run
-    >>> status_timeline(from_run(read_run("data/samples/story"))).head(4)  # doctest: +NORMALIZE_WHITESPACE
+    >>> frames = from_run(read_run("data/samples/story"))
+    >>> status_timeline(frames).head(4)  # doctest: +NORMALIZE_WHITESPACE
                          PENDING  ACCEPTED  REJECTED
     time
     2023-11-14 22:13:20        1         0         0
     2023-11-14 22:19:20        0         0         1
     2023-11-14 22:23:20        1         0         0
     2023-11-14 22:24:20        0         0         1
+    >>> len(status_timeline(frames)), len(status_timeline(frames, most=10))
+    (15, 5)
     """
-    counts = frames._derived("status_timeline", _status_timeline)
+    if freq is None and most is not None:
+        if most < 1:
+            raise ValueError(f"most must be at least 1, got {most}")
+        ts = _moves(frames).ts
+        if int(np.count_nonzero(ts[1:] != ts[:-1])) + min(len(ts), 1) > most:
+            freq = bin_width(frames, most)
     if freq is None:
-        return counts
+        return frames._derived("status_timeline", _status_timeline)
     edges, width = _bins(frames, freq)
-    origin = edges[0] if len(edges) else pd.Timestamp(0)
-    binned = counts.groupby(_bin_starts(pd.DatetimeIndex(counts.index), origin, width)).last()
-    out = binned.reindex(edges).ffill().fillna(0).astype(np.int64)
+    moves = _moves(frames)
+    # The counts at the end of each bin: after every change before the next bin begins.
+    ends = np.searchsorted(moves.ts, (edges + width).as_unit("ms").asi8, side="left")
+    values = np.zeros((len(edges), len(STATUS_COLUMNS)), dtype=np.int64)
+    changed = ends > 0
+    for i, name in enumerate(STATUS_COLUMNS):
+        kind = Kind[name]
+        step = (moves.after == kind).astype(np.int64)
+        step -= moves.before == kind
+        running = np.cumsum(step, out=step)
+        values[changed, i] = running[ends[changed] - 1]
+    out = pd.DataFrame(values, index=edges, columns=list(STATUS_COLUMNS))
     out.index.name = "time"
     out.attrs["freq"] = width
     return out
@@ -1289,19 +1649,113 @@ def status_timeline(frames: RunFrames, freq: str | pd.Timedelta | None = None) -
 
 def _status_timeline(frames: RunFrames) -> pd.DataFrame:
     """The counts of :func:`status_timeline` at each timestamp where a record changed."""
-    moves = transitions(frames)
-    column = {name: i for i, name in enumerate(STATUS_COLUMNS)}
-    delta = np.zeros((len(moves), len(STATUS_COLUMNS)), dtype=np.int64)
-    rows = np.arange(len(moves))
-    for side, sign in (("before", -1), ("after", 1)):
-        idx = moves[side].map(column)
-        stored = idx.notna().to_numpy()
-        delta[rows[stored], idx[stored].to_numpy(dtype=np.intp)] += sign
-    counts = pd.DataFrame(
-        np.cumsum(delta, axis=0), columns=list(STATUS_COLUMNS), index=_times(moves["ts"]).rename("time")
-    )
+    moves = _moves(frames)
     # Several changes can share a timestamp; the counts after the last one stand.
-    return counts[~counts.index.duplicated(keep="last")]
+    ts = moves.ts
+    last = np.ones(len(ts), dtype=bool)
+    np.not_equal(ts[1:], ts[:-1], out=last[:-1])
+    counts = np.empty((int(last.sum()), len(STATUS_COLUMNS)), dtype=np.int64)
+    for i, name in enumerate(STATUS_COLUMNS):
+        kind = Kind[name]
+        step = (moves.after == kind).astype(np.int64)
+        step -= moves.before == kind
+        counts[:, i] = np.cumsum(step, out=step)[last]
+    return pd.DataFrame(counts, columns=list(STATUS_COLUMNS), index=_times(ts[last]).rename("time"))
+
+
+def _grouped(key: NDArray[np.int64]) -> NDArray[np.intp]:
+    """A stable argsort of non-negative keys: equal keys side by side, in their order.
+
+    numpy sorts 16-bit integers by radix, in linear time; a few such passes over the key's
+    digits, lowest first, beat one comparison sort of the whole key several times over.
+    """
+    return _radix(_digits(key))
+
+
+def _digits(key: NDArray[np.int64]) -> list[NDArray[np.uint16]]:
+    """Non-negative keys as 16-bit digits, lowest first: each a quarter of the keys' size."""
+    top = int(key.max()) if len(key) else 0
+    return [(key >> shift).astype(np.uint16) for shift in range(0, max(top.bit_length(), 1), 16)]
+
+
+def _radix(digits: list[NDArray[np.uint16]]) -> NDArray[np.intp]:
+    """The stable order of keys given as their 16-bit digits, lowest first (see _grouped)."""
+    order: NDArray[np.intp] | None = None
+    # Positions in 32 bits where they fit: the order is as long as the keys.
+    small = np.int32 if len(digits[0]) < 2**31 else np.intp
+    for digit in digits:
+        step = np.argsort(digit if order is None else digit[order], kind="stable")
+        order = step.astype(small) if order is None else order[step]
+        del step
+    assert order is not None
+    return order
+
+
+def _sorting(values: NDArray[np.integer[Any]], size: int) -> NDArray[np.intp]:
+    """The order that sorts distinct non-negative integers below `size`, in one pass."""
+    slot = np.full(size, -1, dtype=np.intp)
+    slot[values] = np.arange(len(values), dtype=np.intp)
+    found: NDArray[np.intp] = slot[slot >= 0]
+    return found
+
+
+@dataclass(frozen=True)
+class _Asked:
+    """The requests, as positions in :class:`_Moves`, and the position of each one's first
+    answer (-1 while unanswered)."""
+
+    request: NDArray[np.intp]
+    answer: NDArray[np.intp]
+
+
+def _asked(frames: RunFrames) -> _Asked:
+    return frames._derived("asked", _asked_of)
+
+
+def _asked_of(frames: RunFrames) -> _Asked:
+    moves = _moves(frames)
+    # One number per pair: from the ids themselves where they are few enough (generated
+    # runs number their users), else from their ranks. Worked in place: tens of millions.
+    actor, hi = moves.actor, moves.target
+    lo = np.minimum(actor, hi)
+    np.maximum(actor, hi, out=hi)
+    del actor
+    base = int(min(lo.min(), hi.min())) if len(lo) else 0
+    span = int(max(lo.max(), hi.max())) - base + 1 if len(lo) else 1
+    if span.bit_length() * 2 > 62:
+        ids, both = _distinct_inverse(np.concatenate([lo, hi]))
+        lo, hi = both[: len(lo)].astype(np.int64), both[len(lo) :].astype(np.int64)
+        base, span = 0, len(ids)
+    lo -= base
+    lo *= span
+    hi -= base
+    lo += hi
+    del hi
+    digits = _digits(lo)
+    del lo  # the digits are what the sort needs, in a quarter of the room each
+    by_pair = _radix(digits)
+    del digits
+    effect = moves.effect[by_pair]
+    is_request = (effect == _CREATE) | (effect == _REREQUEST)
+    is_answer = (effect == _ACCEPT) | (effect == _DECLINE)
+    # An answer belongs to the latest request on its pair; a pair's first change is always
+    # a request (a record is created by one), so the latest request before it is its pair's.
+    position = np.arange(len(effect), dtype=np.int32 if len(effect) < 2**31 else np.int64)
+    latest = np.maximum.accumulate(np.where(is_request, position, -1)) if len(effect) else position
+    del position
+    answers = np.flatnonzero(is_answer)
+    owner = latest[answers]
+    # Only its first answer counts (a request reopened and answered again keeps the first).
+    first = np.ones(len(answers), dtype=bool)
+    np.not_equal(owner[1:], owner[:-1], out=first[1:])
+    answer_of = np.full(len(effect), -1, dtype=np.intp)
+    answer_of[owner[first]] = by_pair[answers[first]]
+    requests_grouped = np.flatnonzero(is_request)
+    request = by_pair[requests_grouped]
+    answer = answer_of[requests_grouped]
+    del by_pair, answer_of
+    order = _sorting(request, len(effect))
+    return _Asked(request=request[order].astype(np.intp), answer=answer[order])
 
 
 def requests(frames: RunFrames) -> pd.DataFrame:
@@ -1339,31 +1793,29 @@ def requests(frames: RunFrames) -> pd.DataFrame:
 
 
 def _requests(frames: RunFrames) -> pd.DataFrame:
-    moves = transitions(frames)
-    effect = moves["effect"].to_numpy()
-    is_request = np.isin(effect, [Effect.CREATE.name.lower(), Effect.REREQUEST.name.lower()])
-    is_answer = np.isin(effect, [Effect.ACCEPT.name.lower(), Effect.DECLINE.name.lower()])
-    # Number each request; an answer belongs to the latest request on its pair.
-    number = pd.Series(np.where(is_request, np.arange(len(moves)), np.nan))
-    owner = number.groupby([moves["user_a"], moves["user_b"]], sort=False).ffill().to_numpy()
-    answers = moves[is_answer].assign(request=owner[is_answer].astype(np.int64))
-    first = answers.drop_duplicates("request", keep="first").set_index("request")
-    asked = moves[is_request]
-    answered = first.reindex(asked.index)
-    pod_of = frames.users.set_index("user_id")["pod_id"]
-    requested_at = _times(asked["ts"])
-    answered_at = pd.to_datetime(answered["ts"], unit="ms")
-    table = pd.DataFrame(
+    moves = _moves(frames)
+    asked = _asked(frames)
+    events, outcomes = _log_of(frames)
+    req, ans = asked.request, asked.answer
+    answered = ans >= 0
+    at = np.maximum(ans, 0)
+    pod = frames.users["pod_id"].to_numpy(dtype=np.int64)
+    rows = _user_rows(frames.users)
+    requester, recipient = events.actor[moves.row[req]], events.target[moves.row[req]]
+    answer = np.where(answered, moves.after[at].astype(np.int8) - int(Kind.ACCEPTED), -1)
+    requested_at = _times(events.ts[moves.row[req]])
+    answered_at = _times(np.where(answered, events.ts[moves.row[at]], 0)).where(answered)
+    table = _frame(
         {
-            "requester": asked["actor"].to_numpy(),
-            "recipient": asked["target"].to_numpy(),
-            "requester_pod": asked["actor"].map(pod_of).to_numpy(dtype=np.int64),
-            "recipient_pod": asked["target"].map(pod_of).to_numpy(dtype=np.int64),
-            "request_counter": asked["request_counter"].to_numpy(),
+            "requester": requester,
+            "recipient": recipient,
+            "requester_pod": pod[rows(requester)],
+            "recipient_pod": pod[rows(recipient)],
+            "request_counter": outcomes.request_counter[moves.row[req]],
             "requested_at": requested_at,
-            "answer": answered["after"].to_numpy(),
-            "answer_action": answered["action"].to_numpy(),
-            "answered_at": answered_at.to_numpy(),
+            "answer": _labelled(answer, _ANSWERS),
+            "answer_action": _labelled(np.where(answered, events.action[moves.row[at]], -1), _ACTION_LABELS),
+            "answered_at": answered_at,
         }
     )
     table["time_to_answer"] = table["answered_at"] - table["requested_at"]
@@ -1420,9 +1872,14 @@ def acceptance_rate(frames: RunFrames) -> float:
     >>> acceptance_rate(from_run(read_run("data/samples/story")))
     0.6
     """
-    answer = requests(frames)["answer"]
-    answered = int(answer.notna().sum())
-    return int((answer == Kind.ACCEPTED.name).sum()) / answered if answered else float("nan")
+    kinds = _answer_kinds(frames)
+    return int((kinds == Kind.ACCEPTED).sum()) / len(kinds) if len(kinds) else float("nan")
+
+
+def _answer_kinds(frames: RunFrames) -> NDArray[np.int8]:
+    """The record kind each answered request was answered with, in request order."""
+    moves, asked = _moves(frames), _asked(frames)
+    return moves.after[asked.answer[asked.answer >= 0]]
 
 
 def answer_times(frames: RunFrames, answer: str | None = "ACCEPTED") -> pd.Series:
@@ -1462,8 +1919,13 @@ def median_time_to_accept(frames: RunFrames) -> pd.Timedelta | NaTType:
     >>> median_time_to_accept(from_run(read_run("data/samples/story")))
     Timedelta('0 days 00:01:00')
     """
-    waits = answer_times(frames)
-    return pd.Timedelta(waits.median()) if len(waits) else pd.NaT
+    moves, asked = _moves(frames), _asked(frames)
+    accepted = asked.answer >= 0
+    accepted[accepted] = moves.after[asked.answer[accepted]] == Kind.ACCEPTED
+    ts = moves.log.ts
+    waits = ts[moves.row[asked.answer[accepted]]] - ts[moves.row[asked.request[accepted]]]
+    # In nanoseconds, as a Series of durations takes its median.
+    return pd.Timedelta(int(np.median(waits * 1_000_000))) if len(waits) else pd.NaT
 
 
 def answered_within(frames: RunFrames, points: int = 500) -> pd.DataFrame:
@@ -1502,26 +1964,28 @@ def answered_within(frames: RunFrames, points: int = 500) -> pd.DataFrame:
     """
     if points < 2:
         raise ValueError(f"points must be at least 2, got {points}")
-    table = requests(frames)
-    waits = table["time_to_answer"].to_numpy(dtype="timedelta64[ms]")
-    answered = ~np.isnat(waits)
-    ms = waits[answered].astype(np.int64)
-    distinct = np.unique(ms)
+    moves, asked = _moves(frames), _asked(frames)
+    answered = asked.answer >= 0
+    ts = moves.log.ts
+    ms = ts[moves.row[asked.answer[answered]]] - ts[moves.row[asked.request[answered]]]
+    kinds = moves.after[asked.answer[answered]]
+    distinct = _distinct(ms)
     if len(distinct) <= points:
         grid = distinct
     else:
         # Waits run from seconds to months; a log scale gives each decade its share of rows.
         shortest = max(int(distinct[0]), 1)
-        grid = np.unique(np.geomspace(shortest, int(distinct[-1]), points).round().astype(np.int64))
+        grid = _distinct(np.geomspace(shortest, int(distinct[-1]), points).round().astype(np.int64))
         grid[-1] = distinct[-1]
     shares = {}
-    for kind in (Kind.ACCEPTED.name, Kind.REJECTED.name):
-        got = np.sort(ms[(table["answer"].to_numpy()[answered] == kind)])
-        shares[kind] = np.searchsorted(got, grid, side="right") / len(table) if len(table) else grid * 0.0
+    n = len(asked.request)
+    for kind in (Kind.ACCEPTED, Kind.REJECTED):
+        got = np.sort(ms[kinds == kind])
+        shares[kind.name] = np.searchsorted(got, grid, side="right") / n if n else grid * 0.0
     out = pd.DataFrame(
         shares, index=pd.TimedeltaIndex(pd.to_timedelta(grid, unit="ms"), name="time_to_answer")
     )
-    out.attrs["requests"] = len(table)
+    out.attrs["requests"] = n
     return out
 
 
@@ -1566,14 +2030,25 @@ def error_counts(frames: RunFrames, freq: str | pd.Timedelta | None = None) -> p
     (Timedelta('0 days 00:10:00'), {})
     """
     edges, width = _bins(frames, freq if freq is not None else _error_bin_width(frames))
-    ev = frames.events
-    refused = ev[ev["code"] != 200]
-    bins = _bin_starts(_times(refused["ts"]), edges[0], width) if len(refused) else edges[:0]
-    table = pd.crosstab(bins, refused["reason"].to_numpy()) if len(refused) else pd.DataFrame(index=edges[:0])
-    present = [r.value for r in REASONS if r.value in table.columns]
-    out = table.reindex(index=edges, columns=present, fill_value=0).astype(np.int64)
+    events, outcomes = _log_of(frames)
+    refused = (outcomes.code != 200) & (outcomes.reason >= 0)
+    reasons = len(_REASON_LABELS)
+    if len(edges):
+        step = int(width / pd.Timedelta(milliseconds=1))
+        origin = int(edges[0].value // 1_000_000)
+        # The bin of each refusal, counted from the first bin's start: every bin is in edges.
+        at = (events.ts[refused] - origin) // step
+        cells = np.bincount(at * reasons + outcomes.reason[refused], minlength=len(edges) * reasons)
+        counts = cells[: len(edges) * reasons].reshape(len(edges), reasons)
+    else:
+        counts = np.zeros((0, reasons), dtype=np.int64)
+    present = [i for i in range(reasons) if counts[:, i].any()]
+    out = pd.DataFrame(
+        counts[:, present].astype(np.int64),
+        index=edges,
+        columns=pd.Index([_REASON_LABELS[i] for i in present]),
+    )
     out.index.name = "time"
-    out.columns.name = None
     out.attrs["freq"] = width
     out.attrs["partial"] = _partial_bins(frames, edges, width)
     return out

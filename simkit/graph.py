@@ -50,6 +50,8 @@ OTHER = "other"
 """The node :func:`top_pods` gathers the smaller pods into."""
 # spring_layout needs scipy from this many nodes on; beyond it pods go on a circle.
 _SPRING_LIMIT = 500
+# Betweenness as matrix products (n x n floats, n^3 work per level) up to this many pods.
+_MATRIX_BETWEENNESS = 3_000
 MAX_USER_GRAPH_EDGES = 2_000_000
 """The most edges :func:`user_graph` builds unless asked with ``force=True``.
 
@@ -60,20 +62,34 @@ networkx keeps each edge as Python dicts (about 270 bytes an edge): 2M edges tak
 
 @dataclass(frozen=True)
 class _Edges:
-    """A user graph as arrays: its nodes, their pods, and its edges as node positions."""
+    """A user graph as arrays: its nodes, their pods, and its edges as node positions.
+
+    An edge's status is a position in `labels` (-1: none).
+    """
 
     pods: NDArray[np.int64]
     a: NDArray[np.intp]
     b: NDArray[np.intp]
-    status: NDArray[np.object_]
+    status: NDArray[np.int8]
+    labels: tuple[str, ...]
     implicit: NDArray[np.bool_]
+
+    def having(self, status: str) -> NDArray[np.bool_]:
+        """Which edges have that status."""
+        if status not in self.labels:
+            return np.zeros(len(self.a), dtype=bool)
+        having: NDArray[np.bool_] = self.status == self.labels.index(status)
+        return having
 
     def select(self, status: str | None) -> tuple[NDArray[np.intp], NDArray[np.intp]]:
         """The undirected edges with that status (any if None), each pair once."""
-        keep = np.ones(len(self.a), dtype=bool) if status is None else self.status == status
+        keep = np.ones(len(self.a), dtype=bool) if status is None else self.having(status)
         lo = np.minimum(self.a[keep], self.b[keep])
         hi = np.maximum(self.a[keep], self.b[keep])
-        pairs = np.unique(lo.astype(np.int64) * len(self.pods) + hi)
+        # Distinct by sorting: numpy 2.4's np.unique hashes, a minute on tens of millions.
+        pairs = np.sort(lo.astype(np.int64) * len(self.pods) + hi)
+        if len(pairs) > 1:
+            pairs = pairs[np.concatenate([[True], pairs[1:] != pairs[:-1]])]
         return (pairs // max(len(self.pods), 1)).astype(np.intp), (pairs % max(len(self.pods), 1)).astype(
             np.intp
         )
@@ -93,22 +109,33 @@ def _edges(source: nx.Graph | RunFrames | _Edges) -> _Edges:
         pods = users["pod_id"].to_numpy(dtype=np.int64)
         ends = [conn[c].to_numpy(dtype=np.int64) for c in ("user_a", "user_b")]
         known = pd.Index(ids)
-        stray = pd.unique(np.concatenate([e[known.get_indexer(e) < 0] for e in ends]))
+        a, b = (known.get_indexer(e).astype(np.intp, copy=False) for e in ends)
+        stray = pd.unique(np.concatenate([e[at < 0] for e, at in zip(ends, (a, b), strict=True)]))
         if len(stray):
             ids = np.concatenate([ids, stray])
             pods = np.concatenate([pods, np.full(len(stray), -1, dtype=np.int64)])
             known = pd.Index(ids)
-        a, b = (known.get_indexer(e).astype(np.intp) for e in ends)
-        status = conn["status"].to_numpy(dtype=object)
-        return _Edges(pods, a, b, status, np.zeros(len(a), dtype=bool))
+            a, b = (known.get_indexer(e).astype(np.intp, copy=False) for e in ends)
+        status = conn["status"]
+        if isinstance(status.dtype, pd.CategoricalDtype):
+            labels = tuple(str(c) for c in status.cat.categories)
+            codes = np.asarray(status.cat.codes, dtype=np.int8)
+        else:
+            labels = STATUS_COLUMNS
+            codes = np.asarray(pd.Index(list(labels)).get_indexer(pd.Index(status)), dtype=np.int8)
+        return _Edges(pods, a, b, codes, labels, np.zeros(len(a), dtype=bool))
     position = {u: i for i, u in enumerate(source.nodes)}
     pods = np.array([p if p is not None else -1 for _, p in source.nodes(data="pod")], dtype=np.int64)
     rows = list(source.edges(data=True))
+    statuses = [d.get("status") for *_, d in rows]
+    labels = tuple(sorted({str(x) for x in statuses if x is not None}))
+    where = {label: i for i, label in enumerate(labels)}
     return _Edges(
         pods,
         np.array([position[u] for u, _, _ in rows], dtype=np.intp),
         np.array([position[v] for _, v, _ in rows], dtype=np.intp),
-        np.array([d.get("status") for *_, d in rows], dtype=object),
+        np.array([where[str(x)] if x is not None else -1 for x in statuses], dtype=np.int8),
+        labels,
         np.array([bool(d.get("implicit", False)) for *_, d in rows], dtype=bool),
     )
 
@@ -233,32 +260,34 @@ def pod_graph(frames: RunFrames) -> nx.Graph:
     sizes = frames.users.groupby("pod_id").size()
     pods = frames.pods.sort_values("pod_id", kind="stable")
     by_pair = status_counts(frames, by="pod_pair")
-    for pod, name, private in zip(
-        pods["pod_id"].tolist(), pods["name"].tolist(), pods["private"].tolist(), strict=True
-    ):
-        inside = by_pair.loc[(pod, pod)] if (pod, pod) in by_pair.index else None
-        g.add_node(
+    pod_a = by_pair.index.get_level_values(0).to_numpy(dtype=np.int64).tolist()
+    pod_b = by_pair.index.get_level_values(1).to_numpy(dtype=np.int64).tolist()
+    counts = by_pair[list(STATUS_COLUMNS)].to_numpy(dtype=np.int64).tolist()
+    enabled = by_pair["crosspod"].to_numpy(dtype=bool).tolist()
+    inside = {a: row for a, b, row in zip(pod_a, pod_b, counts, strict=True) if a == b}
+    zero = [0] * len(STATUS_COLUMNS)
+    g.add_nodes_from(
+        (
             pod,
-            name=name,
-            private=private,
-            users=int(sizes.get(pod, 0)),
-            **{s.lower(): int(inside[s]) if inside is not None else 0 for s in STATUS_COLUMNS},
+            {
+                "name": name,
+                "private": private,
+                "users": int(sizes.get(pod, 0)),
+                **dict(zip(_COUNTS, inside.get(pod, zero), strict=True)),
+            },
         )
-    pairs = by_pair[by_pair.index.get_level_values(0) != by_pair.index.get_level_values(1)]
-    records = pairs[list(STATUS_COLUMNS)].sum(axis=1)
-    linked = pairs[records > 0].reset_index()
-    for row in linked.to_dict("records"):
-        counts = {s.lower(): int(row[s]) for s in STATUS_COLUMNS}
-        g.add_edge(
-            int(row["pod_a"]),
-            int(row["pod_b"]),
-            **counts,
-            weight=counts["accepted"],
-            crosspod=bool(row["crosspod"]),
+        for pod, name, private in zip(
+            pods["pod_id"].tolist(), pods["name"].tolist(), pods["private"].tolist(), strict=True
         )
+    )
+    g.add_edges_from(
+        (a, b, {**dict(zip(_COUNTS, row, strict=True)), "weight": row[1], "crosspod": on})
+        for a, b, row, on in zip(pod_a, pod_b, counts, enabled, strict=True)
+        if a != b and any(row)
+    )
     for a, b in crosspod_at_end(frames).to_numpy().tolist():
         if not g.has_edge(a, b):
-            g.add_edge(a, b, **{s.lower(): 0 for s in STATUS_COLUMNS}, weight=0, crosspod=True)
+            g.add_edge(a, b, **dict.fromkeys(_COUNTS, 0), weight=0, crosspod=True)
     return g
 
 
@@ -350,9 +379,10 @@ def cross_pod_share(g: nx.Graph | RunFrames) -> float:
 def _cross_pod_share(edges: _Edges) -> float:
     if not len(edges.pods):
         return float("nan")
-    across = (edges.status == _ACCEPTED) & (edges.pods[edges.a] != edges.pods[edges.b])
-    linked = np.union1d(edges.a[across], edges.b[across])
-    return len(linked) / len(edges.pods)
+    across = edges.having(_ACCEPTED) & (edges.pods[edges.a] != edges.pods[edges.b])
+    linked = np.zeros(len(edges.pods), dtype=bool)
+    linked[edges.a[across]] = linked[edges.b[across]] = True
+    return int(linked.sum()) / len(edges.pods)
 
 
 def bridging_pods(g: nx.Graph) -> pd.DataFrame:
@@ -385,20 +415,64 @@ def bridging_pods(g: nx.Graph) -> pd.DataFrame:
     20      pod-20      3         0          0.0
     30      pod-30      2         1          0.0
     """
-    accepted = nx.Graph()
-    accepted.add_nodes_from(sorted(g.nodes))
-    accepted.add_edges_from((u, v) for u, v, n in g.edges(data="accepted") if n)
-    centrality = nx.betweenness_centrality(accepted, normalized=True)
+    nodes = sorted(g.nodes)
+    position = {p: i for i, p in enumerate(nodes)}
+    linked = np.zeros((len(nodes), len(nodes)), dtype=bool)
+    for u, v, n in g.edges(data="accepted"):
+        if n and u != v:
+            linked[position[u], position[v]] = linked[position[v], position[u]] = True
+    if len(nodes) <= _MATRIX_BETWEENNESS:
+        centrality = _betweenness(linked)
+    else:
+        accepted = nx.Graph()
+        accepted.add_nodes_from(nodes)
+        accepted.add_edges_from((u, v) for u, v, n in g.edges(data="accepted") if n)
+        found = nx.betweenness_centrality(accepted, normalized=True)
+        centrality = np.array([float(found[p]) for p in nodes])
     table = pd.DataFrame(
         {
-            "name": [g.nodes[p]["name"] for p in accepted.nodes],
-            "users": [g.nodes[p]["users"] for p in accepted.nodes],
-            "partners": [accepted.degree(p) for p in accepted.nodes],
-            "betweenness": [float(centrality[p]) for p in accepted.nodes],
+            "name": [g.nodes[p]["name"] for p in nodes],
+            "users": [g.nodes[p]["users"] for p in nodes],
+            "partners": linked.sum(axis=1).astype(np.int64),
+            "betweenness": centrality,
         },
-        index=pd.Index(list(accepted.nodes), name="pod_id", dtype=np.int64),
+        index=pd.Index(nodes, name="pod_id", dtype=np.int64),
     )
     return table.sort_values("betweenness", ascending=False, kind="stable")
+
+
+def _betweenness(linked: NDArray[np.bool_]) -> NDArray[np.float64]:
+    """Normalised betweenness of each node of an undirected graph (a symmetric adjacency
+    matrix), as networkx's ``betweenness_centrality`` gives it.
+
+    Brandes' algorithm run from every source at once, as matrix products: a breadth-first
+    search counts the shortest paths from each source (one product per level), then each
+    level, farthest first, passes its dependency back to the level before it. A thousand
+    pods take a fraction of a second, where networkx takes minutes on a dense pod graph.
+    """
+    n = len(linked)
+    if n <= 2:
+        return np.zeros(n)
+    adjacency = linked.astype(np.float64)
+    distance = np.full((n, n), -1, dtype=np.int32)
+    np.fill_diagonal(distance, 0)
+    paths = np.eye(n)
+    frontier = np.eye(n)
+    level = 0
+    while frontier.any():
+        level += 1
+        reach = frontier @ adjacency
+        new = (reach > 0) & (distance < 0)
+        distance[new] = level
+        paths[new] = reach[new]
+        frontier = np.where(new, reach, 0.0)
+    dependency = np.zeros((n, n))
+    for d in range(level - 1, 1, -1):
+        share = np.where(distance == d, (1.0 + dependency) / np.where(paths > 0, paths, 1.0), 0.0)
+        dependency += np.where(distance == d - 1, paths * (share @ adjacency), 0.0)
+    np.fill_diagonal(dependency, 0.0)
+    scores: NDArray[np.float64] = dependency.sum(axis=0) / ((n - 1) * (n - 2))
+    return scores
 
 
 def metrics(users: nx.Graph | RunFrames, pods: nx.Graph) -> pd.Series:
@@ -443,7 +517,7 @@ def metrics(users: nx.Graph | RunFrames, pods: nx.Graph) -> pd.Series:
     dtype: object
     """
     edges = _edges(users)
-    accepted = int((edges.status == _ACCEPTED).sum())
+    accepted = int(edges.having(_ACCEPTED).sum())
     n = len(edges.pods)
     sizes = _component_sizes(edges, _ACCEPTED)
     bridges = bridging_pods(pods)

@@ -11,22 +11,28 @@ another simulation: what crossPod changed is read off the run's own periods betw
 policy stages, and where enabling crossPod would connect the most people off the wishes
 ``simkit run`` recorded beside the log (``demand.parquet``; a recorded log has none, and the
 page says its demand is unknown).
+
+On Linux with two CPUs or more, a helper process forked before the run is read draws five of
+the charts while this one computes the rest (see ``_helper``); the files are the same bytes
+whichever process draws them.
 """
 
 from __future__ import annotations
 
+import functools
 import io
 import json
+import multiprocessing
 import os
 import sys
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from concurrent.futures import Executor, Future
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import networkx as nx
 import pandas as pd
-from matplotlib.axes import Axes
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
@@ -60,6 +66,18 @@ _TIMELINE_BINS = 400
 _POLICY_ROWS = 20
 # Pod pairs at most in the table and chart of where enabling crossPod would help most.
 _CANDIDATE_ROWS = 20
+# prctl's option to signal a process when its parent ends (linux/prctl.h).
+_PR_SET_PDEATHSIG = 1
+# The charts drawn in a helper process, beside the others: those whose tables are known first.
+_AWAY = frozenset(
+    {
+        "status-timeline.png",
+        "status-by-pod.png",
+        "pod-heatmap.png",
+        "pod-graph.png",
+        "crosspod-candidates.png",
+    }
+)
 
 
 @dataclass(frozen=True)
@@ -77,69 +95,112 @@ class Report:
         return "\n".join(f"{k + ':':<{width}}{v}" for k, v in rows)
 
 
-def _png(draw: Callable[[Axes], object], size: tuple[float, float]) -> bytes:
-    fig = Figure(figsize=size, dpi=_DPI, layout="constrained")
+@dataclass(frozen=True)
+class _Chart:
+    """One chart file: the :mod:`simkit.plots` function that draws it, what it is given, and
+    the figure size in inches. Plain data, so that another process can draw it."""
+
+    plot: str
+    args: tuple[Any, ...]
+    kwargs: dict[str, Any]
+    size: tuple[float, float]
+
+
+def _png(chart: _Chart) -> bytes:
+    """The chart drawn on its own figure with the Agg renderer, as PNG bytes."""
+    fig = Figure(figsize=chart.size, dpi=_DPI, layout="constrained")
     FigureCanvasAgg(fig)
-    draw(fig.subplots())
+    getattr(plots, chart.plot)(*chart.args, ax=fig.subplots(), **chart.kwargs)
     buffer = io.BytesIO()
     # No "Software" entry: the bytes must not change with matplotlib's version.
     fig.savefig(buffer, format="png", dpi=_DPI, metadata={"Software": None})
     return buffer.getvalue()
 
 
-def _charts(
-    frames: analysis.RunFrames,
-    top: int,
-    periods: pd.DataFrame,
-    candidates: pd.DataFrame | None,
-    answered: pd.DataFrame,
-    pods: nx.Graph,
-) -> dict[str, tuple[Callable[[Axes], object], tuple[float, float]]]:
-    """Each chart file: how to draw it on an Axes, and the figure size in inches."""
+def _die_with(parent: int) -> None:
+    """Have Linux end the helper process when the report's process ends, however it ends
+    (killed, it could not tell its helper to stop)."""
+    import ctypes
+    import signal
+
+    try:
+        ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
+    except (OSError, AttributeError):
+        return
+    if os.getppid() != parent:  # it ended before it could be asked
+        os._exit(0)
+
+
+def _ready() -> None:
+    """Nothing: the first task of the helper process, which starts it."""
+
+
+class _Tables:
+    """The tables the charts and the summary share, each computed when first asked."""
+
+    def __init__(self, frames: analysis.RunFrames) -> None:
+        self.frames = frames
+
+    @functools.cached_property
+    def periods(self) -> pd.DataFrame:
+        return analysis.crosspod_periods(self.frames)
+
+    @functools.cached_property
+    def pods(self) -> nx.Graph:
+        return graph.pod_graph(self.frames)
+
+    @functools.cached_property
+    def candidates(self) -> pd.DataFrame | None:
+        frames = self.frames
+        if frames.demand is None:
+            return None
+        return analysis.with_pod_names(analysis.crosspod_candidates(frames, top=_CANDIDATE_ROWS), frames)
+
+    @functools.cached_property
+    def answered(self) -> pd.DataFrame:
+        return analysis.answered_within(self.frames)
+
+
+def _charts(tables: _Tables, top: int) -> Iterator[tuple[str, _Chart]]:
+    """Each chart file and how to draw it; those the helper draws first, as soon as they
+    are known, so that it draws while the others are computed."""
+    frames = tables.frames
+    stages: list[pd.Timestamp] = list(tables.periods["start"].iloc[1:])
+    wide = (8.0, 4.5)
+    timeline = analysis.status_timeline(frames, most=_TIMELINE_BINS)
+    yield "status-timeline.png", _Chart("status_timeline", (timeline,), {"marks": stages}, wide)
     largest = analysis.largest_pods(frames, top)
     by_pod = analysis.with_pod_names(analysis.status_counts(frames, by="pod").loc[largest], frames)
-    timeline = analysis.status_timeline(frames)
-    if len(timeline) > _TIMELINE_BINS:
-        timeline = analysis.status_timeline(frames, freq=analysis.bin_width(frames, _TIMELINE_BINS))
+    tall = (8.0, max(3.0, 1.2 + 0.3 * len(largest)))
+    yield "status-by-pod.png", _Chart("status_distribution", (by_pod,), {"order": "most users first"}, tall)
     matrix = analysis.pod_matrix(frames, top=top, other=True)
     crosspod = analysis.crosspod_matrix(frames, matrix.index)
-    stages: list[pd.Timestamp] = list(periods["start"].iloc[1:])
-    wide, tall = (8.0, 4.5), (8.0, max(3.0, 1.2 + 0.3 * len(largest)))
-    pairs = len(candidates) if candidates is not None else 0
-    return {
-        "status-timeline.png": (lambda ax: plots.status_timeline(timeline, ax=ax, marks=stages), wide),
-        "status-by-pod.png": (
-            lambda ax: plots.status_distribution(by_pod, ax=ax, order="most users first"),
-            tall,
-        ),
-        "request-counters.png": (
-            lambda ax: plots.request_counters(analysis.request_counter_counts(frames), ax=ax),
-            wide,
-        ),
-        "time-to-answer.png": (
-            lambda ax: plots.time_to_answer(answered, ax=ax),
-            wide,
-        ),
-        "pod-heatmap.png": (
-            lambda ax: plots.pod_heatmap(
-                analysis.with_pod_names(matrix, frames), analysis.with_pod_names(crosspod, frames), ax=ax
-            ),
+    yield (
+        "pod-heatmap.png",
+        _Chart(
+            "pod_heatmap",
+            (analysis.with_pod_names(matrix, frames), analysis.with_pod_names(crosspod, frames)),
+            {},
             (8.0, 7.5),
         ),
-        "crosspod-candidates.png": (
-            lambda ax: plots.crosspod_candidates(candidates, ax=ax),
-            (8.0, max(3.0, 1.6 + 0.32 * pairs)),
-        ),
-        "error-reasons.png": (
-            lambda ax: plots.error_reasons(analysis.error_counts(frames), ax=ax, marks=stages),
-            (9.5, 4.5),
-        ),
-        "degree-distribution.png": (
-            lambda ax: plots.degree_distribution(graph.degree_counts(frames), ax=ax),
-            wide,
-        ),
-        "pod-graph.png": (lambda ax: plots.pod_graph(graph.top_pods(pods, top), ax=ax), (10.0, 7.0)),
-    }
+    )
+    yield (
+        "error-reasons.png",
+        _Chart("error_reasons", (analysis.error_counts(frames),), {"marks": stages}, (9.5, 4.5)),
+    )
+    yield "pod-graph.png", _Chart("pod_graph", (graph.top_pods(tables.pods, top),), {}, (10.0, 7.0))
+    candidates = tables.candidates
+    pairs = len(candidates) if candidates is not None else 0
+    yield (
+        "crosspod-candidates.png",
+        _Chart("crosspod_candidates", (candidates,), {}, (8.0, max(3.0, 1.6 + 0.32 * pairs))),
+    )
+    yield (
+        "request-counters.png",
+        _Chart("request_counters", (analysis.request_counter_counts(frames),), {}, wide),
+    )
+    yield "time-to-answer.png", _Chart("time_to_answer", (tables.answered,), {}, wide)
+    yield "degree-distribution.png", _Chart("degree_distribution", (graph.degree_counts(frames),), {}, wide)
 
 
 # -- the summary page ---------------------------------------------------------------------
@@ -462,6 +523,32 @@ class _Stages:
             self._bar.set_description(label)
 
 
+def _helper() -> Executor | None:
+    """A process to draw some of the charts in, beside this one; None where there is none.
+
+    It is forked before the run is read, so it shares the modules already imported (and the
+    caller's matplotlib settings) but none of the run's frames, and costs no start-up time.
+    On one CPU, or where forking is not the way to start a process (not Linux), the charts
+    are all drawn here.
+    """
+    if sys.platform != "linux" or len(os.sched_getaffinity(0)) < 2:
+        return None
+    from concurrent.futures import ProcessPoolExecutor
+
+    pool = ProcessPoolExecutor(
+        1,
+        mp_context=multiprocessing.get_context("fork"),
+        initializer=_die_with,
+        initargs=(os.getpid(),),
+    )
+    try:
+        pool.submit(_ready)  # the process starts now, while this one holds no frames
+    except (OSError, DeprecationWarning):  # a fork refused, or warned against (threads)
+        pool.shutdown(wait=False, cancel_futures=True)
+        return None
+    return pool
+
+
 def _write(
     root: Path,
     out: str | os.PathLike[str] | None,
@@ -469,6 +556,23 @@ def _write(
     top: int,
     graphml: bool,
     stages: _Stages,
+) -> Report:
+    pool = _helper()
+    try:
+        return _write_with(root, out, outputs, top, graphml, stages, pool)
+    finally:
+        if pool is not None:
+            pool.shutdown(cancel_futures=True)
+
+
+def _write_with(
+    root: Path,
+    out: str | os.PathLike[str] | None,
+    outputs: str | os.PathLike[str] | None,
+    top: int,
+    graphml: bool,
+    stages: _Stages,
+    pool: Executor | None,
 ) -> Report:
     stages.start("reading the run")
     frames = analysis.load(root, outputs)
@@ -482,36 +586,43 @@ def _write(
     manifest = json.loads(manifest_file.read_text(encoding="utf-8")) if manifest_file.is_file() else {}
 
     stages.start("tables")
+    tables = _Tables(frames)
+    charts: dict[str, _Chart] = {}
+    away: dict[str, Future[bytes]] = {}
+    for name, chart in _charts(tables, top):
+        charts[name] = chart
+        if pool is not None and name in _AWAY:
+            # The helper draws it while this process computes the rest.
+            away[name] = pool.submit(_png, chart)
     headline = analysis.summary(frames)
     stages.start("graph metrics")
-    pods = graph.pod_graph(frames)
-    network = graph.metrics(frames, pods)  # on the record arrays: no user graph is built
-    written: list[Path] = []
-    files: dict[str, bytes | Callable[[Path], object]] = {}  # put in place together at the end
-    periods = analysis.crosspod_periods(frames)
-    candidates = (
-        analysis.with_pod_names(analysis.crosspod_candidates(frames, top=_CANDIDATE_ROWS), frames)
-        if frames.demand is not None
-        else None
-    )
-    answered = analysis.answered_within(frames)
-    for name, (draw, size) in _charts(frames, top, periods, candidates, answered, pods).items():
+    network = graph.metrics(frames, tables.pods)  # on the record arrays: no user graph is built
+    pngs: dict[str, bytes] = {}
+    for name, chart in charts.items():
+        if name not in away:
+            stages.start(name)
+            pngs[name] = _png(chart)
+    for name, drawn in away.items():
         stages.start(name)
-        files[name] = _png(draw, size)
-        written.append(target / name)
+        try:
+            pngs[name] = drawn.result()
+        except Exception:  # the helper failed it (or died): draw it here, as it would
+            pngs[name] = _png(charts[name])
+    files: dict[str, bytes | Callable[[Path], object]] = {name: pngs[name] for name in CHARTS}
+    written = [target / name for name in CHARTS]
     if graphml:
         users = graph.user_graph(frames)
         files["users.graphml"] = lambda path: graph.write_graphml(users, path)
-        files["pods.graphml"] = lambda path: graph.write_graphml(pods, path)
+        files["pods.graphml"] = lambda path: graph.write_graphml(tables.pods, path)
         written += [target / "users.graphml", target / "pods.graphml"]
     stages.start("writing")
     text = _summary(
         frames,
         headline,
         network,
-        periods,
-        candidates,
-        answered,
+        tables.periods,
+        tables.candidates,
+        tables.answered,
         _title(root, manifest),
         {name: name for name in CHARTS},
     )

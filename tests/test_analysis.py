@@ -219,6 +219,21 @@ def test_transitions_by_hand(hand: analysis.RunFrames) -> None:
     ]
 
 
+@pytest.mark.parametrize("at_once", [1, 4, 9])
+def test_transitions_read_a_share_of_the_pairs_at_a_time_are_the_same(
+    hand: analysis.RunFrames, at_once: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A large log is read in shares of its pairs (to bound memory); the hand log is out of
+    # ts order, so the shares must be put back in apply order.
+    whole = analysis.transitions(hand)
+    monkeypatch.setattr(analysis, "_CHANGES_AT_ONCE", at_once)
+    frames = analysis.RunFrames(
+        hand.pods, hand.users, hand.crosspod, hand.policy, hand.events, hand.connections
+    )
+    pd.testing.assert_frame_equal(analysis.transitions(frames), whole)
+    pd.testing.assert_frame_equal(analysis.requests(frames), analysis.requests(hand))
+
+
 def test_status_timeline_by_hand(hand: analysis.RunFrames) -> None:
     timeline = analysis.status_timeline(hand)
     expected = pd.DataFrame(

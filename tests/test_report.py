@@ -5,6 +5,9 @@ from __future__ import annotations
 import shutil
 import subprocess
 import sys
+from collections.abc import Iterator
+from concurrent.futures import Future
+from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
 
 import networkx as nx
@@ -12,7 +15,8 @@ import pandas as pd
 import pytest
 
 import simkit.analysis as analysis
-from simkit import graph, plots, replay_run, simulate
+import simkit.report as report
+from simkit import graph, replay_run, simulate
 from simkit.cli import main
 from simkit.errors import RunDirError
 from simkit.report import CHARTS, Report, write_report
@@ -106,25 +110,22 @@ def test_top_limits_the_pod_graph_and_the_heat_map(
     story_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, top: int
 ) -> None:
     drawn: dict[str, object] = {}
-    graph_of, heatmap_of = plots.pod_graph, plots.pod_heatmap
+    charts_of = report._charts
 
-    def spy_graph(g: nx.Graph, *args: object, **kwargs: object) -> object:
-        drawn["graph"] = g
-        return graph_of(g, *args, **kwargs)  # type: ignore[arg-type]
+    def spy(*args: object, **kwargs: object) -> Iterator[tuple[str, report._Chart]]:
+        for name, chart in charts_of(*args, **kwargs):  # type: ignore[arg-type]
+            drawn[name] = chart.args[0]
+            yield name, chart
 
-    def spy_heatmap(matrix: pd.DataFrame, *args: object, **kwargs: object) -> object:
-        drawn["matrix"] = matrix
-        return heatmap_of(matrix, *args, **kwargs)  # type: ignore[arg-type]
-
-    monkeypatch.setattr(plots, "pod_graph", spy_graph)
-    monkeypatch.setattr(plots, "pod_heatmap", spy_heatmap)
+    # What the charts are drawn from (some are drawn in a helper process).
+    monkeypatch.setattr(report, "_charts", spy)
     write_report(story_dir, tmp_path / "r", top=top)
-    g = drawn["graph"]
+    g = drawn["pod-graph.png"]
     assert isinstance(g, nx.Graph)
     other = f"other ({3 - top} pod{'s' if 3 - top > 1 else ''})"
     assert [g.nodes[p]["name"] for p in g.nodes] == [*["pod-20", "pod-10", "pod-30"][:top], other]
     assert graph.OTHER in g
-    matrix = drawn["matrix"]
+    matrix = drawn["pod-heatmap.png"]
     assert isinstance(matrix, pd.DataFrame)
     assert matrix.index.tolist() == [*["pod-20", "pod-10", "pod-30"][:top], g.nodes[graph.OTHER]["name"]]
 
@@ -135,6 +136,34 @@ def test_summary_names_no_absolute_path(story_report: Report, story_dir: Path) -
 
 
 def test_same_run_same_bytes(story_dir: Path, story_report: Report, tmp_path: Path) -> None:
+    again = write_report(story_dir, tmp_path / "again")
+    for first, second in zip(story_report.files, again.files, strict=True):
+        assert first.read_bytes() == second.read_bytes(), first.name
+
+
+def test_charts_drawn_here_or_in_the_helper_are_the_same_bytes(
+    story_dir: Path, story_report: Report, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The story report drew five charts in the helper (on two CPUs or more); now all here.
+    monkeypatch.setattr(report, "_helper", lambda: None)
+    alone = write_report(story_dir, tmp_path / "alone")
+    for first, second in zip(story_report.files, alone.files, strict=True):
+        assert first.read_bytes() == second.read_bytes(), first.name
+
+
+def test_a_chart_the_helper_cannot_draw_is_drawn_here(
+    story_dir: Path, story_report: Report, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    class Broken:
+        def submit(self, *args: object) -> Future[bytes]:
+            failed: Future[bytes] = Future()
+            failed.set_exception(BrokenProcessPool("the helper died"))
+            return failed
+
+        def shutdown(self, **kwargs: object) -> None:
+            pass
+
+    monkeypatch.setattr(report, "_helper", Broken)
     again = write_report(story_dir, tmp_path / "again")
     for first, second in zip(story_report.files, again.files, strict=True):
         assert first.read_bytes() == second.read_bytes(), first.name
@@ -223,7 +252,14 @@ def test_each_derived_table_is_computed_once_per_report(
     import simkit.analysis as analysis
 
     calls: dict[str, int] = {}
-    names = ("_transitions", "_requests", "_crosspod_history_of", "_crosspod_periods", "_status_timeline")
+    names = (
+        "_moves_of_log",  # the record history
+        "_asked_of",  # the requests with their answers
+        "_record_pods_of",
+        "_crosspod_history_of",
+        "_crosspod_periods",
+        "_status_timeline",
+    )
     for name in names:
         compute = getattr(analysis, name)
 
@@ -336,7 +372,7 @@ def test_a_report_of_a_run_with_demand_computes_its_tables_once(
     tiny_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     calls: dict[str, int] = {}
-    for name in ("_unmet_demand", "_crosspod_periods", "_transitions"):
+    for name in ("_unmet_demand", "_crosspod_periods", "_moves_of_log"):
         compute = getattr(analysis, name)
 
         def counted(*args: object, _name: str = name, _compute: object = compute) -> object:
@@ -345,7 +381,7 @@ def test_a_report_of_a_run_with_demand_computes_its_tables_once(
 
         monkeypatch.setattr(analysis, name, counted)
     write_report(tiny_dir, tmp_path / "report")
-    assert calls == {"_unmet_demand": 1, "_crosspod_periods": 1, "_transitions": 1}
+    assert calls == {"_unmet_demand": 1, "_crosspod_periods": 1, "_moves_of_log": 1}
 
 
 def test_a_report_with_demand_gives_the_same_bytes_again(
