@@ -7,8 +7,9 @@ import hashlib
 import json
 import shlex
 import shutil
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pyarrow.csv as pacsv
@@ -39,28 +40,27 @@ def _write(folder: Path, text: str, name: str = "s.toml") -> Path:
     return path
 
 
+def _sha(arrays: Sequence[Any], names: Sequence[str]) -> str:
+    h = hashlib.sha256()
+    for a in arrays:
+        h.update(np.ascontiguousarray(a).tobytes())
+    h.update("\n".join(names).encode())
+    return h.hexdigest()
+
+
+def _people(population: Population) -> str:
+    """One SHA-256 over the pods and users (independent of how Parquet writes them)."""
+    p = population
+    return _sha((p.pod_id, p.pod_private, p.user_id, p.user_pod, p.user_external), p.pod_name)
+
+
 def _digest(population: Population, events: Events, policy: Policy) -> str:
     """One SHA-256 over every generated array (independent of how Parquet writes them)."""
-    h = hashlib.sha256()
-    for a in (
-        population.pod_id,
-        population.pod_private,
-        population.user_id,
-        population.user_pod,
-        population.user_external,
-        population.crosspod,
-        events.ts,
-        events.actor,
-        events.target,
-        events.action,
-        policy.ts,
-        policy.pod_a,
-        policy.pod_b,
-        policy.crosspod,
-    ):
-        h.update(np.ascontiguousarray(a).tobytes())
-    h.update("\n".join(population.pod_name).encode())
-    return h.hexdigest()
+    p = population
+    arrays: list[Any] = [p.pod_id, p.pod_private, p.user_id, p.user_pod, p.user_external, p.crosspod]
+    arrays += [events.ts, events.actor, events.target, events.action]
+    arrays += [policy.ts, policy.pod_a, policy.pod_b, policy.crosspod]
+    return _sha(arrays, p.pod_name)
 
 
 # -- the population seed ----------------------------------------------------------------------
@@ -81,20 +81,6 @@ PINNED = {
     "crosspod-rollout": "8321d4c9a20ee49c47d2db83df2429c7554a775b57447a69bb7f3291efc73c1c",
     "baseline": "571edff5edf3d723a729e5c6c5916e77126453c73842adb3a23e2f0d16b8f13e",
 }
-
-
-def _people(population: Population) -> str:
-    h = hashlib.sha256()
-    for a in (
-        population.pod_id,
-        population.pod_private,
-        population.user_id,
-        population.user_pod,
-        population.user_external,
-    ):
-        h.update(np.ascontiguousarray(a).tobytes())
-    h.update("\n".join(population.pod_name).encode())
-    return h.hexdigest()
 
 
 @pytest.mark.parametrize("name", sorted(PINNED))
