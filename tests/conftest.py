@@ -31,3 +31,12 @@ def copy_inputs(name: str, dest: Path) -> Path:
 def story_run(tmp_path: Path) -> Path:
     """A run folder holding the inputs of the `story` vector."""
     return copy_inputs("story", tmp_path / "story")
+
+
+def one_line(capsys: pytest.CaptureFixture[str], *parts: str) -> str:
+    """The one error line on stderr, which holds every one of `parts`."""
+    err = capsys.readouterr().err
+    lines = err.splitlines()
+    assert len(lines) == 1 and lines[0].startswith("simkit: error: "), err
+    assert all(part in lines[0] for part in parts), lines[0]
+    return lines[0]

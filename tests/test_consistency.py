@@ -33,6 +33,7 @@ from simkit.io.runs import verify_run
 from simkit.pipeline import replay_run, simulate
 from simkit.report import write_report
 from simkit.serve.pod import load_source
+from tests.conftest import one_line
 
 SCENARIO = "data/scenarios/tiny.toml"
 CRASH = "SIMKIT_TEST_CRASH_AFTER_RENAME"
@@ -55,14 +56,6 @@ def _simkit(*args: str, crash: int | None = None) -> subprocess.CompletedProcess
     return subprocess.run(
         [sys.executable, "-m", "simkit", *args], env=env, capture_output=True, text=True, timeout=120
     )
-
-
-def _one_line(capsys: pytest.CaptureFixture[str], *parts: str) -> str:
-    err = capsys.readouterr().err
-    lines = err.splitlines()
-    assert len(lines) == 1 and lines[0].startswith("simkit: error: "), err
-    assert all(part in lines[0] for part in parts), lines[0]
-    return lines[0]
 
 
 @pytest.fixture(scope="module")
@@ -103,13 +96,13 @@ def test_in_place_replay_killed_after_each_rename(
     for table in ("pods", "users", "crosspod", "policy", "events"):
         shutil.copy(runs["new"] / f"{table}.parquet", old_run / f"{table}.parquet")
     assert main(["validate", str(old_run)]) == 1
-    _one_line(capsys, "changed since", "simkit replay")
+    one_line(capsys, "changed since", "simkit replay")
     killed = _simkit("replay", str(old_run), crash=k)
     assert killed.returncode == 99, killed.stderr
     # A reader that cannot finish the swap (another process holds the lock) refuses.
     with lock(old_run, "simkit test"):
         assert main(["report", str(old_run), "--out", str(old_run / "report")]) == 1
-    _one_line(capsys, f"{old_run}: in use by `simkit test`")
+    one_line(capsys, f"{old_run}: in use by `simkit test`")
     verify_run(old_run)  # finishes the swap, then checks every hash
     for name in ("outcomes.parquet", "connections.parquet"):
         assert (old_run / name).read_bytes() == (runs["new"] / name).read_bytes()
@@ -186,7 +179,7 @@ def test_edited_inputs_are_refused_by_every_reader(
         ["datafeed", "export", str(old_run), "--out", str(tmp_path / "feed.jsonl")],
     ):
         assert main(argv) == 1
-        _one_line(capsys, str(events), "changed since", f"simkit replay {old_run}")
+        one_line(capsys, str(events), "changed since", f"simkit replay {old_run}")
     assert not (tmp_path / "report").exists() and not (tmp_path / "feed.jsonl").exists()
     with pytest.raises(RunDirError, match="changed since"):
         load_source(old_run)
@@ -239,10 +232,10 @@ def test_a_second_writer_is_refused_at_once(
     before = _digest(old_run)
     with lock(old_run, "simkit replay"):
         assert main(["replay", str(old_run)]) == 1
-        line = _one_line(capsys, str(old_run), "in use by `simkit replay` (pid ")
+        line = one_line(capsys, str(old_run), "in use by `simkit replay` (pid ")
         assert f"(pid {os.getpid()})" in line
         assert main(["run", SCENARIO, "--out", str(old_run), "--overwrite"]) == 1
-        _one_line(capsys, "in use by")
+        one_line(capsys, "in use by")
     assert _digest(old_run) == before  # the lock file went with the lock
 
 
@@ -338,7 +331,7 @@ def test_a_full_disk_leaves_the_old_run(
     before = _digest(old_run)
     monkeypatch.setattr(RunFolderTransaction, "stage", _full_disk_at(n))
     assert main(["run", SCENARIO, "--out", str(old_run), "--overwrite", "--seed", "2"]) == 1
-    _one_line(capsys, str(old_run), "No space left on device")
+    one_line(capsys, str(old_run), "No space left on device")
     assert _digest(old_run) == before
 
 
@@ -357,7 +350,7 @@ def test_a_full_disk_leaves_the_old_report(
     assert _digest(report) == before
 
 
-def test_a_read_only_folder_is_refused_in_one_line(
+def test_a_read_only_folder_is_refused_inone_line(
     old_run: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     before = _digest(old_run)
@@ -370,7 +363,7 @@ def test_a_read_only_folder_is_refused_in_one_line(
 
     monkeypatch.setattr(simkit.io.commit.os, "open", read_only)
     assert main(["replay", str(old_run)]) == 1
-    _one_line(capsys, str(old_run), "Read-only file system")
+    one_line(capsys, str(old_run), "Read-only file system")
     assert main(["validate", str(old_run)]) == 0  # reading needs no lock
     capsys.readouterr()
     assert _digest(old_run) == before

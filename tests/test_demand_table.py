@@ -39,6 +39,7 @@ from simkit.io.runs import (
 )
 from simkit.pipeline import replay_run, simulate
 from simkit.scenario import load_scenario
+from tests.conftest import one_line
 
 SCENARIO = "data/scenarios/tiny.toml"
 STORY_USERS = (101, 102, 201, 202, 203, 301, 302)
@@ -53,14 +54,6 @@ def _digest(folder: Path) -> dict[str, str]:
     return {
         p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(folder.iterdir()) if p.is_file()
     }
-
-
-def _one_line(capsys: pytest.CaptureFixture[str], *parts: str) -> str:
-    err = capsys.readouterr().err
-    lines = err.splitlines()
-    assert len(lines) == 1 and lines[0].startswith("simkit: error: "), err
-    assert all(part in lines[0] for part in parts), lines[0]
-    return lines[0]
 
 
 def _same(a: Demand, b: Demand) -> None:
@@ -333,7 +326,7 @@ def test_validate_reads_a_good_demand(tmp_path: Path, capsys: pytest.CaptureFixt
         (_with(fate=None), None, "fate", "one column named 'fate', found none"),
     ],
 )
-def test_validate_refuses_a_bad_demand_in_one_line(
+def test_validate_refuses_a_bad_demand_inone_line(
     columns: dict[str, Any],
     row: int | None,
     column: str,
@@ -345,7 +338,7 @@ def test_validate_refuses_a_bad_demand_in_one_line(
     file = _write(story, columns)
     assert main(["validate", str(story)]) == 1
     where = f"row {row}, column {column!r}" if row is not None else f"column {column!r}"
-    line = _one_line(capsys)
+    line = one_line(capsys)
     assert line == f"simkit: error: {file}: {where}: expected {expected}"
     with pytest.raises(InputError) as info:
         read_demand(story)
@@ -371,7 +364,7 @@ def test_validate_refuses_what_is_not_a_demand_file(
     else:
         file.write_bytes(content)
     assert main(["validate", str(story)]) == 1
-    _one_line(capsys, f"{file}: expected {expected}")
+    one_line(capsys, f"{file}: expected {expected}")
 
 
 def test_a_demand_csv_is_no_table_of_simkits(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -389,7 +382,7 @@ def test_an_edited_demand_is_refused(old_run: Path, capsys: pytest.CaptureFixtur
     table = pq.read_table(old_run / "demand.parquet")
     pq.write_table(table.slice(1), old_run / "demand.parquet")
     assert main(["validate", str(old_run)]) == 1
-    _one_line(capsys, f"{old_run / 'demand.parquet'}: changed since {old_run / 'manifest.json'} was written")
+    one_line(capsys, f"{old_run / 'demand.parquet'}: changed since {old_run / 'manifest.json'} was written")
     with pytest.raises(RunDirError, match="changed since"):
         read_demand(old_run)
 
@@ -399,7 +392,7 @@ def test_a_removed_demand_is_refused_until_a_replay_records_the_folder_without_i
 ) -> None:
     (old_run / "demand.parquet").unlink()
     assert main(["validate", str(old_run)]) == 1
-    _one_line(capsys, "demand.parquet: missing since", f"simkit replay {old_run}")
+    one_line(capsys, "demand.parquet: missing since", f"simkit replay {old_run}")
     replay_run(old_run)
     manifest = json.loads((old_run / "manifest.json").read_text())
     assert "own" not in manifest and manifest["seed"] is not None  # the provenance stays
@@ -519,7 +512,7 @@ def test_a_failed_run_leaves_the_old_folder_whole(
     before = _digest(folder)
     monkeypatch.setattr(RunFolderTransaction, "stage", _full_disk_on(failing))
     assert main(["run", SCENARIO, "--out", str(folder), "--overwrite", "--seed", "2"]) == 1
-    _one_line(capsys, "No space left on device")
+    one_line(capsys, "No space left on device")
     assert _digest(folder) == before  # no demand of the new run, no temporary file
 
 
@@ -535,7 +528,7 @@ def test_a_failed_write_of_the_demand_itself_leaves_nothing(
 
     monkeypatch.setattr(pq, "write_table", write)
     assert main(["run", SCENARIO, "--out", str(tmp_path / "new"), "--seed", "2"]) == 1
-    _one_line(capsys, f"{tmp_path / 'new' / 'demand.parquet'}: No space left on device")
+    one_line(capsys, f"{tmp_path / 'new' / 'demand.parquet'}: No space left on device")
     assert list(tmp_path.iterdir()) == []
 
 
