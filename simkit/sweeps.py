@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import functools
 import hashlib
 import itertools
 import json
@@ -70,6 +71,7 @@ CHARTED: tuple[str, ...] = ("acceptance_rate", "rerequest_rate", "cross_pod_shar
 
 _PARTS = ".sweep"  # the folder of the part file and the plan, inside the output folder
 _DASK_TIMEOUT_S = 10.0
+_TRIM = "distributed.nanny.pre-spawn-environ.MALLOC_TRIM_THRESHOLD_"
 
 
 # -- the grid -----------------------------------------------------------------------------------
@@ -172,6 +174,7 @@ def _betainc(a: float, b: float, x: float) -> float:
     return front * f / a
 
 
+@functools.lru_cache(maxsize=256)  # a sweep asks for the same few over and over
 def t_quantile(p: float, df: int) -> float:
     """The `p` quantile of Student's t distribution with `df` degrees of freedom (p ≥ 0.5).
 
@@ -308,11 +311,18 @@ def _executor(workers: int | None, executor: Executor | None, dask: str | None) 
 @contextlib.contextmanager
 def _dask_executor(address: str, workers: int | None) -> Iterator[Executor]:
     try:
+        import dask.config
         from distributed import Client, LocalCluster
     except ImportError as exc:
         raise SweepError("--dask needs dask.distributed: pip install 'simkit[dask]'") from exc
     with contextlib.ExitStack() as stack:
         if address == "local":
+            # Dask starts its workers with glibc's MALLOC_TRIM_THRESHOLD_ at 64 KiB, which
+            # hands freed memory back to the system at once: a run allocates and frees large
+            # arrays, and was 1.5x slower for it (benchmarks/bench_sweep.py). Our own
+            # cluster's workers keep glibc's default (or the caller's environment); their
+            # memory is bounded by one run each. A cluster named by address is left alone.
+            stack.enter_context(dask.config.set({_TRIM: None}))
             n = workers if workers is not None and workers > 1 else os.cpu_count() or 1
             cluster = stack.enter_context(
                 LocalCluster(  # type: ignore[no-untyped-call]
@@ -508,9 +518,9 @@ def sweep(
         if (p, r) not in done
     ]
     with _executor(workers, executor, dask) as pool:
-        if pool is not None and folder is not None and charts:
-            # The runs go to other processes: import the charts' library here meanwhile.
-            threading.Thread(target=_import_charts, name="simkit-charts", daemon=True).start()
+        if pool is not None and folder is not None:
+            # The runs go to other processes: import the writers' libraries here meanwhile.
+            threading.Thread(target=_import_writers, name="simkit-imports", daemon=True).start()
         if folder is not None:
             (folder / _PARTS).mkdir(parents=True, exist_ok=True)
             write_bytes(folder / _PARTS / "plan.json", _json_bytes(plan))
@@ -777,10 +787,20 @@ def _write_summary(path: Path, result: Sweep) -> None:
             writer.writerow([_number(record[c]) if c not in result.knobs else record[c] for c in header])
 
 
-def _import_charts() -> None:
-    """Import what :func:`_chart` needs (about half a second, mostly matplotlib's fonts)."""
-    import matplotlib.backends.backend_agg
-    import matplotlib.figure  # noqa: F401
+def _import_writers() -> None:
+    """Import what :func:`_write` needs: pyarrow, and pandas, which pyarrow imports when it
+    first builds an array from Python values (0.2 s); and for :func:`_chart`, matplotlib
+    (0.3 s, mostly its fonts)."""
+    import importlib
+
+    for name in (
+        "matplotlib.backends.backend_agg",
+        "matplotlib.figure",
+        "pandas",
+        "pyarrow.csv",
+        "pyarrow.parquet",
+    ):
+        importlib.import_module(name)
 
 
 def _chart(path: Path, result: Sweep, metric: str, baseline: int) -> None:
