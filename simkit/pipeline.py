@@ -19,7 +19,7 @@ import signal
 import sys
 import threading
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor, wait
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -369,6 +369,7 @@ def _alongside(job: Callable[[threading.Event], _T]) -> Iterator[Future[_T]]:
         return
     with _Interrupts(stop) as interrupts:
         pool = ThreadPoolExecutor(1, thread_name_prefix="simkit-write")
+        future: Future[_T] | None = None
         try:
             # Until the pool knows its thread (and so waits for it), an interrupt waits.
             with interrupts.deferred():
@@ -378,12 +379,19 @@ def _alongside(job: Callable[[threading.Event], _T]) -> Iterator[Future[_T]]:
             stop.set()
             raise
         finally:
+            # Wait for the job on its future, not by joining its thread: a join cut short by
+            # a signal can take a thread still running for ended (Python 3.11's
+            # Thread._wait_for_tstate_lock), and the clean-up would then run beside it.
             try:
-                pool.shutdown(wait=True)
+                if future is not None:
+                    wait([future])
             except BaseException:
                 stop.set()
-                pool.shutdown(wait=True)
+                if future is not None:
+                    wait([future])  # only the first interrupt raises (_Interrupts)
                 raise
+            finally:
+                pool.shutdown(wait=True)  # its job is done: the thread only ends
 
 
 _SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
