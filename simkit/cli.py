@@ -98,10 +98,13 @@ def _run(args: argparse.Namespace) -> int:
 
 def _sweep(args: argparse.Namespace) -> int:
     from simkit.errors import SweepError
-    from simkit.sweeps import CHARTED, parse_grid, sweep
 
     if args.workers is not None and args.dask is not None:
         raise SweepError("--workers and --dask: name one (--dask local uses the cores)")
+    if args.workers is not None and args.workers > 1:
+        _start_forkserver()
+    from simkit.sweeps import CHARTED, parse_grid, sweep
+
     grid = parse_grid(args.grid)
     result = sweep(
         args.scenario,
@@ -123,6 +126,18 @@ def _sweep(args: argparse.Namespace) -> int:
     print(f"runs:        {len(result.runs):,} ({failed:,} failed)")
     print(f"wrote:       {args.out}")
     return 0
+
+
+def _start_forkserver() -> None:
+    """Start the server process that a sweep's workers fork from (:mod:`simkit.sweeps`
+    asks for it too; a server already running is reused), now: it imports simkit.sweeps
+    while this process does the same, instead of after."""
+    import multiprocessing
+    import multiprocessing.forkserver
+
+    if "forkserver" in multiprocessing.get_all_start_methods():
+        multiprocessing.get_context("forkserver").set_forkserver_preload(["simkit.sweeps"])
+        multiprocessing.forkserver.ensure_running()
 
 
 def _validate(args: argparse.Namespace) -> int:

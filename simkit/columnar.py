@@ -42,7 +42,7 @@ from numpy.typing import NDArray
 
 from simkit.events import Events, Policy, apply_order
 from simkit.population import Population
-from simkit.results import Connections, Outcomes, Replay
+from simkit.results import Connections, Outcomes, PairGroups, Replay
 from simkit.rules import (
     ACTIONS,
     CHECK_NAMES,
@@ -794,6 +794,7 @@ def replay(
     key_bits: int = 63,
     threads: int = 2,
     block: int = 256,
+    groups: bool = False,
 ) -> Replay:
     """Replay a log with the columnar engine: the same answers as :func:`simkit.engine.replay`.
 
@@ -816,6 +817,9 @@ def replay(
         of each pass over the log (pairs are walked 8 pieces at a time). `key_bits`:
         width of the integers sorted to group events by pair; wider ones are first split
         into buckets by their top bits. `threads`: threads walking pairs (1: none).
+    groups : bool
+        Also hand back the events grouped by pair, as walked (:class:`PairGroups`, 8
+        bytes per paired event more), for :func:`simkit.metrics.metrics`.
 
     Returns
     -------
@@ -920,15 +924,15 @@ def replay(
     n_paired = int(entries.counts.sum())
     records = _Records(n_paired)
 
-    def walk(pairs: _Pairs, lo: int, hi: int) -> tuple[NDArray[Any], ...]:
+    def walk(pairs: _Pairs, lo: int, hi: int) -> tuple[Any, ...]:
         cls_g, rank_of, starts, pair_key = pairs.extract(lo, hi, chunk)
         outcome_g, counter_g, (f_state, f_events) = _walk_pairs(cls_g, starts, tail_below, chunk, block)
-        del cls_g, starts
+        del cls_g
         _put(verdict, rank_of, outcome_g, chunk)
         _put(counter, rank_of, counter_g, chunk)
         del outcome_g, counter_g
         kept = np.flatnonzero(f_state >> 32)
-        return pair_key[kept], f_state[kept], f_events[kept], rank_of
+        return pair_key[kept], f_state[kept], f_events[kept], rank_of, starts if groups else None
 
     slices = (
         (pairs, lo, hi)
@@ -936,9 +940,24 @@ def replay(
         for pairs in (_Pairs(*entries.take(b0, b1), b0, keys),)
         for lo, hi in pairs.slices(_share(n_paired, 4 * chunk, threads))
     )
-    for key, state, at, rank_of in _in_order(walk, slices, threads):
+    group_rows: list[NDArray[np.int64]] = []
+    group_starts: list[NDArray[np.int64]] = []
+    grouped = 0
+    for key, state, at, rank_of, starts in _in_order(walk, slices, threads):
         records.add(user_ids, key, side_bits, state, at, rank_of, ts)
+        if starts is not None:
+            group_rows.append(rank_of.astype(np.int64) if in_order else order[rank_of])
+            group_starts.append(starts + grouped)
+            grouped += len(rank_of)
     del entries, slices
+    pair_groups = (
+        PairGroups(
+            rows=np.concatenate(group_rows) if group_rows else np.zeros(0, np.int64),
+            starts=np.concatenate(group_starts) if group_starts else np.zeros(0, np.int64),
+        )
+        if groups
+        else None
+    )
 
     outcome = verdict if in_order else _unpermute(verdict, order, chunk)
     if not in_order:
@@ -949,7 +968,7 @@ def replay(
         status=_take(_ANSWER_STATUS, outcome, np.empty(n, np.int8), chunk),
         request_counter=counter,
     )
-    return Replay(outcomes, records.connections())
+    return Replay(outcomes, records.connections(), groups=pair_groups)
 
 
 @dataclass(frozen=True)

@@ -37,7 +37,7 @@ class ReplayEngine(Protocol):
 # name -> module whose `replay` is that engine; imported on first use.
 _MODULES: Mapping[str, str] = MappingProxyType({"columnar": "simkit.columnar", "event": "simkit.engine"})
 
-# Engines whose `replay` takes a `threads` keyword.
+# Engines whose `replay` takes the `threads` and `groups` keywords.
 _THREADED = frozenset({"columnar"})
 
 ENGINES: tuple[str, ...] = tuple(_MODULES)
@@ -74,12 +74,17 @@ def replay(
     *,
     engine: str = DEFAULT_ENGINE,
     threads: int | None = None,
+    groups: bool = False,
 ) -> Replay:
     """Replay a log with the engine called `engine`; the result names that engine.
 
     `threads` caps the threads an engine may use (``None``: its own default); the
     per-event engine always uses one. A sweep running one replay per process asks for 1,
     so that its workers do not oversubscribe the cores.
+
+    `groups` asks an engine that groups the events by pair as it walks them to hand that
+    grouping back (:attr:`Replay.groups`; the columnar engine does, the per-event one gives
+    ``None``), so that :func:`simkit.metrics.metrics` need not group them again.
 
     Examples
     --------
@@ -95,9 +100,12 @@ def replay(
     """
     if threads is not None and threads < 1:
         raise ValueError(f"threads must be at least 1, got {threads}")
-    if threads is not None and engine in _THREADED:
+    if engine in _THREADED and (threads is not None or groups):
+        options: dict[str, bool | int] = {"groups": True} if groups else {}
+        if threads is not None:
+            options["threads"] = threads
         result: Replay = importlib.import_module(_MODULES[engine]).replay(
-            population, events, policy, threads=threads
+            population, events, policy, **options
         )
     else:
         result = get_engine(engine)(population, events, policy)

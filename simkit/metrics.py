@@ -293,9 +293,9 @@ def request_rows(
     >>> [(int(run.events.actor[i]), int(run.events.target[i])) for i in accepted]
     [(201, 101), (302, 301), (301, 101)]
     """
-    rows, by_pair, is_request, answers, _, accepted = _answered(population, events, result)
-    made = np.sort(rows[by_pair[np.flatnonzero(is_request)]]).astype(np.int64, copy=False)
-    took = np.sort(rows[by_pair[answers[accepted]]]).astype(np.int64, copy=False)
+    rows, is_request, answers, _, accepted = _answered(population, events, result)
+    made = np.sort(rows[np.flatnonzero(is_request)]).astype(np.int64, copy=False)
+    took = np.sort(rows[answers[accepted]]).astype(np.int64, copy=False)
     return made, took
 
 
@@ -304,18 +304,18 @@ def _requests(
 ) -> tuple[int, NDArray[np.bool_], NDArray[np.int64]]:
     """How many requests were made; for each answered one, whether it was accepted; and the
     wait in milliseconds of each accepted one."""
-    rows, by_pair, is_request, answers, owner, accepted = _answered(population, events, result)
+    rows, is_request, answers, owner, accepted = _answered(population, events, result)
     ts = events.ts
-    waits = ts[rows[by_pair[answers[accepted]]]] - ts[rows[by_pair[owner[accepted]]]]
+    waits = ts[rows[answers[accepted]]] - ts[rows[owner[accepted]]]
     return int(np.count_nonzero(is_request)), accepted, waits.astype(np.int64)
 
 
 def _answered(population: Population, events: Events, result: Replay) -> tuple[NDArray[Any], ...]:
     """The requests and their first answers, on the 200 answers grouped by pair.
 
-    Returns the rows of `events` taken (the 200 answers with a status, in apply order); the
-    order grouping them by pair; whether each, so grouped, made a request; the grouped
-    positions of the first answers, and of the requests they answer; and whether each such
+    Returns the rows of `events` taken (the 200 answers with a status), grouped by pair and
+    in apply order within a pair; whether each made a request; the positions (in those
+    rows) of the first answers, and of the requests they answer; and whether each such
     answer accepted.
 
     Only a 200 answer changes a record, and every answer with a status shows the kind of
@@ -323,27 +323,39 @@ def _answered(population: Population, events: Events, result: Replay) -> tuple[N
     :func:`simkit.results.record_changes` reads it. So the 200 answers of a pair, in apply
     order, give the kind of its record before and after each change: a request makes it
     PENDING on a connect; an answer moves a PENDING record to ACCEPTED or REJECTED.
+
+    The grouping is the engine's when the replay carries it (``groups=True``), else made
+    here by sorting pair keys.
     """
     out = result.outcomes
     keep = (out.code == 200) & (out.status >= 0)
-    ts = events.ts
-    if len(ts) and bool(np.all(ts[1:] >= ts[:-1])):
-        rows = np.flatnonzero(keep)  # already in apply order, as generated logs are
+    groups = result.groups
+    if groups is not None:
+        # The engine's grouping, kept to the 200 answers with a status; a pair begins where
+        # the engine's pair number changes.
+        taken = keep[groups.rows]
+        pair = np.zeros(len(groups.rows), np.int32 if len(groups.starts) < 2**31 else np.int64)
+        pair[groups.starts[1:]] = 1
+        np.cumsum(pair, out=pair)
+        rows, pair = groups.rows[taken], pair[taken]
+        starts = np.ones(len(rows), dtype=bool)
+        np.not_equal(pair[1:], pair[:-1], out=starts[1:])
     else:
-        order = apply_order(ts)
-        rows = order[keep[order]]
+        ts = events.ts
+        if len(ts) and bool(np.all(ts[1:] >= ts[:-1])):
+            rows = np.flatnonzero(keep)  # already in apply order, as generated logs are
+        else:
+            order = apply_order(ts)
+            rows = order[keep[order]]
+        key, bits = _pair_keys(population, events.actor[rows], events.target[rows])
+        by_pair = _grouped(key, bits)
+        rows, key = rows[by_pair], key[by_pair]
+        starts = np.ones(len(rows), dtype=bool)
+        np.not_equal(key[1:], key[:-1], out=starts[1:])
     status = out.status[rows]
-    kind = np.where(out.request_counter[rows] > 0, _KIND_OF_STATUS[status], np.int8(Kind.NONE))
-    # The kind after each change and whether it was a connect, in one byte, to move once.
-    kind |= (events.action[rows] == _CONNECT).view(np.int8) << 2
-    key, bits = _pair_keys(population, events.actor[rows], events.target[rows])
-    by_pair = _grouped(key, bits)
-    key, after = key[by_pair], kind[by_pair]
-    connect = after >= 4
-    after &= 3
+    after = np.where(out.request_counter[rows] > 0, _KIND_OF_STATUS[status], np.int8(Kind.NONE))
+    connect = events.action[rows] == _CONNECT
     n = len(after)
-    starts = np.ones(n, dtype=bool)
-    np.not_equal(key[1:], key[:-1], out=starts[1:])
     before = np.empty(n, np.int8)
     before[1:] = after[:-1]
     before[starts] = Kind.NONE
@@ -362,7 +374,7 @@ def _answered(population: Population, events: Events, result: Replay) -> tuple[N
     np.not_equal(owner[1:], owner[:-1], out=first[1:])
     answers, owner = answers[first], owner[first]
     accepted = after[answers] == Kind.ACCEPTED
-    return rows, by_pair, is_request, answers, owner, accepted
+    return rows, is_request, answers, owner, accepted
 
 
 def _cross_pod_share(population: Population, result: Replay) -> float:

@@ -22,7 +22,7 @@ from numpy.typing import NDArray
 from simkit.events import Events, apply_order
 from simkit.rules import ACTIONS, EFFECTS, REASONS, STATUSES, TABLE, Effect, Kind, View
 
-__all__ = ["Connections", "Outcomes", "RecordChanges", "Replay", "effects", "record_changes"]
+__all__ = ["Connections", "Outcomes", "PairGroups", "RecordChanges", "Replay", "effects", "record_changes"]
 
 
 @dataclass(frozen=True, eq=False)
@@ -80,16 +80,37 @@ class Connections:
 
 
 @dataclass(frozen=True, eq=False)
+class PairGroups:
+    """The events that reached a pair record, grouped by pair, as an engine grouped them.
+
+    `rows` are their input rows: each pair's events side by side in apply order, pairs one
+    after another (in no promised order); pair ``j``'s events are ``rows[starts[j]:
+    starts[j + 1]]``. Every event a pair record answered (a status and a request counter
+    above 0) is among them; those between colleagues of a private pod, which no record
+    answers, need not be.
+    """
+
+    rows: NDArray[np.int64]
+    starts: NDArray[np.int64]
+
+    def __len__(self) -> int:
+        return len(self.starts)
+
+
+@dataclass(frozen=True, eq=False)
 class Replay:
     """The result of replaying a log: per-event outcomes and the final records.
 
     `engine` names the engine that produced it (see :mod:`simkit.engines`), so that what a
-    manifest records is what ran.
+    manifest records is what ran. `groups`, when the engine was asked for them
+    (``groups=True``), are the events grouped by pair as the engine walked them, so that
+    :func:`simkit.metrics.metrics` need not group them again.
     """
 
     outcomes: Outcomes
     connections: Connections
     engine: str | None = None
+    groups: PairGroups | None = None
 
 
 # -- the effect of each event, read back from the outcomes --------------------------------------

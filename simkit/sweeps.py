@@ -57,7 +57,6 @@ from simkit.events import Demand
 from simkit.generate import draw
 from simkit.io.atomic import atomic_path, write_bytes
 from simkit.metrics import METRICS, SHARES, Metric, UserMetric, metrics
-from simkit.pipeline import population_of, simulate
 from simkit.scenario import Scenario, load_scenario
 from simkit.version import __version__
 
@@ -245,11 +244,18 @@ def _run(job: _Job) -> dict[str, Any]:
     row: dict[str, Any] = {"point": job.point, "replication": job.replication}
     try:
         sc = job.scenario
-        given = population_of(sc) if sc.population.from_ is not None else None
-        if job.run_dir is not None:
-            result = simulate(sc, job.run_dir, seed=seed, overwrite=True, engine=job.engine, progress=False)
-            from simkit.io.runs import read_demand, read_run
+        # The file-reading and -writing modules (pyarrow) are imported only by a run that
+        # reads or writes files: a worker starts faster without them.
+        given = None
+        if sc.population.from_ is not None:
+            from simkit.pipeline import population_of
 
+            given = population_of(sc)
+        if job.run_dir is not None:
+            from simkit.io.runs import read_demand, read_run
+            from simkit.pipeline import simulate
+
+            result = simulate(sc, job.run_dir, seed=seed, overwrite=True, engine=job.engine, progress=False)
             run = read_run(job.run_dir)
             population, events = run.population, run.events
             # A generated run writes no demand.parquet when it drew no wish.
@@ -259,7 +265,9 @@ def _run(job: _Job) -> dict[str, Any]:
                 sc, seed, population=given, **({} if job.threads is None else {"threads": job.threads})
             )
             population, events, demand = drawn.population, drawn.events, drawn.demand
-            result = replay(population, events, drawn.policy, engine=job.engine, threads=job.threads)
+            result = replay(
+                population, events, drawn.policy, engine=job.engine, threads=job.threads, groups=True
+            )
         values = metrics(population, events, result, job.extra, demand=demand)
         row.update({name: _plain(value) for name, value in values.items()})
         row["error"] = None

@@ -290,3 +290,75 @@ def test_a_sweep_without_wishes_counts_none_whether_it_keeps_its_runs_or_not(tmp
     assert (tmp_path / "kept" / "runs.parquet").read_bytes() == (
         tmp_path / "rows" / "runs.parquet"
     ).read_bytes()
+
+
+# -- the engine's pair groups -------------------------------------------------------------------
+
+
+def _nan_equal(a: dict[str, float | int], b: dict[str, float | int]) -> bool:
+    return list(a) == list(b) and all(a[k] == b[k] or (a[k] != a[k] and b[k] != b[k]) for k in a)
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_the_engines_pair_groups_are_pairs_in_apply_order_and_give_the_same_metrics(seed: int) -> None:
+    from simkit import columnar
+    from simkit.engines import replay as replay_with
+    from simkit.events import apply_order
+    from simkit.metrics import request_rows
+
+    rng = np.random.default_rng(seed)
+    pop = Population.from_records(
+        pods=[Pod(1, "a"), Pod(2, "b"), Pod(3, "open", private=False)],
+        users=[User(u, 1 + u % 3, external=u % 5 != 0) for u in range(1, 10)],
+        crosspod=[(1, 2), (2, 3)],
+    )
+    n = 600  # ts out of order and tied; unknown users (10) and self-calls
+    actions = np.array(["connect", "accept", "reject", "remove"])
+    log = Events.from_records(
+        [
+            (int(t), int(a), int(b), str(x))
+            for t, a, b, x in zip(
+                rng.integers(0, 60, n) * 1000,
+                rng.integers(1, 11, n),
+                rng.integers(1, 11, n),
+                rng.choice(actions, n),
+            )
+        ]
+    )
+    plain = replay(pop, log)
+    assert plain.groups is None and replay_with(pop, log, engine="event", groups=True).groups is None
+    expected, expected_rows = metrics(pop, log, plain), request_rows(pop, log, plain)
+    rank = np.empty(n, np.int64)
+    rank[apply_order(log.ts)] = np.arange(n)
+    # Whole slices and threads, then pairs cut into blocks across many small slices.
+    for options in ({}, {"block": 4, "chunk": 16, "threads": 2, "tail_below": 2}):
+        result = columnar.replay(pop, log, groups=True, **options)
+        groups = result.groups
+        assert groups is not None
+        rows = groups.rows
+        assert len(np.unique(rows)) == len(rows)
+        # Every event a pair record answered; not those between colleagues of a private pod.
+        decided = (result.outcomes.status >= 0) & (result.outcomes.request_counter > 0)
+        assert set(np.flatnonzero(decided).tolist()) <= set(rows.tolist())
+        low = np.minimum(log.actor[rows], log.target[rows])
+        high = np.maximum(log.actor[rows], log.target[rows])
+        seen: set[tuple[int, int]] = set()
+        for lo, hi in zip(groups.starts, [*groups.starts[1:], len(rows)]):
+            pair = {(int(a), int(b)) for a, b in zip(low[lo:hi], high[lo:hi])}
+            assert len(pair) == 1 and not pair & seen
+            seen |= pair
+            assert np.all(np.diff(rank[rows[lo:hi]]) > 0)
+        assert _nan_equal(metrics(pop, log, result), expected)
+        got_rows = request_rows(pop, log, result)
+        assert all(np.array_equal(x, y) for x, y in zip(got_rows, expected_rows))
+
+
+def test_a_generated_runs_metrics_are_the_same_with_the_engines_pair_groups() -> None:
+    sc = load_scenario("data/scenarios/crosspod-rollout.toml").with_overrides({"time.days": 20})
+    population, events, policy = generate(sc, 3)
+    with_groups = replay(population, events, policy, groups=True)
+    assert with_groups.groups is not None
+    assert _nan_equal(
+        metrics(population, events, with_groups),
+        metrics(population, events, replay(population, events, policy)),
+    )
