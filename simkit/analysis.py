@@ -46,7 +46,7 @@ from simkit.engines import replay
 from simkit.errors import RunDirError
 from simkit.events import FATES, Demand, Events, Fate, apply_order
 from simkit.io.runs import Run, read_demand, read_outputs, read_run
-from simkit.results import Connections, Outcomes, Replay, record_changes
+from simkit.results import Connections, Outcomes, Replay, pair_order, record_changes
 from simkit.rules import ACTIONS, CHECKS, REASONS, STATUSES, TABLE, Effect, Kind, Reason
 from simkit.schema import TABLES
 
@@ -1663,34 +1663,6 @@ def _status_timeline(frames: RunFrames) -> pd.DataFrame:
     return pd.DataFrame(counts, columns=list(STATUS_COLUMNS), index=_times(ts[last]).rename("time"))
 
 
-def _grouped(key: NDArray[np.int64]) -> NDArray[np.intp]:
-    """A stable argsort of non-negative keys: equal keys side by side, in their order.
-
-    numpy sorts 16-bit integers by radix, in linear time; a few such passes over the key's
-    digits, lowest first, beat one comparison sort of the whole key several times over.
-    """
-    return _radix(_digits(key))
-
-
-def _digits(key: NDArray[np.int64]) -> list[NDArray[np.uint16]]:
-    """Non-negative keys as 16-bit digits, lowest first: each a quarter of the keys' size."""
-    top = int(key.max()) if len(key) else 0
-    return [(key >> shift).astype(np.uint16) for shift in range(0, max(top.bit_length(), 1), 16)]
-
-
-def _radix(digits: list[NDArray[np.uint16]]) -> NDArray[np.intp]:
-    """The stable order of keys given as their 16-bit digits, lowest first (see _grouped)."""
-    order: NDArray[np.intp] | None = None
-    # Positions in 32 bits where they fit: the order is as long as the keys.
-    small = np.int32 if len(digits[0]) < 2**31 else np.intp
-    for digit in digits:
-        step = np.argsort(digit if order is None else digit[order], kind="stable")
-        order = step.astype(small) if order is None else order[step]
-        del step
-    assert order is not None
-    return order
-
-
 def _sorting(values: NDArray[np.integer[Any]], size: int) -> NDArray[np.intp]:
     """The order that sorts distinct non-negative integers below `size`, in one pass."""
     slot = np.full(size, -1, dtype=np.intp)
@@ -1716,25 +1688,15 @@ def _asked_of(frames: RunFrames) -> _Asked:
     moves = _moves(frames)
     # One number per pair: from the ids themselves where they are few enough (generated
     # runs number their users), else from their ranks. Worked in place: tens of millions.
-    actor, hi = moves.actor, moves.target
-    lo = np.minimum(actor, hi)
-    np.maximum(actor, hi, out=hi)
-    del actor
-    base = int(min(lo.min(), hi.min())) if len(lo) else 0
-    span = int(max(lo.max(), hi.max())) - base + 1 if len(lo) else 1
-    if span.bit_length() * 2 > 62:
-        ids, both = _distinct_inverse(np.concatenate([lo, hi]))
-        lo, hi = both[: len(lo)].astype(np.int64), both[len(lo) :].astype(np.int64)
-        base, span = 0, len(ids)
-    lo -= base
-    lo *= span
-    hi -= base
-    lo += hi
-    del hi
-    digits = _digits(lo)
-    del lo  # the digits are what the sort needs, in a quarter of the room each
-    by_pair = _radix(digits)
-    del digits
+    actor, target = moves.actor, moves.target
+    if (
+        len(actor)
+        and (int(max(actor.max(), target.max())) - int(min(actor.min(), target.min()))).bit_length() > 31
+    ):
+        _, both = _distinct_inverse(np.concatenate([actor, target]))
+        actor, target = both[: len(actor)].astype(np.int64), both[len(actor) :].astype(np.int64)
+    by_pair = pair_order(actor, target)
+    del actor, target
     effect = moves.effect[by_pair]
     is_request = (effect == _CREATE) | (effect == _REREQUEST)
     is_answer = (effect == _ACCEPT) | (effect == _DECLINE)

@@ -30,7 +30,7 @@ from numpy.typing import NDArray
 
 from simkit.events import Demand, Events, Fate, apply_order
 from simkit.population import Population
-from simkit.results import Replay
+from simkit.results import Replay, group_pairs
 from simkit.rules import ACTIONS, CHECKS, REASONS, STATUSES, TABLE, Action, Kind, View
 
 __all__ = ["CODES", "DEMAND", "METRICS", "SHARES", "Metric", "UserMetric", "metrics", "request_rows"]
@@ -234,47 +234,6 @@ def _user_rows(population: Population) -> Callable[[NDArray[np.int64]], NDArray[
     return searched
 
 
-def _pair_keys(
-    population: Population, actor: NDArray[np.int64], target: NDArray[np.int64]
-) -> tuple[NDArray[np.unsignedinteger[Any]], int]:
-    """One number per unordered pair of known users, and how many bits it may take.
-
-    Users numbered in a run (as generated) key by their ids; others by their rows.
-    """
-    ids = population.user_id
-    low, high = np.minimum(actor, target), np.maximum(actor, target)
-    base = int(ids.min()) if len(ids) else 0
-    span = int(ids.max()) - base + 1 if len(ids) else 1
-    if span.bit_length() * 2 > 62:
-        rows_of = _user_rows(population)
-        low, high, base, span = rows_of(low), rows_of(high), 0, len(ids)
-    bits = 2 * span.bit_length()
-    kind = np.uint32 if bits <= 32 else np.uint64
-    key: NDArray[Any] = (low - base).astype(kind)
-    key *= kind(span)
-    key += (high - base).astype(kind)
-    return key, bits
-
-
-def _grouped(key: NDArray[np.unsignedinteger[Any]], bits: int) -> NDArray[np.intp]:
-    """A stable argsort of non-negative keys below ``2**bits``: equal keys side by side, in
-    their order.
-
-    numpy sorts 16-bit integers by radix, in linear time; a few such passes over the key's
-    digits, lowest first, beat one comparison sort of the whole key several times over.
-    """
-    order: NDArray[np.intp] | None = None
-    for shift in range(0, max(bits, 1), 16):
-        digit = (key >> key.dtype.type(shift)).astype(np.uint16)
-        order = (
-            np.argsort(digit, kind="stable")
-            if order is None
-            else order[np.argsort(digit[order], kind="stable")]
-        )
-    assert order is not None
-    return order
-
-
 def request_rows(
     population: Population, events: Events, result: Replay
 ) -> tuple[NDArray[np.int64], NDArray[np.int64]]:
@@ -347,11 +306,14 @@ def _answered(population: Population, events: Events, result: Replay) -> tuple[N
         else:
             order = apply_order(ts)
             rows = order[keep[order]]
-        key, bits = _pair_keys(population, events.actor[rows], events.target[rows])
-        by_pair = _grouped(key, bits)
-        rows, key = rows[by_pair], key[by_pair]
-        starts = np.ones(len(rows), dtype=bool)
-        np.not_equal(key[1:], key[:-1], out=starts[1:])
+        actor, target = events.actor[rows], events.target[rows]
+        ids = population.user_id
+        if len(ids) and (int(ids.max()) - int(ids.min())).bit_length() > 31:
+            # Ids too far apart to key a pair by (as recorded ones may be): key by rows.
+            rows_of = _user_rows(population)
+            actor, target = rows_of(actor), rows_of(target)
+        by_pair, starts = group_pairs(actor, target)
+        rows = rows[by_pair]
     status = out.status[rows]
     after = np.where(out.request_counter[rows] > 0, _KIND_OF_STATUS[status], np.int8(Kind.NONE))
     connect = events.action[rows] == _CONNECT

@@ -15,6 +15,7 @@ datafeed events of :mod:`simkit.io.datafeed` alike.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
@@ -22,7 +23,17 @@ from numpy.typing import NDArray
 from simkit.events import Events, apply_order
 from simkit.rules import ACTIONS, EFFECTS, REASONS, STATUSES, TABLE, Effect, Kind, View
 
-__all__ = ["Connections", "Outcomes", "PairGroups", "RecordChanges", "Replay", "effects", "record_changes"]
+__all__ = [
+    "Connections",
+    "Outcomes",
+    "PairGroups",
+    "RecordChanges",
+    "Replay",
+    "effects",
+    "group_pairs",
+    "pair_order",
+    "record_changes",
+]
 
 
 @dataclass(frozen=True, eq=False)
@@ -177,6 +188,80 @@ class RecordChanges:
         return len(self.event)
 
 
+def group_pairs(
+    a: NDArray[np.int64], b: NDArray[np.int64]
+) -> tuple[NDArray[np.signedinteger[Any]], NDArray[np.bool_]]:
+    """A stable order that puts rows of the same unordered pair ``{a, b}`` side by side
+    (pairs by smaller value, then larger; each pair's rows in their order), and where each
+    pair begins in it.
+
+    Examples
+    --------
+    >>> order, starts = group_pairs(np.array([1, 3, 4, 5]), np.array([5, 2, 1, 1]))
+    >>> order.tolist(), starts.tolist()
+    ([2, 0, 3, 1], [True, True, False, True])
+    """
+    order, digits = _pair_order(a, b)
+    starts = np.ones(len(order), dtype=bool)
+    if digits is None:
+        low, high = np.minimum(a, b)[order], np.maximum(a, b)[order]
+        starts[1:] = (low[1:] != low[:-1]) | (high[1:] != high[:-1])
+        return order, starts
+    starts[1:] = False
+    for digit in digits:
+        d = digit[order]
+        starts[1:] |= d[1:] != d[:-1]
+    return order, starts
+
+
+def pair_order(a: NDArray[np.int64], b: NDArray[np.int64]) -> NDArray[np.signedinteger[Any]]:
+    """The order of :func:`group_pairs` alone.
+
+    Where the values span less than ``2**31``, as user ids or rows do, each pair becomes one
+    number, sorted by radix 16 bits at a time (numpy sorts 16-bit integers in linear time):
+    several times faster than a comparison sort of the two columns, which is the fallback.
+    The keys are made a slice at a time and held as their 16-bit digits only, and the order
+    is in 32 bits where it fits: 10 bytes a row for tens of millions of rows.
+    """
+    return _pair_order(a, b)[0]
+
+
+# Rows per slice where a pair's key is made.
+_SLICE = 1 << 20
+
+
+def _pair_order(
+    a: NDArray[np.int64], b: NDArray[np.int64]
+) -> tuple[NDArray[np.signedinteger[Any]], list[NDArray[np.uint16]] | None]:
+    """The order, and the pair keys' 16-bit digits that it sorts (None: it sorted the columns)."""
+    n = len(a)
+    if not n:
+        return np.zeros(0, np.intp), []
+    base = min(int(a.min()), int(b.min()))
+    span = max(int(a.max()), int(b.max())) - base + 1
+    bits = 2 * span.bit_length()
+    if bits > 62:
+        return np.lexsort((np.maximum(a, b), np.minimum(a, b))), None  # lexsort is stable
+    digits = [np.empty(n, np.uint16) for _ in range(0, bits, 16)]
+    for lo in range(0, n, _SLICE):
+        hi = min(lo + _SLICE, n)
+        key = np.minimum(a[lo:hi], b[lo:hi])
+        key -= base
+        key *= span
+        key += np.maximum(a[lo:hi], b[lo:hi])
+        key -= base
+        for i, digit in enumerate(digits):
+            if i:
+                key >>= 16
+            digit[lo:hi] = key  # its low 16 bits
+    # Least significant digit first: each pass keeps the order of the ones before.
+    small = np.int32 if n < 2**31 else np.intp
+    order: NDArray[np.signedinteger[Any]] = np.argsort(digits[0], kind="stable").astype(small)
+    for digit in digits[1:]:
+        order = order[np.argsort(digit[order], kind="stable")]
+    return order, digits
+
+
 def record_changes(events: Events, outcomes: Outcomes) -> RecordChanges:
     """Every change of a stored record, in apply order, read back from the outcomes.
 
@@ -215,12 +300,16 @@ def record_changes(events: Events, outcomes: Outcomes) -> RecordChanges:
         outcomes.request_counter[rows] > 0, _KIND_OF_STATUS[status[status >= 0]], np.int8(Kind.NONE)
     ).astype(np.int8)
     actor, target = events.actor[rows], events.target[rows]
-    user_a, user_b = np.minimum(actor, target), np.maximum(actor, target)
     # Each pair's events side by side, in apply order within the pair.
-    by_pair = np.lexsort((np.arange(len(rows)), user_b, user_a))
-    same_pair = (user_a[by_pair][1:] == user_a[by_pair][:-1]) & (user_b[by_pair][1:] == user_b[by_pair][:-1])
-    before = np.full(len(rows), Kind.NONE, np.int8)
-    before[by_pair[1:]] = np.where(same_pair, kind[by_pair][:-1], np.int8(Kind.NONE))
+    by_pair, starts = group_pairs(actor, target)
+    del actor, target
+    grouped = kind[by_pair]
+    previous = np.empty_like(grouped)
+    previous[1:] = grouped[:-1]
+    previous[starts] = Kind.NONE
+    before = np.empty(len(rows), np.int8)
+    before[by_pair] = previous
+    del grouped, previous, by_pair, starts
     moved = np.flatnonzero(before != kind)
     b, a = before[moved].astype(np.intp), kind[moved].astype(np.intp)
     action = events.action[rows[moved]].astype(np.intp)

@@ -15,7 +15,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from simkit import analysis, engine
 from simkit.engines import ENGINES, get_engine
@@ -398,3 +401,37 @@ def test_transitions_name_effects_as_the_rules_do(view: View, action: Action, hi
     # The last event is the cell under test: its effect, from its kind to the rule's.
     effect = TABLE[(view, action)].effect
     assert got[-1] == (len(rows) - 1, view.kind.name, EFFECTS[effect].after.name, effect.name.lower())
+
+
+# -- grouping by pair ----------------------------------------------------------------------------
+
+
+@given(
+    pairs=st.lists(st.tuples(st.integers(0, 40), st.integers(0, 40)), max_size=200),
+    base=st.sampled_from([0, 10**6, 2**40, -(2**40)]),
+    wide=st.booleans(),
+)
+def test_group_pairs_is_a_stable_sort_by_unordered_pair(
+    pairs: list[tuple[int, int]], base: int, wide: bool
+) -> None:
+    from simkit.results import group_pairs, pair_order
+
+    a = np.array([base + x for x, _ in pairs], dtype=np.int64)
+    # Values that span 2**31 or more take the comparison sort instead of the radix.
+    b = np.array([base + y * (2**40 if wide else 1) for _, y in pairs], dtype=np.int64)
+    order, starts = group_pairs(a, b)
+    low, high = np.minimum(a, b), np.maximum(a, b)
+    expected = np.lexsort((np.arange(len(low)), high, low))
+    assert order.tolist() == expected.tolist() == pair_order(b, a).tolist()
+    lo, hi = low[expected], high[expected]
+    assert starts.tolist() == [i == 0 or (lo[i], hi[i]) != (lo[i - 1], hi[i - 1]) for i in range(len(lo))]
+
+
+def test_group_pairs_keys_slice_by_slice(monkeypatch: pytest.MonkeyPatch) -> None:
+    from simkit import results
+
+    rng = np.random.default_rng(5)
+    a, b = rng.integers(0, 300, 1000), rng.integers(0, 300, 1000)
+    expected = np.lexsort((np.arange(1000), np.maximum(a, b), np.minimum(a, b)))
+    monkeypatch.setattr(results, "_SLICE", 7)
+    assert results.group_pairs(a, b)[0].tolist() == expected.tolist()
