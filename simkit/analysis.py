@@ -1687,16 +1687,15 @@ def _asked(frames: RunFrames) -> _Asked:
 def _asked_of(frames: RunFrames) -> _Asked:
     moves = _moves(frames)
     # One number per pair: from the ids themselves where they are few enough (generated
-    # runs number their users), else from their ranks. Worked in place: tens of millions.
-    actor, target = moves.actor, moves.target
-    if (
-        len(actor)
-        and (int(max(actor.max(), target.max())) - int(min(actor.min(), target.min()))).bit_length() > 31
-    ):
-        _, both = _distinct_inverse(np.concatenate([actor, target]))
-        actor, target = both[: len(actor)].astype(np.int64), both[len(actor) :].astype(np.int64)
-    by_pair = pair_order(actor, target)
-    del actor, target
+    # runs number their users), else from their ranks.
+    log, rows = moves.log, moves.row
+    ids = (log.actor, log.target)
+    if len(rows) and (int(max(i.max() for i in ids)) - int(min(i.min() for i in ids))).bit_length() > 31:
+        _, both = _distinct_inverse(np.concatenate([log.actor[rows], log.target[rows]]))
+        by_pair = pair_order(both[: len(rows)].astype(np.int64), both[len(rows) :].astype(np.int64))
+        del both
+    else:
+        by_pair = pair_order(log.actor, log.target, rows)  # the log read a slice at a time
     effect = moves.effect[by_pair]
     is_request = (effect == _CREATE) | (effect == _REREQUEST)
     is_answer = (effect == _ACCEPT) | (effect == _DECLINE)

@@ -306,13 +306,13 @@ def _answered(population: Population, events: Events, result: Replay) -> tuple[N
         else:
             order = apply_order(ts)
             rows = order[keep[order]]
-        actor, target = events.actor[rows], events.target[rows]
         ids = population.user_id
         if len(ids) and (int(ids.max()) - int(ids.min())).bit_length() > 31:
             # Ids too far apart to key a pair by (as recorded ones may be): key by rows.
             rows_of = _user_rows(population)
-            actor, target = rows_of(actor), rows_of(target)
-        by_pair, starts = group_pairs(actor, target)
+            by_pair, starts = group_pairs(rows_of(events.actor[rows]), rows_of(events.target[rows]))
+        else:
+            by_pair, starts = group_pairs(events.actor, events.target, rows)
         rows = rows[by_pair]
     status = out.status[rows]
     after = np.where(out.request_counter[rows] > 0, _KIND_OF_STATUS[status], np.int8(Kind.NONE))

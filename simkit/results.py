@@ -189,21 +189,25 @@ class RecordChanges:
 
 
 def group_pairs(
-    a: NDArray[np.int64], b: NDArray[np.int64]
+    a: NDArray[np.int64], b: NDArray[np.int64], rows: NDArray[np.integer[Any]] | None = None
 ) -> tuple[NDArray[np.signedinteger[Any]], NDArray[np.bool_]]:
     """A stable order that puts rows of the same unordered pair ``{a, b}`` side by side
     (pairs by smaller value, then larger; each pair's rows in their order), and where each
-    pair begins in it.
+    pair begins in it. With `rows`, of the pairs ``{a[rows], b[rows]}`` (taken a slice at a
+    time, never whole).
 
     Examples
     --------
     >>> order, starts = group_pairs(np.array([1, 3, 4, 5]), np.array([5, 2, 1, 1]))
     >>> order.tolist(), starts.tolist()
     ([2, 0, 3, 1], [True, True, False, True])
+    >>> group_pairs(np.array([1, 3, 4, 5]), np.array([5, 2, 1, 1]), rows=np.array([3, 2]))[0].tolist()
+    [1, 0]
     """
-    order, digits = _pair_order(a, b)
+    order, digits = _pair_order(a, b, rows)
     starts = np.ones(len(order), dtype=bool)
     if digits is None:
+        a, b = (a, b) if rows is None else (a[rows], b[rows])
         low, high = np.minimum(a, b)[order], np.maximum(a, b)[order]
         starts[1:] = (low[1:] != low[:-1]) | (high[1:] != high[:-1])
         return order, starts
@@ -214,7 +218,9 @@ def group_pairs(
     return order, starts
 
 
-def pair_order(a: NDArray[np.int64], b: NDArray[np.int64]) -> NDArray[np.signedinteger[Any]]:
+def pair_order(
+    a: NDArray[np.int64], b: NDArray[np.int64], rows: NDArray[np.integer[Any]] | None = None
+) -> NDArray[np.signedinteger[Any]]:
     """The order of :func:`group_pairs` alone.
 
     Where the values span less than ``2**31``, as user ids or rows do, each pair becomes one
@@ -223,7 +229,7 @@ def pair_order(a: NDArray[np.int64], b: NDArray[np.int64]) -> NDArray[np.signedi
     The keys are made a slice at a time and held as their 16-bit digits only, and the order
     is in 32 bits where it fits: 10 bytes a row for tens of millions of rows.
     """
-    return _pair_order(a, b)[0]
+    return _pair_order(a, b, rows)[0]
 
 
 # Rows per slice where a pair's key is made.
@@ -231,24 +237,29 @@ _SLICE = 1 << 20
 
 
 def _pair_order(
-    a: NDArray[np.int64], b: NDArray[np.int64]
+    a: NDArray[np.int64], b: NDArray[np.int64], rows: NDArray[np.integer[Any]] | None
 ) -> tuple[NDArray[np.signedinteger[Any]], list[NDArray[np.uint16]] | None]:
     """The order, and the pair keys' 16-bit digits that it sorts (None: it sorted the columns)."""
-    n = len(a)
+    n = len(a) if rows is None else len(rows)
     if not n:
         return np.zeros(0, np.intp), []
+    # Over all of `a` and `b`: a span a little wide is as good, and needs no gather.
     base = min(int(a.min()), int(b.min()))
     span = max(int(a.max()), int(b.max())) - base + 1
     bits = 2 * span.bit_length()
     if bits > 62:
+        if rows is not None:
+            a, b = a[rows], b[rows]
         return np.lexsort((np.maximum(a, b), np.minimum(a, b))), None  # lexsort is stable
     digits = [np.empty(n, np.uint16) for _ in range(0, bits, 16)]
     for lo in range(0, n, _SLICE):
         hi = min(lo + _SLICE, n)
-        key = np.minimum(a[lo:hi], b[lo:hi])
+        at: slice | NDArray[np.integer[Any]] = slice(lo, hi) if rows is None else rows[lo:hi]
+        x, y = a[at], b[at]
+        key = np.minimum(x, y)
         key -= base
         key *= span
-        key += np.maximum(a[lo:hi], b[lo:hi])
+        key += np.maximum(x, y)
         key -= base
         for i, digit in enumerate(digits):
             if i:
@@ -299,10 +310,8 @@ def record_changes(events: Events, outcomes: Outcomes) -> RecordChanges:
     kind = np.where(
         outcomes.request_counter[rows] > 0, _KIND_OF_STATUS[status[status >= 0]], np.int8(Kind.NONE)
     ).astype(np.int8)
-    actor, target = events.actor[rows], events.target[rows]
     # Each pair's events side by side, in apply order within the pair.
-    by_pair, starts = group_pairs(actor, target)
-    del actor, target
+    by_pair, starts = group_pairs(events.actor, events.target, rows)
     grouped = kind[by_pair]
     previous = np.empty_like(grouped)
     previous[1:] = grouped[:-1]

@@ -423,6 +423,8 @@ def test_group_pairs_is_a_stable_sort_by_unordered_pair(
     low, high = np.minimum(a, b), np.maximum(a, b)
     expected = np.lexsort((np.arange(len(low)), high, low))
     assert order.tolist() == expected.tolist() == pair_order(b, a).tolist()
+    rows = np.arange(len(a))[::-2]  # some rows, in another order: the pairs of those
+    assert group_pairs(a, b, rows)[0].tolist() == group_pairs(a[rows], b[rows])[0].tolist()
     lo, hi = low[expected], high[expected]
     assert starts.tolist() == [i == 0 or (lo[i], hi[i]) != (lo[i - 1], hi[i - 1]) for i in range(len(lo))]
 
