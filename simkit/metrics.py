@@ -12,7 +12,10 @@ pandas table (tested).
 A request is a successful connect that created one (a first request, or a new one after a
 rejection); its answer is the first accept or decline that follows it on the pair, as in
 :func:`simkit.analysis.requests`. :func:`request_rows` names those events, for whoever
-counts them by time or place.
+counts them by time or place. Pairing them needs the events grouped by pair: a replay asked
+for its pair groups (``replay(..., groups=True)``, as a sweep asks) hands over the columnar
+engine's own grouping, else they are grouped here (:func:`simkit.results.group_pairs`); the
+numbers are the same either way (tested).
 
 The unmet demand is the wishes never sent (fate ``blocked`` or ``dropped``): people who
 wanted to connect and could not, because crossPod or an entitlement stood in the way.
