@@ -62,6 +62,7 @@ from simkit.version import __version__
 
 if TYPE_CHECKING:
     import pandas as pd
+    from matplotlib.figure import Figure
 
 __all__ = ["CHARTED", "Sweep", "interval", "parse_grid", "points_of", "sweep", "t_quantile"]
 
@@ -812,31 +813,52 @@ def _import_writers() -> None:
 
 
 def _chart(path: Path, result: Sweep, metric: str, baseline: int) -> None:
-    import matplotlib
+    """The metric's chart, drawn with the Agg renderer on a figure of its own: never through
+    pyplot or the caller's backend (a notebook's stays as it was)."""
+    _figure(result, metric, baseline).savefig(path, format="png", metadata={"Software": None})
 
-    matplotlib.use("Agg", force=False)
+
+def _figure(result: Sweep, metric: str, baseline: int) -> Figure:
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
     rows = [s for s in result.summary if s["metric"] == metric]
-    numeric = len(result.knobs) == 1 and all(
-        isinstance(p[result.knobs[0]], int | float) and not isinstance(p[result.knobs[0]], bool)
-        for p in result.points
-    )
-    x = [float(p[result.knobs[0]]) for p in result.points] if numeric else list(range(len(result.points)))
+    knob, others = result.knobs[0], result.knobs[1:]
+    values = [p[knob] for p in result.points]
+    # On the first knob's own scale where it gives each point its own number (alone, or
+    # zipped with knobs that move with it); else the points side by side, named by value.
+    numeric = all(isinstance(v, int | float) and not isinstance(v, bool) for v in values) and len(
+        set(values)
+    ) == len(values)
+    x = [float(v) for v in values] if numeric else list(range(len(result.points)))
     mean = np.array([r["mean"] for r in rows], dtype=float)
     lo = np.array([r["ci_low"] for r in rows], dtype=float)
     hi = np.array([r["ci_high"] for r in rows], dtype=float)
-    fig = Figure(figsize=(6, 4))
+    fig = Figure(figsize=(6.4, 4.4), layout="constrained")
+    FigureCanvasAgg(fig)
     ax = fig.add_subplot()
-    ax.fill_between(x, lo, hi, alpha=0.25, label="95 % interval")
-    ax.plot(x, mean, marker="o", label="mean over replications")
-    ax.set_xlabel(result.knobs[0] if numeric else "point")
+    ax.fill_between(x, lo, hi, alpha=0.25, label="95 % interval (Student's t)")
+    ax.plot(x, mean, marker="o", label=f"mean of {rows[0]['n'] if rows else 0} replications")
+    base_x = x[baseline]
+    ax.axvline(base_x, color="0.6", linewidth=0.8, linestyle=":", label=f"baseline (point {baseline})")
+    if numeric:
+        ax.set_xticks(x)
+        moving = f"\n({', '.join(others)} moving with it)" if others else ""
+        ax.set_xlabel(f"{knob}{moving}")
+    else:
+        ax.set_xticks(x, labels=[_point_label(p, result.knobs) for p in result.points], fontsize="small")
+        ax.set_xlabel("point (" + ", ".join(result.knobs) + ")")
     unit = " (s)" if metric.endswith("_s") else (" (share)" if metric in SHARES else "")
     ax.set_ylabel(metric + unit)
-    ax.set_title(f"{metric} by point (baseline: point {baseline})")
-    ax.legend()
-    fig.tight_layout()
-    fig.savefig(path, format="png", metadata={"Software": None})
+    ax.set_title(f"{metric} by {knob if numeric else 'point'}")
+    fig.legend(loc="outside lower center", ncol=3, frameon=False, fontsize="small")
+    return fig
+
+
+def _point_label(point: Mapping[str, Any], knobs: Sequence[str]) -> str:
+    """A point's knob values, one a line, short enough for a tick label."""
+    values = (_toml(point[k]) for k in knobs)
+    return "\n".join(v if len(v) <= 18 else v[:17] + "…" for v in values)
 
 
 def _jsonable(value: Any) -> Any:

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -247,3 +249,47 @@ def test_bad_input_is_one_line_and_nothing_is_written(
     err = capsys.readouterr().err
     assert err.startswith("simkit: error: ") and message in err and err.count("\n") == 1
     assert not out.exists()
+
+
+# -- the charts ---------------------------------------------------------------------------------
+
+
+def test_a_zipped_sweep_is_charted_against_its_first_knob_and_a_product_by_named_points() -> None:
+    zipped = sweeps.sweep(
+        TINY,
+        {"behaviour.rerequest_chance": [0.2, 0.8], "behaviour.remove_per_year": [0.1, 0.3]},
+        zipped=True,
+        replications=2,
+        progress=False,
+    )
+    ax = sweeps._figure(zipped, "acceptance_rate", 0).axes[0]
+    assert ax.get_xlabel() == "behaviour.rerequest_chance\n(behaviour.remove_per_year moving with it)"
+    assert list(ax.get_xticks()) == [0.2, 0.8]
+    assert (
+        ax.get_ylabel() == "acceptance_rate (share)"
+        and ax.get_title() == "acceptance_rate by behaviour.rerequest_chance"
+    )
+    product = sweeps.sweep(
+        TINY,
+        {"behaviour.rerequest_chance": [0.2, 0.8], "crosspod.changes": [[], [{"day": 3, "pods": 2}]]},
+        replications=2,
+        progress=False,
+    )
+    ax = sweeps._figure(product, "acceptance_rate", 1).axes[0]
+    assert ax.get_xlabel() == "point (behaviour.rerequest_chance, crosspod.changes)"
+    labels = [t.get_text() for t in ax.get_xticklabels()]
+    assert labels[:2] == ["0.2\n[]", "0.2\n[{day = 3, pods =…"]
+
+
+def test_writing_a_sweeps_charts_leaves_the_callers_matplotlib_backend_alone(tmp_path: Path) -> None:
+    code = (
+        "import matplotlib\n"
+        "matplotlib.use('svg')\n"
+        "import matplotlib.pyplot\n"
+        "from simkit import sweeps\n"
+        f"sweeps.sweep({TINY!r}, {GRID!r}, replications=2, out={str(tmp_path / 's')!r}, progress=False)\n"
+        "print(matplotlib.get_backend())\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, text=True).stdout
+    assert out.split() == ["svg"]
+    assert (tmp_path / "s" / "acceptance_rate.png").read_bytes()[:4] == b"\x89PNG"
