@@ -46,6 +46,7 @@ from simkit.engines import replay
 from simkit.errors import RunDirError
 from simkit.events import FATES, Demand, Events, Fate, apply_order
 from simkit.io.runs import Run, read_demand, read_outputs, read_run
+from simkit.population import id_rows
 from simkit.results import Connections, Outcomes, Replay, pair_order, record_changes
 from simkit.rules import ACTIONS, CHECKS, REASONS, STATUSES, TABLE, Effect, Kind, Reason
 from simkit.schema import TABLES
@@ -255,28 +256,7 @@ def _distinct_inverse(values: NDArray[Any]) -> tuple[NDArray[Any], NDArray[np.in
 
 def _user_rows(users: pd.DataFrame) -> Callable[[NDArray[np.int64]], NDArray[np.int64]]:
     """A function from user ids to their rows in `users` (-1 for an unknown id)."""
-    ids = users["user_id"].to_numpy(dtype=np.int64)
-    n = len(ids)
-    if n and int(ids[-1]) - int(ids[0]) == n - 1 and bool(np.all(ids[1:] > ids[:-1])):
-        # Generated populations number their users in a run; no search needed.
-        first = int(ids[0])
-
-        def dense(user_ids: NDArray[np.int64]) -> NDArray[np.int64]:
-            at = user_ids - first
-            return np.where((at >= 0) & (at < n), at, -1)
-
-        return dense
-    order = np.argsort(ids, kind="stable")
-    ordered = ids[order]
-
-    def searched(user_ids: NDArray[np.int64]) -> NDArray[np.int64]:
-        if not n:
-            return np.full(len(user_ids), -1, dtype=np.int64)
-        at = np.clip(np.searchsorted(ordered, user_ids), 0, n - 1)
-        found: NDArray[np.int64] = np.where(ordered[at] == user_ids, order[at], -1)
-        return found
-
-    return searched
+    return id_rows(users["user_id"].to_numpy(dtype=np.int64))
 
 
 def _pods_of(user_ids: NDArray[np.int64], users: pd.DataFrame) -> pd.arrays.IntegerArray:

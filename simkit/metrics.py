@@ -32,7 +32,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from simkit.events import Demand, Events, Fate, apply_order
-from simkit.population import Population
+from simkit.population import Population, id_rows
 from simkit.results import Replay, group_pairs
 from simkit.rules import ACTIONS, CHECKS, REASONS, STATUSES, TABLE, Action, Kind, View
 
@@ -214,29 +214,6 @@ _KIND_OF_STATUS = _kind_of_status()
 _CONNECT = np.int8(ACTIONS.index(Action.CONNECT))
 
 
-def _user_rows(population: Population) -> Callable[[NDArray[np.int64]], NDArray[np.int64]]:
-    """A function from user ids to their rows in the population (-1 for an unknown id)."""
-    ids = population.user_id
-    n = len(ids)
-    if n and int(ids[-1]) - int(ids[0]) == n - 1 and bool(np.all(ids[1:] > ids[:-1])):
-        # Generated populations number their users in a run; no search needed.
-        first = int(ids[0])
-
-        def dense(users: NDArray[np.int64]) -> NDArray[np.int64]:
-            at = users.astype(np.int64) - first
-            return np.where((at >= 0) & (at < n), at, -1)
-
-        return dense
-    order = np.argsort(ids, kind="stable")
-    sorted_ids = ids[order]
-
-    def searched(users: NDArray[np.int64]) -> NDArray[np.int64]:
-        at = np.clip(np.searchsorted(sorted_ids, users), 0, max(n - 1, 0))
-        return np.where(sorted_ids[at] == users, order[at], -1) if n else np.full(len(users), -1)
-
-    return searched
-
-
 def request_rows(
     population: Population, events: Events, result: Replay
 ) -> tuple[NDArray[np.int64], NDArray[np.int64]]:
@@ -312,7 +289,7 @@ def _answered(population: Population, events: Events, result: Replay) -> tuple[N
         ids = population.user_id
         if len(ids) and (int(ids.max()) - int(ids.min())).bit_length() > 31:
             # Ids too far apart to key a pair by (as recorded ones may be): key by rows.
-            rows_of = _user_rows(population)
+            rows_of = id_rows(population.user_id)
             by_pair, starts = group_pairs(rows_of(events.actor[rows]), rows_of(events.target[rows]))
         else:
             by_pair, starts = group_pairs(events.actor, events.target, rows)
@@ -350,7 +327,7 @@ def _cross_pod_share(population: Population, result: Replay) -> float:
     conn = result.connections
     accepted = conn.status == Kind.ACCEPTED
     # A stored record is always between two known users.
-    rows_of = _user_rows(population)
+    rows_of = id_rows(population.user_id)
     row_a, row_b = rows_of(conn.user_a[accepted]), rows_of(conn.user_b[accepted])
     pod = population.user_pod
     across = pod[row_a] != pod[row_b]

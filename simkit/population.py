@@ -9,14 +9,14 @@ job of :mod:`simkit.io.runs`.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from itertools import repeat
 
 import numpy as np
 from numpy.typing import NDArray
 
-__all__ = ["Pod", "Population", "Problem", "User", "problems"]
+__all__ = ["Pod", "Population", "Problem", "User", "first_unknown", "id_rows", "problems"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -235,6 +235,41 @@ class Population:
         return int(hits[0])
 
 
+def id_rows(ids: NDArray[np.int64]) -> Callable[[NDArray[np.int64]], NDArray[np.int64]]:
+    """A function from ids to their rows in `ids` (distinct), -1 for an id not among them.
+
+    Ids numbered in a run, as generated populations number their users, are found by
+    subtraction; others by binary search.
+
+    Examples
+    --------
+    >>> rows_of = id_rows(np.array([7, 3, 9]))
+    >>> rows_of(np.array([9, 3, 4])).tolist(), id_rows(np.array([5, 6, 7]))(np.array([7, 8])).tolist()
+    ([2, 1, -1], [2, -1])
+    """
+    n = len(ids)
+    if n and int(ids[-1]) - int(ids[0]) == n - 1 and bool(np.all(ids[1:] > ids[:-1])):
+        first = int(ids[0])
+
+        def dense(values: NDArray[np.int64]) -> NDArray[np.int64]:
+            at = np.asarray(values, dtype=np.int64) - first
+            found: NDArray[np.int64] = np.where((at >= 0) & (at < n), at, -1)
+            return found
+
+        return dense
+    order = np.argsort(ids, kind="stable")
+    ordered = ids[order]
+
+    def searched(values: NDArray[np.int64]) -> NDArray[np.int64]:
+        if not n:
+            return np.full(len(values), -1, dtype=np.int64)
+        at = np.clip(np.searchsorted(ordered, values), 0, n - 1)
+        found: NDArray[np.int64] = np.where(ordered[at] == values, order[at], -1)
+        return found
+
+    return searched
+
+
 def _default_username(user_id: int) -> str:
     """The username of a user given none (``connections.md`` §1, a choice of simkit's)."""
     return f"user{user_id}"
@@ -296,9 +331,26 @@ def _first_repeat(values: Sequence[str]) -> int | None:
     return None
 
 
-def _first_unknown(values: NDArray[np.int64], known: NDArray[np.int64]) -> int | None:
-    """0-based position of the first value not in `known`, or ``None``."""
-    bad = np.flatnonzero(~np.isin(values, known))
+def first_unknown(values: NDArray[np.int64], known: NDArray[np.int64]) -> int | None:
+    """0-based position of the first value not in `known`, or ``None``.
+
+    Where `known` numbers its ids in a run (as generated populations do), two passes find
+    that every value lies in its range, and nothing more is done.
+
+    Examples
+    --------
+    >>> first_unknown(np.array([3, 4, 9, 5]), np.array([3, 4, 5])), first_unknown(np.array([5]), np.array([5, 1]))
+    (2, None)
+    """
+    if not len(values):
+        return None
+    n = len(known)
+    if n and int(known[-1]) - int(known[0]) == n - 1 and bool(np.all(known[1:] > known[:-1])):
+        if int(known[0]) <= int(values.min()) and int(values.max()) <= int(known[-1]):
+            return None
+        bad = np.flatnonzero((values < known[0]) | (values > known[-1]))
+    else:
+        bad = np.flatnonzero(~np.isin(values, known))
     return int(bad[0]) if len(bad) else None
 
 
@@ -314,7 +366,7 @@ def problems(pop: Population, *, policy_pods: NDArray[np.int64] | None = None) -
     dup = _first_duplicate(pop.user_id)
     if dup is not None:
         yield Problem("users", dup, "user_id", f"a unique user_id ({pop.user_id[dup]} repeats)")
-    bad = _first_unknown(pop.user_pod, pop.pod_id)
+    bad = first_unknown(pop.user_pod, pop.pod_id)
     if bad is not None:
         yield Problem("users", bad, "pod_id", f"a pod_id of pods ({pop.user_pod[bad]} is unknown)")
     yield from _text_problems(pop)
@@ -351,7 +403,7 @@ def _text_problems(pop: Population) -> Iterator[Problem]:
 def _pair_problems(table: str, pairs: NDArray[np.int64], pod_ids: NDArray[np.int64]) -> Iterator[Problem]:
     found: list[Problem] = []
     for col, column in ((0, "pod_a"), (1, "pod_b")):
-        bad = _first_unknown(pairs[:, col], pod_ids)
+        bad = first_unknown(pairs[:, col], pod_ids)
         if bad is not None:
             found.append(Problem(table, bad, column, f"a pod_id of pods ({pairs[bad, col]} is unknown)"))
     same = np.flatnonzero(pairs[:, 0] == pairs[:, 1])
