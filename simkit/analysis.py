@@ -36,7 +36,6 @@ from typing import TYPE_CHECKING, Any, Literal, TypeVar
 import numpy as np
 import pandas as pd
 import pyarrow as pa
-import pyarrow.compute as pc
 from numpy.typing import NDArray
 
 if TYPE_CHECKING:
@@ -45,7 +44,7 @@ if TYPE_CHECKING:
 from simkit.engines import replay
 from simkit.errors import RunDirError
 from simkit.events import FATES, Demand, Events, Fate, apply_order
-from simkit.io.runs import Run, read_demand, read_outputs, read_run
+from simkit.io.runs import Run, label_codes, read_demand, read_outputs, read_run
 from simkit.population import id_rows
 from simkit.results import Connections, Outcomes, Replay, pair_order, record_changes
 from simkit.rules import ACTIONS, CHECKS, REASONS, STATUSES, TABLE, Effect, Kind, Reason
@@ -204,12 +203,6 @@ def _codes(column: pd.Series, labels: tuple[str, ...]) -> NDArray[np.int8]:
         return np.asarray(column.cat.codes, dtype=np.int8)
     found: NDArray[np.int8] = pd.Index(list(labels)).get_indexer(pd.Index(column)).astype(np.int8)
     return found
-
-
-def _arrow_codes(column: pa.ChunkedArray, labels: tuple[str, ...]) -> NDArray[np.int8]:
-    """As :func:`_codes`, for an Arrow column as read from a file."""
-    found = pc.fill_null(pc.index_in(column, value_set=pa.array(list(labels))), -1)
-    return np.asarray(found.to_numpy(), dtype=np.int8)
 
 
 def _frame(columns: dict[str, Any]) -> pd.DataFrame:
@@ -424,7 +417,7 @@ def load(run_dir: str | os.PathLike[str], outputs: str | os.PathLike[str] | None
     demand = read_demand(run.path, run.population)
     pool.release_unused()
     folder = Path(outputs) if outputs is not None else run.path
-    outcomes, connections = _outputs_of(*read_outputs(folder, len(run.events)))
+    outcomes, connections = _outputs_of(*read_outputs(folder, len(run.events), labels=True))
     pool.release_unused()
     # The record history, which every history table needs, read while the log is at hand.
     moves = _moves_of_log(run.events, outcomes)
@@ -438,15 +431,15 @@ def _outputs_of(outcomes: pa.Table, connections: pa.Table) -> tuple[Outcomes, Co
     return (
         Outcomes(
             code=outcomes["code"].to_numpy(),
-            reason=_arrow_codes(outcomes["reason"], _REASON_LABELS),
-            status=_arrow_codes(outcomes["status"], _VIEW_LABELS),
+            reason=label_codes(outcomes["reason"], _REASON_LABELS),
+            status=label_codes(outcomes["status"], _VIEW_LABELS),
             request_counter=outcomes["request_counter"].to_numpy(),
         ),
         Connections(
             **{
                 name: connections[name].to_numpy() for name in TABLES["connections"].names if name != "status"
             },
-            status=_arrow_codes(connections["status"], STATUS_COLUMNS) + np.int8(_RECORD_OFFSET),
+            status=label_codes(connections["status"], STATUS_COLUMNS) + np.int8(_RECORD_OFFSET),
         ),
     )
 

@@ -627,14 +627,15 @@ TAMPERED: list[tuple[str, str, Callable[[pa.Table], pa.Table], str]] = [
 ]
 
 
+@pytest.mark.parametrize("labels", [False, True], ids=["text", "dictionaries"])
 @pytest.mark.parametrize(("what", "name", "change", "says"), TAMPERED, ids=[t[0] for t in TAMPERED])
 def test_tampered_outputs_are_refused(
-    story_run: Path, what: str, name: str, change: Callable[[pa.Table], pa.Table], says: str
+    story_run: Path, what: str, name: str, change: Callable[[pa.Table], pa.Table], says: str, labels: bool
 ) -> None:
     replay_run(story_run)
     _tamper(story_run, name, change)
     with pytest.raises(InputError) as info:
-        read_outputs(story_run, 46)
+        read_outputs(story_run, 46, labels=labels)
     assert str(info.value).startswith(f"{story_run / f'{name}.parquet'}: ")
     assert says in str(info.value)
 
@@ -656,6 +657,24 @@ def test_outputs_read_back_as_written(story_run: Path) -> None:
     outcomes, connections = read_outputs(story_run, 46)
     assert outcomes.equals(simkit.io.runs.outcomes_table(result.outcomes))
     assert connections.equals(simkit.io.runs.connections_table(result.connections))
+
+
+def test_outputs_read_with_their_labels_as_dictionaries_give_the_same_codes(story_run: Path) -> None:
+    from simkit.io.runs import label_codes
+    from simkit.rules import REASONS, STATUSES
+
+    result = replay_run(story_run)
+    outcomes, connections = read_outputs(story_run, 46, labels=True)
+    assert pa.types.is_dictionary(outcomes["reason"].type) and pa.types.is_dictionary(
+        connections["status"].type
+    )
+    text, _ = read_outputs(story_run, 46)
+    for column, labels, codes in (
+        ("reason", [r.value for r in REASONS], result.outcomes.reason),
+        ("status", [s.value for s in STATUSES], result.outcomes.status),
+    ):
+        assert label_codes(outcomes[column], labels).tolist() == codes.tolist()
+        assert label_codes(text[column], labels).tolist() == codes.tolist()
 
 
 def _report_reads_outputs_checked() -> bool:

@@ -30,7 +30,7 @@ import re
 import stat
 import threading
 from collections import Counter
-from collections.abc import Callable, Collection, Iterator, Mapping
+from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -64,6 +64,7 @@ __all__ = [
     "connections_table",
     "demand_table",
     "input_tables",
+    "label_codes",
     "outcomes_table",
     "read_demand",
     "read_outputs",
@@ -1604,8 +1605,14 @@ def verify_run(
 # -- the outputs of a replay, read back -----------------------------------------------------
 
 
-def read_outputs(folder: str | os.PathLike[str], n_events: int) -> tuple[pa.Table, pa.Table]:
+def read_outputs(
+    folder: str | os.PathLike[str], n_events: int, *, labels: bool = False
+) -> tuple[pa.Table, pa.Table]:
     """The outcomes and connections a replay wrote into `folder`, checked against §5.
+
+    With `labels`, the reasons and statuses come as Arrow dictionaries of their labels,
+    checked on the dictionary (faster to read and check on a large run; see
+    :func:`label_codes`); else as text.
 
     Returns the two tables with the columns of :data:`simkit.schema.TABLES` in order and
     the types simkit writes. Refused, in one line that names the file (and the row and
@@ -1636,8 +1643,8 @@ def read_outputs(folder: str | os.PathLike[str], n_events: int) -> tuple[pa.Tabl
         other = _not_a_file(file)
         if other is not None:
             raise InputError(str(file), None, None, f"the Parquet file of a replay's {name}, found {other}")
-        table = _read_parquet(file)
-        tables.append(_checked_output(name, file, table))
+        coded = [column for (table_name, column) in _CODE_LABELS if table_name == name] if labels else []
+        tables.append(_checked_output(name, file, _read_parquet(file, coded)))
     outcomes, connections = tables
     if outcomes.num_rows != n_events:
         raise RunDirError(
@@ -1646,31 +1653,37 @@ def read_outputs(folder: str | os.PathLike[str], n_events: int) -> tuple[pa.Tabl
     return outcomes, connections
 
 
-def _known_labels(col: pa.ChunkedArray, labels: list[str]) -> bool:
-    """Whether a dictionary column holds only `labels`, valid UTF-8, and no null."""
-    if col.null_count:
-        return False
+def _known_labels(col: pa.ChunkedArray, labels: Sequence[str]) -> bool:
+    """Whether every value of a dictionary column's dictionaries is one of `labels`, in
+    valid UTF-8 (its rows may still be null)."""
     for chunk in col.chunks:
         try:
             chunk.dictionary.validate(full=True)
         except pa.ArrowInvalid:
             return False
-        if not pc.all(pc.is_in(chunk.dictionary, value_set=pa.array(labels))).as_py():
+        if (
+            chunk.dictionary.null_count
+            or not pc.all(pc.is_in(chunk.dictionary, value_set=pa.array(labels))).as_py()
+        ):
             return False
     return True
 
 
-def _label_codes(col: pa.ChunkedArray, labels: list[str]) -> NDArray[np.int8]:
-    """The position in `labels` of each value of a column already checked to hold only them
-    (text, or a dictionary of text)."""
+def label_codes(col: pa.ChunkedArray, labels: Sequence[str]) -> NDArray[np.int8]:
+    """The position in `labels` of each value of a text column (or a dictionary of text)
+    checked to hold only them; -1 where it is null."""
+    value_set = pa.array(list(labels))
     if not pa.types.is_dictionary(col.type):
-        return np.asarray(pc.index_in(col, value_set=pa.array(labels)), dtype=np.int8)
-    parts = [
-        np.asarray(pc.index_in(chunk.dictionary, value_set=pa.array(labels)), dtype=np.int8)[
-            np.asarray(chunk.indices)
-        ]
-        for chunk in col.chunks
-    ]
+        found = pc.fill_null(pc.index_in(col, value_set=value_set), -1)
+        return np.asarray(found.to_numpy(), dtype=np.int8)
+    parts = []
+    for chunk in col.chunks:
+        codes = np.asarray(pc.fill_null(pc.index_in(chunk.dictionary, value_set=value_set), -1), np.int8)
+        indices = chunk.indices
+        taken = codes[np.asarray(indices.fill_null(0) if indices.null_count else indices)]
+        if indices.null_count:
+            taken[np.asarray(indices.is_null())] = -1
+        parts.append(taken)
     return np.concatenate(parts) if parts else np.zeros(0, np.int8)
 
 
@@ -1685,21 +1698,20 @@ def _checked_output(name: str, file: Path, table: pa.Table) -> pa.Table:
         col = table.column(spec.name)
         expected = _arrow_type(spec)
         labels = _CODE_LABELS.get((name, spec.name))
-        if pa.types.is_dictionary(col.type) and col.type.value_type == expected:
-            if labels is not None and not spec.nullable and _known_labels(col, labels):
-                # Read as a dictionary of labels simkit writes: checked on the dictionary,
-                # kept as one (text never spelled out row by row).
-                columns.append(col)
-                continue
-            col = col.cast(expected)  # to check it, and name its first bad row, as text
-        if col.type != expected:
+        # Read as a dictionary of the labels simkit writes, a column is checked on its
+        # dictionary and kept as one (its text never spelled out row by row); any other
+        # dictionary is checked as text, which names its first bad row.
+        dictionary = pa.types.is_dictionary(col.type) and col.type.value_type == expected
+        if dictionary and (labels is None or not _known_labels(col, labels)):
+            col, dictionary = col.cast(expected), False
+        if not dictionary and col.type != expected:
             raise InputError(where, None, spec.name, f"{expected} as simkit writes it, found {col.type}")
         if not spec.nullable and col.null_count:
             bad = _first_true(pc.is_null(col))
             raise InputError(
                 where, None if bad is None else bad + 1, spec.name, "a value (the cell is empty)"
             )
-        if labels is not None:
+        if labels is not None and not dictionary:
             _, bad = _first_failure(col, lambda c: c.validate(full=True))
             if bad is not None:
                 raise InputError(where, bad + 1, spec.name, "text in UTF-8 (found bytes that are not)")
@@ -1800,7 +1812,7 @@ def _checked_demand(file: Path, table: pa.Table, population: Population) -> Dema
         np.asarray(column.fill_null(0) if column.null_count else column, dtype=np.int64)
         for column in (checked.column(name) for name in ("ts", "user", "target", "sent_ts"))
     )
-    fate = _label_codes(checked.column("fate"), list(FATES))
+    fate = label_codes(checked.column("fate"), FATES)
     has_sent = np.asarray(checked.column("sent_ts").is_valid(), dtype=np.bool_)
     was_sent = fate <= Fate.DEFERRED
     checks: list[tuple[NDArray[np.bool_], Callable[[int], str]]] = [
