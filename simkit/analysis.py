@@ -1665,7 +1665,7 @@ class _Asked:
     answer (-1 while unanswered)."""
 
     request: NDArray[np.intp]
-    answer: NDArray[np.intp]
+    answer: NDArray[np.signedinteger[Any]]  # in 32 bits where they fit
 
 
 def _asked(frames: RunFrames) -> _Asked:
@@ -1689,15 +1689,17 @@ def _asked_of(frames: RunFrames) -> _Asked:
     is_answer = (effect == _ACCEPT) | (effect == _DECLINE)
     # An answer belongs to the latest request on its pair; a pair's first change is always
     # a request (a record is created by one), so the latest request before it is its pair's.
-    position = np.arange(len(effect), dtype=np.int32 if len(effect) < 2**31 else np.int64)
-    latest = np.maximum.accumulate(np.where(is_request, position, -1)) if len(effect) else position
-    del position
+    small = np.int32 if len(effect) < 2**31 else np.int64
+    latest = np.arange(len(effect), dtype=small)  # positions, then the latest request's
+    latest[~is_request] = -1
+    np.maximum.accumulate(latest, out=latest)
     answers = np.flatnonzero(is_answer)
     owner = latest[answers]
+    del latest
     # Only its first answer counts (a request reopened and answered again keeps the first).
     first = np.ones(len(answers), dtype=bool)
     np.not_equal(owner[1:], owner[:-1], out=first[1:])
-    answer_of = np.full(len(effect), -1, dtype=np.intp)
+    answer_of: NDArray[np.signedinteger[Any]] = np.full(len(effect), -1, dtype=small)
     answer_of[owner[first]] = by_pair[answers[first]]
     requests_grouped = np.flatnonzero(is_request)
     request = by_pair[requests_grouped]
@@ -1828,7 +1830,8 @@ def acceptance_rate(frames: RunFrames) -> float:
 def _answer_kinds(frames: RunFrames) -> NDArray[np.int8]:
     """The record kind each answered request was answered with, in request order."""
     moves, asked = _moves(frames), _asked(frames)
-    return moves.after[asked.answer[asked.answer >= 0]]
+    kinds: NDArray[np.int8] = moves.after[asked.answer[asked.answer >= 0]]
+    return kinds
 
 
 def answer_times(frames: RunFrames, answer: str | None = "ACCEPTED") -> pd.Series:

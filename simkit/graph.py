@@ -28,6 +28,7 @@ from scipy.sparse.csgraph import connected_components  # type: ignore[import-unt
 from simkit.analysis import STATUS_COLUMNS, RunFrames, crosspod_at_end, status_counts
 from simkit.errors import GraphTooLargeError
 from simkit.io.atomic import atomic_path
+from simkit.population import id_rows
 
 __all__ = [
     "MAX_USER_GRAPH_EDGES",
@@ -73,6 +74,8 @@ class _Edges:
     status: NDArray[np.int8]
     labels: tuple[str, ...]
     implicit: NDArray[np.bool_]
+    # Each pair at most once among the edges (as stored records are), in either direction.
+    distinct: bool = False
 
     def having(self, status: str) -> NDArray[np.bool_]:
         """Which edges have that status."""
@@ -84,6 +87,8 @@ class _Edges:
     def select(self, status: str | None) -> tuple[NDArray[np.intp], NDArray[np.intp]]:
         """The undirected edges with that status (any if None), each pair once."""
         keep = np.ones(len(self.a), dtype=bool) if status is None else self.having(status)
+        if self.distinct:  # no pair twice: nothing to sort out
+            return self.a[keep], self.b[keep]
         lo = np.minimum(self.a[keep], self.b[keep])
         hi = np.maximum(self.a[keep], self.b[keep])
         # Distinct by sorting: numpy 2.4's np.unique hashes, a minute on tens of millions.
@@ -108,14 +113,14 @@ def _edges(source: nx.Graph | RunFrames | _Edges) -> _Edges:
         ids = users["user_id"].to_numpy(dtype=np.int64)
         pods = users["pod_id"].to_numpy(dtype=np.int64)
         ends = [conn[c].to_numpy(dtype=np.int64) for c in ("user_a", "user_b")]
-        known = pd.Index(ids)
-        a, b = (known.get_indexer(e).astype(np.intp, copy=False) for e in ends)
+        rows_of = id_rows(ids)
+        a, b = (rows_of(e).astype(np.intp, copy=False) for e in ends)
         stray = pd.unique(np.concatenate([e[at < 0] for e, at in zip(ends, (a, b), strict=True)]))
         if len(stray):
             ids = np.concatenate([ids, stray])
             pods = np.concatenate([pods, np.full(len(stray), -1, dtype=np.int64)])
-            known = pd.Index(ids)
-            a, b = (known.get_indexer(e).astype(np.intp, copy=False) for e in ends)
+            rows_of = id_rows(ids)
+            a, b = (rows_of(e).astype(np.intp, copy=False) for e in ends)
         status = conn["status"]
         if isinstance(status.dtype, pd.CategoricalDtype):
             labels = tuple(str(c) for c in status.cat.categories)
@@ -123,7 +128,7 @@ def _edges(source: nx.Graph | RunFrames | _Edges) -> _Edges:
         else:
             labels = STATUS_COLUMNS
             codes = np.asarray(pd.Index(list(labels)).get_indexer(pd.Index(status)), dtype=np.int8)
-        return _Edges(pods, a, b, codes, labels, np.zeros(len(a), dtype=bool))
+        return _Edges(pods, a, b, codes, labels, np.zeros(len(a), dtype=bool), distinct=True)
     position = {u: i for i, u in enumerate(source.nodes)}
     pods = np.array([p if p is not None else -1 for _, p in source.nodes(data="pod")], dtype=np.int64)
     rows = list(source.edges(data=True))
