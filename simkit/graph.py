@@ -69,8 +69,8 @@ class _Edges:
     """
 
     pods: NDArray[np.int64]
-    a: NDArray[np.intp]
-    b: NDArray[np.intp]
+    a: NDArray[np.signedinteger[Any]]
+    b: NDArray[np.signedinteger[Any]]
     status: NDArray[np.int8]
     labels: tuple[str, ...]
     implicit: NDArray[np.bool_]
@@ -84,7 +84,9 @@ class _Edges:
         having: NDArray[np.bool_] = self.status == self.labels.index(status)
         return having
 
-    def select(self, status: str | None) -> tuple[NDArray[np.intp], NDArray[np.intp]]:
+    def select(
+        self, status: str | None
+    ) -> tuple[NDArray[np.signedinteger[Any]], NDArray[np.signedinteger[Any]]]:
         """The undirected edges with that status (any if None), each pair once."""
         keep = np.ones(len(self.a), dtype=bool) if status is None else self.having(status)
         if self.distinct:  # no pair twice: nothing to sort out
@@ -114,13 +116,13 @@ def _edges(source: nx.Graph | RunFrames | _Edges) -> _Edges:
         pods = users["pod_id"].to_numpy(dtype=np.int64)
         ends = [conn[c].to_numpy(dtype=np.int64) for c in ("user_a", "user_b")]
         rows_of = id_rows(ids)
-        a, b = (rows_of(e).astype(np.intp, copy=False) for e in ends)
+        a, b = (rows_of(e) for e in ends)  # in 32 bits where they fit
         stray = pd.unique(np.concatenate([e[at < 0] for e, at in zip(ends, (a, b), strict=True)]))
         if len(stray):
             ids = np.concatenate([ids, stray])
             pods = np.concatenate([pods, np.full(len(stray), -1, dtype=np.int64)])
             rows_of = id_rows(ids)
-            a, b = (rows_of(e).astype(np.intp, copy=False) for e in ends)
+            a, b = (rows_of(e) for e in ends)
         status = conn["status"]
         if isinstance(status.dtype, pd.CategoricalDtype):
             labels = tuple(str(c) for c in status.cat.categories)

@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from itertools import repeat
+from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
@@ -235,8 +236,9 @@ class Population:
         return int(hits[0])
 
 
-def id_rows(ids: NDArray[np.int64]) -> Callable[[NDArray[np.int64]], NDArray[np.int64]]:
-    """A function from ids to their rows in `ids` (distinct), -1 for an id not among them.
+def id_rows(ids: NDArray[np.int64]) -> Callable[[NDArray[np.int64]], NDArray[np.signedinteger[Any]]]:
+    """A function from ids to their rows in `ids` (distinct), -1 for an id not among them;
+    the rows in 32 bits where they fit (tens of millions of ids are looked up at a time).
 
     Ids numbered in a run, as generated populations number their users, are found by
     subtraction; others by binary search.
@@ -248,23 +250,24 @@ def id_rows(ids: NDArray[np.int64]) -> Callable[[NDArray[np.int64]], NDArray[np.
     ([2, 1, -1], [2, -1])
     """
     n = len(ids)
+    small = np.int32 if n < 2**31 else np.int64
     if n and int(ids[-1]) - int(ids[0]) == n - 1 and bool(np.all(ids[1:] > ids[:-1])):
         first = int(ids[0])
 
-        def dense(values: NDArray[np.int64]) -> NDArray[np.int64]:
+        def dense(values: NDArray[np.int64]) -> NDArray[np.signedinteger[Any]]:
             at = np.asarray(values, dtype=np.int64) - first
-            found: NDArray[np.int64] = np.where((at >= 0) & (at < n), at, -1)
-            return found
+            at[(at < 0) | (at >= n)] = -1
+            return at.astype(small, copy=False)
 
         return dense
-    order = np.argsort(ids, kind="stable")
+    order = np.argsort(ids, kind="stable").astype(small)
     ordered = ids[order]
 
-    def searched(values: NDArray[np.int64]) -> NDArray[np.int64]:
+    def searched(values: NDArray[np.int64]) -> NDArray[np.signedinteger[Any]]:
         if not n:
-            return np.full(len(values), -1, dtype=np.int64)
+            return np.full(len(values), -1, dtype=small)
         at = np.clip(np.searchsorted(ordered, values), 0, n - 1)
-        found: NDArray[np.int64] = np.where(ordered[at] == values, order[at], -1)
+        found: NDArray[np.signedinteger[Any]] = np.where(ordered[at] == values, order[at], small(-1))
         return found
 
     return searched
