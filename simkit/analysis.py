@@ -230,6 +230,11 @@ def _distinct(values: NDArray[Any]) -> NDArray[Any]:
     return _distinct_sorted(np.sort(values))
 
 
+def _count_distinct(ordered: NDArray[Any]) -> int:
+    """How many distinct values sorted values hold."""
+    return int(np.count_nonzero(ordered[1:] != ordered[:-1])) + 1 if len(ordered) else 0
+
+
 def _distinct_sorted(ordered: NDArray[Any]) -> NDArray[Any]:
     """The distinct values of sorted values."""
     if len(ordered) < 2:
@@ -1923,15 +1928,18 @@ def answered_within(frames: RunFrames, points: int = 500) -> pd.DataFrame:
     kinds = moves.after[asked.answer[answered]]
     got = {kind: np.sort(ms[kinds == kind]) for kind in (Kind.ACCEPTED, Kind.REJECTED)}
     del ms, kinds
-    # The two sorted runs merged (a stable sort finds the runs): one sort of the waits in all.
-    distinct = _distinct_sorted(np.sort(np.concatenate(list(got.values())), kind="stable"))
-    if len(distinct) <= points:
+    # The distinct waits of both, only where they are few (the union of two short lists);
+    # else their range is all the grid needs.
+    few = [_distinct_sorted(w) for w in got.values() if _count_distinct(w) <= points]
+    distinct = np.union1d(*few) if len(few) == len(got) else None
+    if distinct is not None and len(distinct) <= points:
         grid = distinct
     else:
         # Waits run from seconds to months; a log scale gives each decade its share of rows.
-        shortest = max(int(distinct[0]), 1)
-        grid = _distinct(np.geomspace(shortest, int(distinct[-1]), points).round().astype(np.int64))
-        grid[-1] = distinct[-1]
+        longest = max(int(w[-1]) for w in got.values() if len(w))
+        shortest = max(min(int(w[0]) for w in got.values() if len(w)), 1)
+        grid = _distinct(np.geomspace(shortest, longest, points).round().astype(np.int64))
+        grid[-1] = longest
     shares = {}
     n = len(asked.request)
     for kind, waits in got.items():
