@@ -46,7 +46,7 @@ from simkit.errors import RunDirError
 from simkit.events import FATES, Demand, Events, Fate, apply_order
 from simkit.io.runs import Run, label_codes, read_demand, read_outputs, read_run
 from simkit.population import id_rows
-from simkit.results import Connections, Outcomes, Replay, pair_order, record_changes
+from simkit.results import Connections, Outcomes, Replay, record_changes
 from simkit.rules import ACTIONS, CHECKS, REASONS, STATUSES, TABLE, Effect, Kind, Reason
 from simkit.schema import TABLES
 
@@ -1444,6 +1444,7 @@ class _Moves:
     after: NDArray[np.int8]  # Kind
     effect: NDArray[np.int8]  # Effect
     log: Events
+    by_pair: NDArray[np.signedinteger[Any]]  # positions of the moves, grouped by pair
 
     @property
     def ts(self) -> NDArray[np.int64]:
@@ -1474,12 +1475,12 @@ def _moves_of_log(events: Events, outcomes: Outcomes) -> _Moves:
     parts = -(-len(events) // _CHANGES_AT_ONCE)
     if parts <= 1:
         changes = record_changes(events, outcomes)
-        return _Moves(changes.event, changes.before, changes.after, changes.effect, events)
+        return _Moves(changes.event, changes.before, changes.after, changes.effect, events, changes.by_pair)
     # A pair's record depends on that pair's events alone: read the changes of one share of
     # the pairs at a time (by the smaller user id), so that what record_changes holds while it
     # works is a share of the log, then put the changes back in apply order.
     share = np.minimum(events.actor, events.target) % parts
-    pieces: list[tuple[NDArray[np.intp], NDArray[np.int8], NDArray[np.int8], NDArray[np.int8]]] = []
+    pieces: list[tuple[NDArray[Any], ...]] = []
     for k in range(parts):
         rows = np.flatnonzero(share == k)
         part_events = Events(
@@ -1499,12 +1500,18 @@ def _moves_of_log(events: Events, outcomes: Outcomes) -> _Moves:
         except ValueError:
             del share, pieces, rows, part_events, part_outcomes
             changes = record_changes(events, outcomes)  # to name the row of the whole log
-            return _Moves(changes.event, changes.before, changes.after, changes.effect, events)
-        pieces.append((rows[changes.event], changes.before, changes.after, changes.effect))
+            return _Moves(
+                changes.event, changes.before, changes.after, changes.effect, events, changes.by_pair
+            )
+        pieces.append((rows[changes.event], changes.before, changes.after, changes.effect, changes.by_pair))
         del rows, part_events, part_outcomes, changes
     del share
     row = np.concatenate([p[0] for p in pieces])
     before, after, effect = (np.concatenate([p[i] for p in pieces]) for i in (1, 2, 3))
+    # Each share's changes grouped by pair, as positions in all the changes so far; no pair
+    # has changes in two shares.
+    offsets = np.cumsum([0] + [len(p[0]) for p in pieces[:-1]])
+    grouped = np.concatenate([p[4] + offset for p, offset in zip(pieces, offsets, strict=True)])
     del pieces
     ts = events.ts
     if len(ts) and bool(np.all(ts[1:] >= ts[:-1])):
@@ -1517,7 +1524,12 @@ def _moves_of_log(events: Events, outcomes: Outcomes) -> _Moves:
         rank = ranks[row]
         del ranks
     back = _sorting(rank, len(ts))
-    return _Moves(row[back], before[back], after[back], effect[back], events)
+    # ...and as positions once the changes are back in apply order.
+    position = np.empty(len(back), dtype=np.int32 if len(back) < 2**31 else np.int64)
+    position[back] = np.arange(len(back), dtype=position.dtype)
+    by_pair = position[grouped]
+    del position, grouped
+    return _Moves(row[back], before[back], after[back], effect[back], events, by_pair)
 
 
 def transitions(frames: RunFrames) -> pd.DataFrame:
@@ -1679,16 +1691,7 @@ def _asked(frames: RunFrames) -> _Asked:
 
 def _asked_of(frames: RunFrames) -> _Asked:
     moves = _moves(frames)
-    # One number per pair: from the ids themselves where they are few enough (generated
-    # runs number their users), else from their ranks.
-    log, rows = moves.log, moves.row
-    ids = (log.actor, log.target)
-    if len(rows) and (int(max(i.max() for i in ids)) - int(min(i.min() for i in ids))).bit_length() > 31:
-        _, both = _distinct_inverse(np.concatenate([log.actor[rows], log.target[rows]]))
-        by_pair = pair_order(both[: len(rows)].astype(np.int64), both[len(rows) :].astype(np.int64))
-        del both
-    else:
-        by_pair = pair_order(log.actor, log.target, rows)  # the log read a slice at a time
+    by_pair = moves.by_pair  # as record_changes grouped them
     effect = moves.effect[by_pair]
     is_request = (effect == _CREATE) | (effect == _REREQUEST)
     is_answer = (effect == _ACCEPT) | (effect == _DECLINE)

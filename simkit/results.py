@@ -177,12 +177,16 @@ class RecordChanges:
         ``NONE``: no record).
     effect : ndarray of int8
         Its effect (:class:`simkit.rules.Effect`), never ``KEEP``.
+    by_pair : ndarray of int
+        The changes grouped by pair, as positions in these arrays: each pair's changes side
+        by side, in apply order (the pairs in no promised order).
     """
 
     event: NDArray[np.int64]
     before: NDArray[np.int8]
     after: NDArray[np.int8]
     effect: NDArray[np.int8]
+    by_pair: NDArray[np.signedinteger[Any]]
 
     def __len__(self) -> int:
         return len(self.event)
@@ -318,8 +322,14 @@ def record_changes(events: Events, outcomes: Outcomes) -> RecordChanges:
     previous[starts] = Kind.NONE
     before = np.empty(len(rows), np.int8)
     before[by_pair] = previous
-    del grouped, previous, by_pair, starts
+    del grouped, previous, starts
     moved = np.flatnonzero(before != kind)
+    # The changes grouped by pair, as positions among them (in apply order within a pair).
+    position = np.full(len(rows), -1, np.int32 if len(rows) < 2**31 else np.int64)
+    position[moved] = np.arange(len(moved), dtype=position.dtype)
+    changes_by_pair = position[by_pair]
+    del position, by_pair
+    changes_by_pair = changes_by_pair[changes_by_pair >= 0]
     b, a = before[moved].astype(np.intp), kind[moved].astype(np.intp)
     action = events.action[rows[moved]].astype(np.intp)
     effect = _EFFECT_OF_MOVE[(b * len(Kind) + a) * len(ACTIONS) + action]
@@ -330,7 +340,9 @@ def record_changes(events: Events, outcomes: Outcomes) -> RecordChanges:
             f"{Kind(a[i]).name} on {ACTIONS[action[i]].value!r}, which no rule allows; the outcomes "
             "do not belong to these events"
         )
-    return RecordChanges(event=rows[moved], before=before[moved], after=kind[moved], effect=effect)
+    return RecordChanges(
+        event=rows[moved], before=before[moved], after=kind[moved], effect=effect, by_pair=changes_by_pair
+    )
 
 
 def effects(events: Events, outcomes: Outcomes) -> NDArray[np.int8]:

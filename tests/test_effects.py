@@ -437,3 +437,43 @@ def test_group_pairs_keys_slice_by_slice(monkeypatch: pytest.MonkeyPatch) -> Non
     expected = np.lexsort((np.arange(1000), np.maximum(a, b), np.minimum(a, b)))
     monkeypatch.setattr(results, "_SLICE", 7)
     assert results.group_pairs(a, b)[0].tolist() == expected.tolist()
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_record_changes_group_their_changes_by_pair_in_apply_order(seed: int) -> None:
+    from simkit.engines import replay
+    from simkit.events import apply_order
+    from simkit.results import record_changes
+
+    rng = np.random.default_rng(seed)
+    pop = Population.from_records(
+        pods=[Pod(1, "a"), Pod(2, "b"), Pod(3, "open", private=False)],
+        users=[User(u, 1 + u % 3) for u in range(1, 9)],
+        crosspod=[(1, 2), (2, 3), (1, 3)],
+    )
+    n = 500  # out of ts order, with ties
+    actions = np.array(["connect", "accept", "reject", "remove"])
+    log = Events.from_records(
+        [
+            (int(t), int(a), int(b), str(x))
+            for t, a, b, x in zip(
+                rng.integers(0, 40, n) * 1000,
+                rng.integers(1, 9, n),
+                rng.integers(1, 9, n),
+                rng.choice(actions, n),
+            )
+        ]
+    )
+    changes = record_changes(log, replay(pop, log).outcomes)
+    assert sorted(changes.by_pair.tolist()) == list(range(len(changes)))
+    rank = np.empty(n, np.int64)
+    rank[apply_order(log.ts)] = np.arange(n)
+    rows = changes.event[changes.by_pair]
+    pair = [tuple(sorted(p)) for p in zip(log.actor[rows].tolist(), log.target[rows].tolist(), strict=True)]
+    seen: set[tuple[int, ...]] = set()
+    for i, p in enumerate(pair):
+        if i == 0 or p != pair[i - 1]:
+            assert p not in seen  # each pair's changes side by side
+            seen.add(p)
+        else:
+            assert rank[rows[i]] > rank[rows[i - 1]]  # in apply order
