@@ -1668,11 +1668,13 @@ def _status_timeline(frames: RunFrames) -> pd.DataFrame:
     return pd.DataFrame(counts, columns=list(STATUS_COLUMNS), index=_times(ts[last]).rename("time"))
 
 
-def _sorting(values: NDArray[np.integer[Any]], size: int) -> NDArray[np.intp]:
-    """The order that sorts distinct non-negative integers below `size`, in one pass."""
-    slot = np.full(size, -1, dtype=np.intp)
-    slot[values] = np.arange(len(values), dtype=np.intp)
-    found: NDArray[np.intp] = slot[slot >= 0]
+def _sorting(values: NDArray[np.integer[Any]], size: int) -> NDArray[np.signedinteger[Any]]:
+    """The order that sorts distinct non-negative integers below `size`, in one pass (in 32
+    bits where it fits: `size` is the length of a log)."""
+    small = np.int32 if size < 2**31 else np.intp
+    slot: NDArray[np.signedinteger[Any]] = np.full(size, -1, dtype=small)
+    slot[values] = np.arange(len(values), dtype=small)
+    found: NDArray[np.signedinteger[Any]] = slot[slot >= 0]
     return found
 
 
@@ -1681,8 +1683,8 @@ class _Asked:
     """The requests, as positions in :class:`_Moves`, and the position of each one's first
     answer (-1 while unanswered)."""
 
-    request: NDArray[np.intp]
-    answer: NDArray[np.signedinteger[Any]]  # in 32 bits where they fit
+    request: NDArray[np.signedinteger[Any]]  # in 32 bits where they fit
+    answer: NDArray[np.signedinteger[Any]]
 
 
 def _asked(frames: RunFrames) -> _Asked:
@@ -1714,7 +1716,7 @@ def _asked_of(frames: RunFrames) -> _Asked:
     answer = answer_of[requests_grouped]
     del by_pair, answer_of
     order = _sorting(request, len(effect))
-    return _Asked(request=request[order].astype(np.intp), answer=answer[order])
+    return _Asked(request=request[order], answer=answer[order])
 
 
 def requests(frames: RunFrames) -> pd.DataFrame:
