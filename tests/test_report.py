@@ -144,7 +144,7 @@ def test_same_run_same_bytes(story_dir: Path, story_report: Report, tmp_path: Pa
 def test_charts_drawn_here_or_in_the_helper_are_the_same_bytes(
     story_dir: Path, story_report: Report, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    # The story report drew five charts in the helper (on two CPUs or more); now all here.
+    # The story report drew four charts in the helper (on two CPUs or more); now all here.
     monkeypatch.setattr(report, "_helper", lambda: None)
     alone = write_report(story_dir, tmp_path / "alone")
     for first, second in zip(story_report.files, alone.files, strict=True):
