@@ -6,7 +6,10 @@ import csv
 import shutil
 from pathlib import Path
 
+import numpy as np
 import pytest
+
+from simkit.events import Events
 
 VECTORS = Path(__file__).parent / "vectors"
 VECTOR_NAMES = sorted(p.name for p in VECTORS.iterdir() if p.is_dir())
@@ -40,3 +43,22 @@ def one_line(capsys: pytest.CaptureFixture[str], *parts: str) -> str:
     assert len(lines) == 1 and lines[0].startswith("simkit: error: "), err
     assert all(part in lines[0] for part in parts), lines[0]
     return lines[0]
+
+
+def random_log(seed: int, n: int, users: int, seconds: int) -> Events:
+    """`n` calls between users 1 to `users` (an id past them is unknown; a user may call
+    themselves), the four actions at random, at whole seconds below `seconds`: out of ts
+    order and with ties, so that every rule and every reopen gets exercised."""
+    rng = np.random.default_rng(seed)
+    actions = np.array(["connect", "accept", "reject", "remove"])
+    ts, actor, target = (
+        rng.integers(0, seconds, n) * 1000,
+        rng.integers(1, users + 1, n),
+        rng.integers(1, users + 1, n),
+    )
+    return Events.from_records(
+        [
+            (int(t), int(a), int(b), str(x))
+            for t, a, b, x in zip(ts, actor, target, rng.choice(actions, n), strict=True)
+        ]
+    )

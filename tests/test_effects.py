@@ -43,6 +43,7 @@ from simkit.rules import (
     Status,
     View,
 )
+from tests.conftest import random_log
 
 # Pods 1 and 2 are private with crossPod between them, pod 3 is public, pod 4 is private
 # with crossPod to no one. Users 4 and 7 are not external; 99 does not exist.
@@ -445,25 +446,13 @@ def test_record_changes_group_their_changes_by_pair_in_apply_order(seed: int) ->
     from simkit.events import apply_order
     from simkit.results import record_changes
 
-    rng = np.random.default_rng(seed)
     pop = Population.from_records(
         pods=[Pod(1, "a"), Pod(2, "b"), Pod(3, "open", private=False)],
         users=[User(u, 1 + u % 3) for u in range(1, 9)],
         crosspod=[(1, 2), (2, 3), (1, 3)],
     )
-    n = 500  # out of ts order, with ties
-    actions = np.array(["connect", "accept", "reject", "remove"])
-    log = Events.from_records(
-        [
-            (int(t), int(a), int(b), str(x))
-            for t, a, b, x in zip(
-                rng.integers(0, 40, n) * 1000,
-                rng.integers(1, 9, n),
-                rng.integers(1, 9, n),
-                rng.choice(actions, n),
-            )
-        ]
-    )
+    n = 500
+    log = random_log(seed, n, users=8, seconds=40)
     changes = record_changes(log, replay(pop, log).outcomes)
     assert sorted(changes.by_pair.tolist()) == list(range(len(changes)))
     rank = np.empty(n, np.int64)

@@ -17,6 +17,7 @@ from simkit.generate import generate
 from simkit.metrics import METRICS, metrics
 from simkit.population import Pod, Population, User
 from simkit.scenario import load_scenario
+from tests.conftest import random_log
 
 
 def _agree(values: dict[str, float | int], summary: pd.Series) -> None:
@@ -117,24 +118,12 @@ def test_metrics_loads_no_frames() -> None:
 @pytest.mark.parametrize("seed", range(6))
 def test_metrics_agree_with_analysis_on_random_logs(seed: int, tmp_path: Path) -> None:
     # Few users and many calls, ts out of order and tied: every rule and reopen gets exercised.
-    rng = np.random.default_rng(seed)
     pop = Population.from_records(
         pods=[Pod(1, "a"), Pod(2, "b"), Pod(3, "open", private=False)],
         users=[User(u, 1 + u % 3, external=u % 5 != 0) for u in range(1, 10)],
         crosspod=[(1, 2), (2, 3)],
     )
-    n = 400
-    actions = np.array(["connect", "accept", "reject", "remove"])
-    records = [
-        (int(t), int(a), int(b), str(x))
-        for t, a, b, x in zip(
-            rng.integers(0, 60, n) * 1000,
-            rng.integers(1, 11, n),
-            rng.integers(1, 11, n),
-            rng.choice(actions, n),
-        )
-    ]
-    log = Events.from_records(records)
+    log = random_log(seed, 400, users=10, seconds=60)
     result = replay(pop, log)
     from simkit.events import Policy
     from simkit.io.runs import Run
@@ -306,25 +295,13 @@ def test_the_engines_pair_groups_are_pairs_in_apply_order_and_give_the_same_metr
     from simkit.events import apply_order
     from simkit.metrics import request_rows
 
-    rng = np.random.default_rng(seed)
     pop = Population.from_records(
         pods=[Pod(1, "a"), Pod(2, "b"), Pod(3, "open", private=False)],
         users=[User(u, 1 + u % 3, external=u % 5 != 0) for u in range(1, 10)],
         crosspod=[(1, 2), (2, 3)],
     )
     n = 600  # ts out of order and tied; unknown users (10) and self-calls
-    actions = np.array(["connect", "accept", "reject", "remove"])
-    log = Events.from_records(
-        [
-            (int(t), int(a), int(b), str(x))
-            for t, a, b, x in zip(
-                rng.integers(0, 60, n) * 1000,
-                rng.integers(1, 11, n),
-                rng.integers(1, 11, n),
-                rng.choice(actions, n),
-            )
-        ]
-    )
+    log = random_log(seed, n, users=10, seconds=60)
     plain = replay(pop, log)
     assert plain.groups is None and replay_with(pop, log, engine="event", groups=True).groups is None
     expected, expected_rows = metrics(pop, log, plain), request_rows(pop, log, plain)
