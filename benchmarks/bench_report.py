@@ -15,8 +15,8 @@ It prints both times and the ratio report / run (the targets of issue 15: at mos
 
     python benchmarks/bench_report.py                              # baseline, best of 3
     python benchmarks/bench_report.py --scenario data/scenarios/tiny.toml --repeat 1
-    flock /tmp/bigmem.lock python benchmarks/bench_report.py \\
-        --scenario data/scenarios/whole-network.toml --repeat 1    # 2 GB of files, ~3 min
+    python benchmarks/bench_report.py \\
+        --scenario data/scenarios/whole-network.toml --repeat 1    # 2 GB of files, 10 GB, ~3 min
 
 The run folder goes to a temporary folder (``--tmp`` to choose where), removed at the end.
 """

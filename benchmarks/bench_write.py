@@ -19,8 +19,8 @@ timing the imports and each stage (generation, writing the inputs and the demand
 writing the outputs, hashing, the commit's fsync and renames); stages that overlap (the
 inputs are written while the replay runs) add up to more than the whole. ``--encodings RUN`` measures, per column of the run's big tables (the first
 ``--rows`` rows), the write time and file size of each Parquet encoding and compression,
-the measurements behind the per-column settings of ``simkit.io.runs``. Run every
-whole-network command under ``flock /tmp/bigmem.lock`` on a shared machine.
+the measurements behind the per-column settings of ``simkit.io.runs``. A whole-network
+command needs about 8 GB: run one at a time on a shared machine.
 """
 
 from __future__ import annotations
