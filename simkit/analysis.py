@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Hashable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, TypeVar
@@ -313,7 +314,7 @@ def _assemble(
     run: Run,
     outcomes: Outcomes,
     connections: Connections,
-    demand: Demand | None = None,
+    demand: pd.DataFrame | None,
 ) -> RunFrames:
     tables = _input_frames(run)
     users, pods = tables["users"], tables["pods"]
@@ -348,7 +349,7 @@ def _assemble(
         policy=tables["policy"],
         events=events,
         connections=_connections_frame(connections),
-        demand=_demand_frame(demand, users) if demand is not None else None,
+        demand=demand,
     )
     # The log as the core holds it, for the record history: no need to read it back from text.
     frames._cache["log"] = (ev, outcomes)
@@ -384,7 +385,8 @@ def from_run(run: Run, result: Replay | None = None, demand: Demand | None = Non
         raise ValueError(
             f"{len(result.outcomes)} outcomes for {len(run.events)} events; replay the run again"
         )
-    return _assemble(run, result.outcomes, result.connections, demand)
+    wishes = _demand_frame(demand, _input_frames(run)["users"]) if demand is not None else None
+    return _assemble(run, result.outcomes, result.connections, wishes)
 
 
 def load(run_dir: str | os.PathLike[str], outputs: str | os.PathLike[str] | None = None) -> RunFrames:
@@ -423,16 +425,34 @@ def load(run_dir: str | os.PathLike[str], outputs: str | os.PathLike[str] | None
     pool = pa.default_memory_pool()
     run = read_run(run_dir)
     pool.release_unused()
-    demand = read_demand(run.path, run.population)
-    pool.release_unused()
     folder = Path(outputs) if outputs is not None else run.path
-    outcomes, connections = _outputs_of(*read_outputs(folder, len(run.events), labels=True))
-    pool.release_unused()
-    # The record history, which every history table needs, read while the log is at hand.
-    moves = _moves_of_log(run.events, outcomes)
+    # The wishes are read and checked on a thread of their own while the outputs are read
+    # and the record history, which every history table needs, is read off the log.
+    with ThreadPoolExecutor(1, thread_name_prefix="simkit-demand") as side:
+        wishes = side.submit(_wishes_of, run)
+        try:
+            outcomes, connections = _outputs_of(*read_outputs(folder, len(run.events), labels=True))
+            pool.release_unused()
+            moves = _moves_of_log(run.events, outcomes)
+        except Exception:
+            # Both faulty: the demand's fault is told, as when the tables are read in turn.
+            fault = wishes.exception()
+            if fault is not None:
+                raise fault from None
+            raise
+        demand = wishes.result()
     frames = _assemble(run, outcomes, connections, demand)
     frames._cache["moves"] = moves
     return frames
+
+
+def _wishes_of(run: Run) -> pd.DataFrame | None:
+    """The run's wishes as a frame, or None when the run folder holds none."""
+    demand = read_demand(run.path, run.population)
+    pa.default_memory_pool().release_unused()
+    if demand is None:
+        return None
+    return _demand_frame(demand, _input_frames(run)["users"])
 
 
 def _outputs_of(outcomes: pa.Table, connections: pa.Table) -> tuple[Outcomes, Connections]:
@@ -1480,6 +1500,8 @@ def _moves_of(frames: RunFrames) -> _Moves:
 
 # Above this many events, the record changes are read pod pair group by group (see below).
 _CHANGES_AT_ONCE = 8_000_000
+# Shares of the record history read at once (see _moves_of_log).
+_SHARE_THREADS = 2
 
 
 def _moves_of_log(events: Events, outcomes: Outcomes) -> _Moves:
@@ -1489,10 +1511,19 @@ def _moves_of_log(events: Events, outcomes: Outcomes) -> _Moves:
         return _Moves(changes.event, changes.before, changes.after, changes.effect, events, changes.by_pair)
     # A pair's record depends on that pair's events alone: read the changes of one share of
     # the pairs at a time (by the smaller user id), so that what record_changes holds while it
-    # works is a share of the log, then put the changes back in apply order.
-    share = np.minimum(events.actor, events.target) % parts
-    pieces: list[tuple[NDArray[Any], ...]] = []
-    for k in range(parts):
+    # works is a share of the log, then put the changes back in apply order. Two shares are
+    # read at once, on two threads: numpy lets go of the GIL in the sorts and gathers.
+    share = np.empty(len(events), dtype=np.uint8 if parts < 256 else np.int64)
+    for start in range(0, len(events), _CHANGES_AT_ONCE):  # a block at a time: no 64-bit temporaries
+        end = start + _CHANGES_AT_ONCE
+        np.remainder(
+            np.minimum(events.actor[start:end], events.target[start:end]),
+            parts,
+            out=share[start:end],
+            casting="unsafe",
+        )
+
+    def piece(k: int, share: NDArray[Any] = share) -> tuple[NDArray[Any], ...]:
         rows = np.flatnonzero(share == k)
         part_events = Events(
             ts=events.ts[rows],
@@ -1506,17 +1537,17 @@ def _moves_of_log(events: Events, outcomes: Outcomes) -> _Moves:
             status=outcomes.status[rows],
             request_counter=outcomes.request_counter[rows],
         )
-        try:
-            changes = record_changes(part_events, part_outcomes)
-        except ValueError:
-            del share, pieces, rows, part_events, part_outcomes
-            changes = record_changes(events, outcomes)  # to name the row of the whole log
-            return _Moves(
-                changes.event, changes.before, changes.after, changes.effect, events, changes.by_pair
-            )
-        pieces.append((rows[changes.event], changes.before, changes.after, changes.effect, changes.by_pair))
-        del rows, part_events, part_outcomes, changes
-    del share
+        changes = record_changes(part_events, part_outcomes)
+        return (rows[changes.event], changes.before, changes.after, changes.effect, changes.by_pair)
+
+    try:
+        with ThreadPoolExecutor(_SHARE_THREADS, thread_name_prefix="simkit-history") as pool:
+            pieces = list(pool.map(piece, range(parts)))
+    except ValueError:
+        del share, piece
+        changes = record_changes(events, outcomes)  # to name the row of the whole log
+        return _Moves(changes.event, changes.before, changes.after, changes.effect, events, changes.by_pair)
+    del share, piece
     row = np.concatenate([p[0] for p in pieces])
     before, after, effect = (np.concatenate([p[i] for p in pieces]) for i in (1, 2, 3))
     # Each share's changes grouped by pair, as positions in all the changes so far; no pair

@@ -1025,3 +1025,20 @@ def test_crosspod_periods_count_the_same_whether_the_log_comes_in_ts_order_or_no
     ]
     assert len(tables[0]) > 2 and (tables[0]["enabled"] == 0).any()  # several stages, some without a change
     pd.testing.assert_frame_equal(tables[0], tables[1])
+
+
+def test_load_tells_the_demand_fault_first_when_the_outputs_are_faulty_too(
+    tiny_run: Path, tmp_path: Path
+) -> None:
+    # The demand is read on a thread beside the outputs: with both at fault, the demand's is told,
+    # as when the tables are read one after another.
+    import shutil
+
+    folder = tmp_path / "run"
+    shutil.copytree(tiny_run, folder)
+    (folder / "outcomes.parquet").unlink()
+    with pytest.raises(RunDirError, match=r"outcomes\.parquet: missing"):
+        analysis.load(folder)
+    (folder / "demand.parquet").write_bytes((folder / "demand.parquet").read_bytes() + b"x")
+    with pytest.raises(RunDirError, match=r"demand\.parquet: changed since"):
+        analysis.load(folder)
