@@ -21,7 +21,9 @@ def test_keep_freed_memory_takes_effect_and_arrays_still_work() -> None:
         "m.return_freed_memory()\n"
         "print(ok, total)\n"
     )
-    out = subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, text=True).stdout.split()
+    out = subprocess.run(
+        [sys.executable, "-c", code], check=True, capture_output=True, text=True
+    ).stdout.split()
     assert out == ["True", str(5 * 19_999_999)]
 
 
