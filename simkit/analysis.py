@@ -28,7 +28,7 @@ Conventions
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Hashable
+from collections.abc import Callable, Hashable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -1381,19 +1381,18 @@ def _crosspod_periods(frames: RunFrames) -> pd.DataFrame:
     edges = np.concatenate([[start], _distinct(pol_ts[inside]), [end]]).astype(np.int64)
     n = len(edges) - 1 if times else 0
 
-    def count(ts: NDArray[np.int64], where: NDArray[np.bool_] | None = None) -> NDArray[np.int64]:
-        """How many of the times (those `where` says) fall in each period; before the first, in it."""
-        if n and len(ts) and bool(np.all(ts[1:] >= ts[:-1])):
+    def count(
+        ts: NDArray[np.int64], where: NDArray[np.bool_] | None = None, cuts: NDArray[np.int64] | None = None
+    ) -> NDArray[np.int64]:
+        """How many of the times (those `where` says) fall in each period; before the first, in
+        it. `cuts`: where each period begins in the times, when they are in order."""
+        if not n:
+            return np.zeros(0, dtype=np.int64)
+        if cuts is None and len(ts) and bool(np.all(ts[1:] >= ts[:-1])):
             # Times in order (a generated log, the record history): each period is a slice.
-            bounds = np.searchsorted(ts, edges[1:-1], side="left")
-            cuts = np.concatenate([[0], bounds, [int(np.searchsorted(ts, end, side="left"))]])
-            if where is None:
-                return np.diff(cuts).astype(np.int64)
-            counts = np.zeros(n, dtype=np.int64)
-            filled = cuts[:-1] < cuts[1:]  # an empty period's sum is 0, not reduceat's
-            if filled.any():
-                counts[filled] = np.add.reduceat(where[: cuts[-1]], cuts[:-1][filled], dtype=np.int64)
-            return counts
+            cuts = np.concatenate([[0], np.searchsorted(ts, edges[1:], side="left")])
+        if cuts is not None:
+            return np.diff(cuts).astype(np.int64) if where is None else _slice_sums(where, cuts)
         chosen = ts if where is None else ts[where]
         period = np.searchsorted(edges, chosen, side="right")
         period -= 1
@@ -1404,7 +1403,10 @@ def _crosspod_periods(frames: RunFrames) -> pd.DataFrame:
 
     moves = _moves(frames)
     effect = moves.effect
-    move_ts = moves.ts
+    # The history's times are in order: where each period begins in them, a block at a time.
+    move_cuts = np.zeros(len(edges), dtype=np.int64)
+    for _, ts in moves.ts_blocks():
+        move_cuts[1:] += np.searchsorted(ts, edges[1:], side="left")
     table = pd.DataFrame(
         {
             "start": _times(edges[:-1]) if n else _times(edges[:0]),
@@ -1415,8 +1417,8 @@ def _crosspod_periods(frames: RunFrames) -> pd.DataFrame:
     table["days"] = (edges[1:] - edges[:-1])[:n] / day
     table["enabled"] = count(pol_ts, did & setting)
     table["disabled"] = count(pol_ts, did & ~setting)
-    table["requests"] = count(move_ts, (effect == _CREATE) | (effect == _REREQUEST))
-    table["accepted"] = count(move_ts, effect == _ACCEPT)
+    table["requests"] = count(_NO_TIMES, (effect == _CREATE) | (effect == _REREQUEST), move_cuts)
+    table["accepted"] = count(_NO_TIMES, effect == _ACCEPT, move_cuts)
     _, outcomes = _log_of(frames)
     refused = outcomes.reason == _REASON_LABELS.index(Reason.CROSSPOD_DISABLED.value)
     table["crosspod_disabled"] = count(ev_ts, refused)
@@ -1428,6 +1430,18 @@ def _crosspod_periods(frames: RunFrames) -> pd.DataFrame:
             count(wish_ts, np.isin(_codes(wishes[_WISH_FATE], FATES), _UNMET_CODES)), dtype="Int64"
         )
     return table
+
+
+def _slice_sums(where: NDArray[np.bool_], cuts: NDArray[np.int64]) -> NDArray[np.int64]:
+    """How many of `where` are true in each slice ``cuts[i]:cuts[i + 1]`` (ascending cuts from
+    0), a block of rows at a time: numpy's ``reduceat`` would copy the whole column to int64."""
+    counts = np.zeros(len(cuts) - 1, dtype=np.int64)
+    for start in range(0, int(cuts[-1]), _ROWS_AT_ONCE):
+        stop = min(start + _ROWS_AT_ONCE, int(cuts[-1]))
+        local = np.clip(cuts, start, stop) - start
+        filled = local[:-1] < local[1:]  # an empty slice's sum is 0, not reduceat's
+        counts[filled] += np.add.reduceat(where[start:stop], local[:-1][filled], dtype=np.int64)
+    return counts
 
 
 # -- the record history, rebuilt from the outcomes ------------------------------------------
@@ -1481,6 +1495,31 @@ class _Moves:
     def ts(self) -> NDArray[np.int64]:
         return self.log.ts[self.row]
 
+    def ts_blocks(self) -> Iterator[tuple[int, NDArray[np.int64]]]:
+        """The times of the moves a block at a time (ascending: the moves are in apply
+        order), with the position of each block's first move: passes over the whole history
+        that never hold all its times at once."""
+        for start in range(0, len(self.row), _ROWS_AT_ONCE):
+            yield start, self.log.ts[self.row[start : start + _ROWS_AT_ONCE]]
+
+    def counts_after(self, ends: NDArray[np.signedinteger[Any]]) -> NDArray[np.int64]:
+        """The number of records of each status (the columns, as STATUS_COLUMNS) after the
+        first `ends[j]` moves, for ascending `ends`: running sums a block at a time."""
+        values = np.zeros((len(ends), len(STATUS_COLUMNS)), dtype=np.int64)
+        totals = [0] * len(STATUS_COLUMNS)
+        for start in range(0, len(self.row), _ROWS_AT_ONCE):
+            stop = min(start + _ROWS_AT_ONCE, len(self.row))
+            lo, hi = np.searchsorted(ends, (start + 1, stop + 1))  # those within the block
+            at = ends[lo:hi] - (start + 1)
+            for i, name in enumerate(STATUS_COLUMNS):
+                kind = Kind[name]
+                step = (self.after[start:stop] == kind).astype(np.int64)
+                step -= self.before[start:stop] == kind
+                running = np.cumsum(step, out=step)
+                values[lo:hi, i] = running[at] + totals[i]
+                totals[i] += int(running[-1])
+        return values
+
     @property
     def actor(self) -> NDArray[np.int64]:
         return self.log.actor[self.row]
@@ -1502,6 +1541,10 @@ def _moves_of(frames: RunFrames) -> _Moves:
 _CHANGES_AT_ONCE = 8_000_000
 # Shares of the record history read at once (see _moves_of_log).
 _SHARE_THREADS = 2
+_NO_TIMES = np.zeros(0, dtype=np.int64)
+# Rows a pass over a whole column or the record history holds at once (its temporaries are
+# a block long, not tens of millions of rows).
+_ROWS_AT_ONCE = 4_000_000
 
 
 def _moves_of_log(events: Events, outcomes: Outcomes) -> _Moves:
@@ -1671,43 +1714,47 @@ def status_timeline(
     if freq is None and most is not None:
         if most < 1:
             raise ValueError(f"most must be at least 1, got {most}")
-        ts = _moves(frames).ts
-        if int(np.count_nonzero(ts[1:] != ts[:-1])) + min(len(ts), 1) > most:
+        if _distinct_times(_moves(frames)) > most:
             freq = bin_width(frames, most)
     if freq is None:
         return frames._derived("status_timeline", _status_timeline)
     edges, width = _bins(frames, freq)
     moves = _moves(frames)
     # The counts at the end of each bin: after every change before the next bin begins.
-    ends = np.searchsorted(moves.ts, (edges + width).as_unit("ms").asi8, side="left")
-    values = np.zeros((len(edges), len(STATUS_COLUMNS)), dtype=np.int64)
-    changed = ends > 0
-    for i, name in enumerate(STATUS_COLUMNS):
-        kind = Kind[name]
-        step = (moves.after == kind).astype(np.int64)
-        step -= moves.before == kind
-        running = np.cumsum(step, out=step)
-        values[changed, i] = running[ends[changed] - 1]
-    out = pd.DataFrame(values, index=edges, columns=list(STATUS_COLUMNS))
+    bounds = (edges + width).as_unit("ms").asi8
+    ends = np.zeros(len(bounds), dtype=np.int64)
+    for _, ts in moves.ts_blocks():
+        ends += np.searchsorted(ts, bounds, side="left")
+    out = pd.DataFrame(moves.counts_after(ends), index=edges, columns=list(STATUS_COLUMNS))
     out.index.name = "time"
     out.attrs["freq"] = width
     return out
+
+
+def _distinct_times(moves: _Moves) -> int:
+    """How many distinct times the moves have."""
+    count, previous = 0, None
+    for _, ts in moves.ts_blocks():
+        count += int(np.count_nonzero(ts[1:] != ts[:-1])) + int(previous is None or ts[0] != previous)
+        previous = ts[-1]
+    return count
 
 
 def _status_timeline(frames: RunFrames) -> pd.DataFrame:
     """The counts of :func:`status_timeline` at each timestamp where a record changed."""
     moves = _moves(frames)
     # Several changes can share a timestamp; the counts after the last one stand.
-    ts = moves.ts
-    last = np.ones(len(ts), dtype=bool)
-    np.not_equal(ts[1:], ts[:-1], out=last[:-1])
-    counts = np.empty((int(last.sum()), len(STATUS_COLUMNS)), dtype=np.int64)
-    for i, name in enumerate(STATUS_COLUMNS):
-        kind = Kind[name]
-        step = (moves.after == kind).astype(np.int64)
-        step -= moves.before == kind
-        counts[:, i] = np.cumsum(step, out=step)[last]
-    return pd.DataFrame(counts, columns=list(STATUS_COLUMNS), index=_times(ts[last]).rename("time"))
+    ends, times = [], []
+    for start, ts in moves.ts_blocks():
+        last = np.ones(len(ts), dtype=bool)
+        np.not_equal(ts[1:], ts[:-1], out=last[:-1])
+        if start + len(ts) < len(moves.row):  # the block's last time may go on in the next
+            last[-1] = ts[-1] != moves.log.ts[moves.row[start + len(ts)]]
+        ends.append(np.flatnonzero(last) + (start + 1))
+        times.append(ts[last])
+    at = np.concatenate(ends) if ends else np.zeros(0, dtype=np.int64)
+    index = _times(np.concatenate(times) if times else np.zeros(0, dtype=np.int64)).rename("time")
+    return pd.DataFrame(moves.counts_after(at), columns=list(STATUS_COLUMNS), index=index)
 
 
 def _sorting(values: NDArray[np.integer[Any]], size: int) -> NDArray[np.signedinteger[Any]]:

@@ -251,6 +251,30 @@ def test_status_timeline_in_bins_gives_the_counts_at_the_end_of_each_bin(hand: a
     assert timeline.attrs["freq"] == pd.Timedelta("4s")
 
 
+@pytest.mark.parametrize("at_once", [1, 2, 3, 5])
+def test_history_passes_a_block_at_a_time_are_the_same(
+    hand: analysis.RunFrames, at_once: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The passes over the whole history hold a block of it at a time (to bound memory); a
+    # block may end in the middle of the changes that share a time.
+    whole = {
+        "all": analysis.status_timeline(hand),
+        "bins": analysis.status_timeline(hand, freq="4s"),
+        "most": analysis.status_timeline(hand, most=3),
+        "periods": analysis.crosspod_periods(hand),
+    }
+    monkeypatch.setattr(analysis, "_ROWS_AT_ONCE", at_once)
+    frames = analysis.RunFrames(
+        hand.pods, hand.users, hand.crosspod, hand.policy, hand.events, hand.connections
+    )
+    pd.testing.assert_frame_equal(analysis.status_timeline(frames), whole["all"])
+    pd.testing.assert_frame_equal(analysis.status_timeline(frames, freq="4s"), whole["bins"])
+    pd.testing.assert_frame_equal(analysis.status_timeline(frames, most=3), whole["most"])
+    pd.testing.assert_frame_equal(analysis.crosspod_periods(frames), whole["periods"])
+    assert len(whole["all"]) > 3 > len(whole["most"])
+    assert len(whole["periods"]) > 1 and whole["periods"]["requests"].gt(0).all()
+
+
 def test_requests_by_hand(hand: analysis.RunFrames) -> None:
     table = analysis.requests(hand)
     got = [
