@@ -1104,16 +1104,43 @@ def _demand(frames: RunFrames) -> pd.DataFrame:
     return frames.demand
 
 
-def _users_per_group(groups: NDArray[np.intp], users: NDArray[np.int64], n: int) -> NDArray[np.int64]:
-    """How many distinct users each of `n` groups holds, given a group and a user per row."""
-    if not len(groups):
+def _users_per_group(
+    groups: NDArray[np.signedinteger[Any]],
+    users: NDArray[np.int64],
+    n: int,
+    where: NDArray[np.bool_] | None = None,
+) -> NDArray[np.int64]:
+    """How many distinct users each of `n` groups holds, given a group and a user per row
+    (the rows `where` says, all by default)."""
+    chosen = len(groups) if where is None else int(np.count_nonzero(where))
+    if not chosen:
         return np.zeros(n, dtype=np.int64)
-    base, top = int(users.min()), int(users.max())
-    if (top - base + 1) * n < 2**62:
-        # One number per (group, user), distinct by sorting: on 30M of them numpy's sort
-        # took 0.9 s where hashing (pd.unique) took 5.5 s.
-        distinct = _distinct(groups.astype(np.int64) * (top - base + 1) + (users - base))
-        return np.bincount(distinct // (top - base + 1), minlength=n).astype(np.int64)
+    base = int(users.min() if where is None else users[where].min())
+    top = int(users.max() if where is None else users[where].max())
+    span = top - base + 1
+    if span * n < 2**62:
+        # One number per (group, user), made a block of rows at a time and distinct by
+        # sorting in place: on 30M of them numpy's sort took 0.9 s where hashing
+        # (pd.unique) took 5.5 s.
+        keys = np.empty(chosen, dtype=np.int64)
+        filled = 0
+        for start in range(0, len(groups), _ROWS_AT_ONCE):
+            stop = start + _ROWS_AT_ONCE
+            group, user = groups[start:stop], users[start:stop]
+            if where is not None:
+                group, user = group[where[start:stop]], user[where[start:stop]]
+            block = keys[filled : filled + len(group)]
+            block[...] = group
+            block *= span
+            block += user
+            block -= base
+            filled += len(group)
+        keys.sort()
+        first = np.ones(len(keys), dtype=bool)
+        np.not_equal(keys[1:], keys[:-1], out=first[1:])
+        return np.bincount(keys[first] // span, minlength=n).astype(np.int64)
+    if where is not None:
+        groups, users = groups[where], users[where]
     pairs = pd.DataFrame({"group": groups, "user": users}).drop_duplicates()
     return np.bincount(pairs["group"].to_numpy(dtype=np.intp), minlength=n).astype(np.int64)
 
@@ -1200,53 +1227,68 @@ def _unmet_demand(frames: RunFrames) -> pd.DataFrame:
     # In the pods' own width (a column per wish is tens of millions of rows), then as ranks.
     width = np.dtype(str(wishes["user_pod"].dtype).lower()).type
     rank: type[np.signedinteger[Any]] = np.int32 if span * span < 2**31 else np.int64
-    lo: NDArray[np.signedinteger[Any]]
-    hi: NDArray[np.signedinteger[Any]]
     first = int(ids[0]) if len(ids) else 0
     dense = len(ids) and int(ids[-1]) - first == len(ids) - 1  # ranks by subtraction
 
-    def ranks(name: str) -> NDArray[np.signedinteger[Any]]:
-        pods = column(name, width)
+    def ranks(pods: NDArray[np.signedinteger[Any]]) -> NDArray[np.signedinteger[Any]]:
         found = pods - first if dense else np.searchsorted(ids, pods)
         return found.astype(rank)
 
-    lo, hi = ranks("user_pod"), ranks("target_pod")
-    smaller = np.minimum(lo, hi)
-    np.maximum(lo, hi, out=hi)
-    lo = smaller
-    del smaller
-    crossing = lo != hi
-    lo *= span
-    lo += hi  # the pair's number
-    del hi
+    # Each wish's pod pair as one number, and whether it crosses pods, a block at a time.
+    user_pods, target_pods = column("user_pod", width), column("target_pod", width)
+    pair: NDArray[np.signedinteger[Any]] = np.empty(len(user_pods), dtype=rank)
+    crossing = np.empty(len(user_pods), dtype=bool)
+    for start in range(0, len(pair), _ROWS_AT_ONCE):
+        stop = start + _ROWS_AT_ONCE
+        lo, hi = ranks(user_pods[start:stop]), ranks(target_pods[start:stop])
+        np.not_equal(lo, hi, out=crossing[start:stop])
+        smaller = np.minimum(lo, hi)
+        np.maximum(lo, hi, out=hi)
+        smaller *= span
+        smaller += hi
+        pair[start:stop] = smaller
+    del user_pods, target_pods
     if span * span <= _DENSE_CELLS:
-        present = np.bincount(lo, minlength=span * span) > 0
+        present = np.bincount(pair, minlength=span * span) > 0
         keys = np.flatnonzero(present)
-        pair = (np.cumsum(present) - 1).astype(rank)[lo]
+        position = (np.cumsum(present) - 1).astype(rank)
+        for start in range(0, len(pair), _ROWS_AT_ONCE):  # the pair's number, then its position
+            pair[start : start + _ROWS_AT_ONCE] = position[pair[start : start + _ROWS_AT_ONCE]]
+        del present, position
     else:
-        keys, pair = _distinct_inverse(lo)
-    del lo
+        keys, pair = _distinct_inverse(pair)
     n = len(keys)
     index = pd.MultiIndex.from_arrays([ids[keys // span], ids[keys % span]], names=["pod_a", "pod_b"])
     fate = _codes(wishes[_WISH_FATE], FATES)
     if not every:
         fate = fate[known]
-    by_fate = np.bincount(pair * len(FATES) + fate, minlength=n * len(FATES)).reshape(n, len(FATES))
-    table = pd.DataFrame(by_fate.astype(np.int64), index=index, columns=list(FATES))
+    cells = np.zeros(n * len(FATES), dtype=np.int64)
+    for start in range(0, len(pair), _ROWS_AT_ONCE):
+        block = pair[start : start + _ROWS_AT_ONCE].astype(np.int64)
+        block *= len(FATES)
+        block += fate[start : start + _ROWS_AT_ONCE]
+        cells += np.bincount(block, minlength=n * len(FATES))
+    by_fate = cells.reshape(n, len(FATES))
+    table = pd.DataFrame(by_fate, index=index, columns=list(FATES))
     table.insert(0, "wishes", by_fate.sum(axis=1).astype(np.int64))
     table["unmet"] = table[list(_UNMET)].sum(axis=1).astype(np.int64)
 
     enabled = index.isin(pd.MultiIndex.from_frame(crosspod_at_end(frames)))
     rows = _user_rows(frames.users)
     external = frames.users["external"].to_numpy(dtype=bool)
-    user = column(_WISH_USER)
+    user, target = column(_WISH_USER), column(_WISH_TARGET)
     unmet = np.isin(fate, _UNMET_CODES)
-    alone = unmet & crossing & ~enabled[pair]
-    alone &= external[rows(user)]
-    alone &= external[rows(column(_WISH_TARGET))]
-    table["unmet_users"] = _users_per_group(pair[unmet], user[unmet], n)
+    alone = unmet & crossing
+    del crossing
+    for start in range(0, len(pair), _ROWS_AT_ONCE):
+        stop = start + _ROWS_AT_ONCE
+        still = alone[start:stop]
+        still &= ~enabled[pair[start:stop]]
+        still &= external[rows(user[start:stop])]
+        still &= external[rows(target[start:stop])]
+    table["unmet_users"] = _users_per_group(pair, user, n, where=unmet)
     table["crosspod_unmet"] = np.bincount(pair[alone], minlength=n).astype(np.int64)
-    table["crosspod_users"] = _users_per_group(pair[alone], user[alone], n)
+    table["crosspod_users"] = _users_per_group(pair, user, n, where=alone)
     table["crosspod"] = enabled
     return table
 
@@ -1786,26 +1828,31 @@ def _asked_of(frames: RunFrames) -> _Asked:
     effect = moves.effect[by_pair]
     is_request = (effect == _CREATE) | (effect == _REREQUEST)
     is_answer = (effect == _ACCEPT) | (effect == _DECLINE)
+    del effect
     # An answer belongs to the latest request on its pair; a pair's first change is always
     # a request (a record is created by one), so the latest request before it is its pair's.
-    small = np.int32 if len(effect) < 2**31 else np.int64
-    latest = np.arange(len(effect), dtype=small)  # positions, then the latest request's
+    small = np.int32 if len(by_pair) < 2**31 else np.int64
+    latest = np.arange(len(by_pair), dtype=small)  # positions, then the latest request's
     latest[~is_request] = -1
     np.maximum.accumulate(latest, out=latest)
-    answers = np.flatnonzero(is_answer)
-    owner = latest[answers]
-    del latest
+    owner = latest[is_answer]
+    del latest, is_request
     # Only its first answer counts (a request reopened and answered again keeps the first).
-    first = np.ones(len(answers), dtype=bool)
+    first = np.ones(len(owner), dtype=bool)
     np.not_equal(owner[1:], owner[:-1], out=first[1:])
-    answer_of: NDArray[np.signedinteger[Any]] = np.full(len(effect), -1, dtype=small)
-    answer_of[owner[first]] = by_pair[answers[first]]
-    requests_grouped = np.flatnonzero(is_request)
-    request = by_pair[requests_grouped]
-    answer = answer_of[requests_grouped]
-    del by_pair, answer_of
-    order = _sorting(request, len(effect))
-    return _Asked(request=request[order], answer=answer[order])
+    # Each request's first answer, both as positions in apply order.
+    answer_of: NDArray[np.signedinteger[Any]] = np.full(len(by_pair), -1, dtype=small)
+    answer_of[by_pair[owner[first]]] = by_pair[is_answer][first]
+    del owner, first, is_answer
+    # The requests in apply order, found a block at a time (no 64-bit positions).
+    effect = moves.effect
+    found: list[NDArray[np.signedinteger[Any]]] = []
+    for start in range(0, len(effect), _ROWS_AT_ONCE):
+        block = effect[start : start + _ROWS_AT_ONCE]
+        found.append((np.flatnonzero((block == _CREATE) | (block == _REREQUEST)) + start).astype(small))
+    request: NDArray[np.signedinteger[Any]] = np.concatenate(found) if found else np.zeros(0, dtype=small)
+    del found
+    return _Asked(request=request, answer=answer_of[request])
 
 
 def requests(frames: RunFrames) -> pd.DataFrame:

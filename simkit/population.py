@@ -254,23 +254,43 @@ def id_rows(ids: NDArray[np.int64]) -> Callable[[NDArray[np.int64]], NDArray[np.
     if n and int(ids[-1]) - int(ids[0]) == n - 1 and bool(np.all(ids[1:] > ids[:-1])):
         first = int(ids[0])
 
-        def dense(values: NDArray[np.int64]) -> NDArray[np.signedinteger[Any]]:
-            at = np.asarray(values, dtype=np.int64) - first
+        def dense(block: NDArray[np.int64]) -> NDArray[np.int64]:
+            at = np.asarray(block, dtype=np.int64) - first
             at[(at < 0) | (at >= n)] = -1
-            return at.astype(small, copy=False)
+            return at
 
-        return dense
+        return _blockwise(dense, small)
     order = np.argsort(ids, kind="stable").astype(small)
     ordered = ids[order]
 
-    def searched(values: NDArray[np.int64]) -> NDArray[np.signedinteger[Any]]:
+    def searched(block: NDArray[np.int64]) -> NDArray[np.signedinteger[Any]]:
         if not n:
-            return np.full(len(values), -1, dtype=small)
-        at = np.clip(np.searchsorted(ordered, values), 0, n - 1)
-        found: NDArray[np.signedinteger[Any]] = np.where(ordered[at] == values, order[at], small(-1))
+            return np.full(len(block), -1, dtype=small)
+        at = np.clip(np.searchsorted(ordered, block), 0, n - 1)
+        found: NDArray[np.signedinteger[Any]] = np.where(ordered[at] == block, order[at], small(-1))
         return found
 
-    return searched
+    return _blockwise(searched, small)
+
+
+# Ids looked up at once by id_rows: its 64-bit temporaries are a block long, not a column.
+_IDS_AT_ONCE = 4_000_000
+
+
+def _blockwise(
+    rows_of: Callable[[NDArray[np.int64]], NDArray[np.signedinteger[Any]]], small: type[np.signedinteger[Any]]
+) -> Callable[[NDArray[np.int64]], NDArray[np.signedinteger[Any]]]:
+    """`rows_of` applied a block of ids at a time, into one array of `small` integers."""
+
+    def rows(values: NDArray[np.int64]) -> NDArray[np.signedinteger[Any]]:
+        values = np.asarray(values)
+        out: NDArray[np.signedinteger[Any]] = np.empty(len(values), dtype=small)
+        for start in range(0, len(values), _IDS_AT_ONCE):
+            stop = start + _IDS_AT_ONCE
+            out[start:stop] = rows_of(values[start:stop])
+        return out
+
+    return rows
 
 
 def _default_username(user_id: int) -> str:

@@ -262,6 +262,7 @@ def test_history_passes_a_block_at_a_time_are_the_same(
         "bins": analysis.status_timeline(hand, freq="4s"),
         "most": analysis.status_timeline(hand, most=3),
         "periods": analysis.crosspod_periods(hand),
+        "requests": analysis.requests(hand),
     }
     monkeypatch.setattr(analysis, "_ROWS_AT_ONCE", at_once)
     frames = analysis.RunFrames(
@@ -271,6 +272,7 @@ def test_history_passes_a_block_at_a_time_are_the_same(
     pd.testing.assert_frame_equal(analysis.status_timeline(frames, freq="4s"), whole["bins"])
     pd.testing.assert_frame_equal(analysis.status_timeline(frames, most=3), whole["most"])
     pd.testing.assert_frame_equal(analysis.crosspod_periods(frames), whole["periods"])
+    pd.testing.assert_frame_equal(analysis.requests(frames), whole["requests"])
     assert len(whole["all"]) > 3 > len(whole["most"])
     assert len(whole["periods"]) > 1 and whole["periods"]["requests"].gt(0).all()
 
@@ -966,7 +968,11 @@ def tiny_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return out
 
 
-def test_unmet_demand_of_a_real_run_matches_its_definition(tiny_run: Path) -> None:
+@pytest.mark.parametrize("at_once", [97, 4_000_000])  # blocks of the wishes, as on a large run
+def test_unmet_demand_of_a_real_run_matches_its_definition(
+    tiny_run: Path, at_once: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(analysis, "_ROWS_AT_ONCE", at_once)
     frames = analysis.load(tiny_run)
     demand = read_demand(tiny_run)
     assert demand is not None and frames.demand is not None and len(frames.demand) == len(demand) > 0
@@ -1007,7 +1013,11 @@ def test_unmet_demand_of_a_real_run_matches_its_definition(tiny_run: Path) -> No
     assert 0 < table["crosspod_unmet"].sum() < table["unmet"].sum()
 
 
-def test_crosspod_periods_of_a_real_run_add_up(tiny_run: Path) -> None:
+@pytest.mark.parametrize("at_once", [97, 4_000_000])
+def test_crosspod_periods_of_a_real_run_add_up(
+    tiny_run: Path, at_once: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(analysis, "_ROWS_AT_ONCE", at_once)
     frames = analysis.load(tiny_run)
     periods = analysis.crosspod_periods(frames)
     assert frames.demand is not None
