@@ -42,6 +42,7 @@ from numpy.typing import NDArray
 if TYPE_CHECKING:
     from pandas._libs.tslibs.nattype import NaTType
 
+from simkit.blocks import bincount, spans
 from simkit.engines import replay
 from simkit.errors import RunDirError
 from simkit.events import FATES, Demand, Events, Fate, apply_order
@@ -649,7 +650,7 @@ def status_counts(frames: RunFrames, by: Literal["all", "pod", "pod_pair"] = "al
     implicit = _implicit_pairs(frames)
     columns = [*STATUS_COLUMNS, "implicit"]
     if by == "all":
-        counts = np.bincount(status[status >= 0], minlength=len(STATUS_COLUMNS))
+        counts = bincount(status[status >= 0], minlength=len(STATUS_COLUMNS))
         row = [*(int(c) for c in counts), int(implicit.sum())]
         return pd.DataFrame([row], index=pd.Index(["all"]), columns=columns)
     if by == "pod":
@@ -696,7 +697,13 @@ def _crosstab(
     index = (
         pd.MultiIndex.from_arrays(found, names=names) if len(keys) > 1 else pd.Index(found[0], name=names[0])
     )
-    counts = np.bincount(group * width + status, minlength=len(index) * width)
+    cells = np.zeros(len(index) * width, dtype=np.int64)
+    for start, stop in spans(len(group)):
+        block = group[start:stop].astype(np.int64)
+        block *= width
+        block += status[start:stop]
+        cells += np.bincount(block, minlength=len(cells))
+    counts = cells
     return pd.DataFrame(counts.reshape(-1, width).astype(np.int64), index=index, columns=list(STATUS_COLUMNS))
 
 
@@ -704,32 +711,39 @@ def _crosstab(
 _DENSE_CELLS = 1 << 24
 
 
-def _groups(keys: list[NDArray[np.integer[Any]]]) -> tuple[list[NDArray[np.integer[Any]]], NDArray[np.intp]]:
+def _groups(
+    keys: list[NDArray[np.integer[Any]]],
+) -> tuple[list[NDArray[np.integer[Any]]], NDArray[np.signedinteger[Any]]]:
     """The distinct rows of one or two columns of pod ids (sorted), and each row's position
-    among them.
+    among them (in 32 bits where they fit).
 
     A run has few pods and many rows: with few enough pods, each combination's cell in a
     dense table is found in one pass (no sort of the rows).
     """
     ids = _distinct(np.concatenate([pd.unique(k) for k in keys]))
     n = max(len(ids), 1)
-    code: NDArray[np.int64] = np.searchsorted(ids, keys[0]).astype(
-        np.int32 if n ** len(keys) < 2**31 else np.int64
-    )
-    for column in keys[1:]:
-        code *= n
-        code += np.searchsorted(ids, column).astype(code.dtype, copy=False)
+    small = np.int32 if n ** len(keys) < 2**31 else np.int64
+    # Each row's cell in the table of every combination, made a block of rows at a time.
+    code: NDArray[np.signedinteger[Any]] = np.empty(len(keys[0]), dtype=small)
+    for start, stop in spans(len(code)):
+        block: NDArray[np.signedinteger[Any]] = np.searchsorted(ids, keys[0][start:stop]).astype(small)
+        for column in keys[1:]:
+            block *= n
+            block += np.searchsorted(ids, column[start:stop]).astype(small)
+        code[start:stop] = block
     if n ** len(keys) <= _DENSE_CELLS:
-        present = np.bincount(code, minlength=n ** len(keys)) > 0
+        present = bincount(code, minlength=n ** len(keys)) > 0
         cells = np.flatnonzero(present)
-        position = np.cumsum(present) - 1
-        group = position[code]
+        position = (np.cumsum(present) - 1).astype(small)
+        for start, stop in spans(len(code)):  # the cell, then its position among those used
+            code[start:stop] = position[code[start:stop]]
+        group = code
     else:
         cells, group = _distinct_inverse(code)
     found = []
     for i in range(len(keys)):
         found.append(ids[(cells // n ** (len(keys) - 1 - i)) % n])
-    return found, group.reshape(-1).astype(np.intp, copy=False)
+    return found, group
 
 
 def request_counter_counts(frames: RunFrames) -> pd.DataFrame:
@@ -1124,8 +1138,7 @@ def _users_per_group(
         # (pd.unique) took 5.5 s.
         keys = np.empty(chosen, dtype=np.int64)
         filled = 0
-        for start in range(0, len(groups), _ROWS_AT_ONCE):
-            stop = start + _ROWS_AT_ONCE
+        for start, stop in spans(len(groups)):
             group, user = groups[start:stop], users[start:stop]
             if where is not None:
                 group, user = group[where[start:stop]], user[where[start:stop]]
@@ -1238,8 +1251,7 @@ def _unmet_demand(frames: RunFrames) -> pd.DataFrame:
     user_pods, target_pods = column("user_pod", width), column("target_pod", width)
     pair: NDArray[np.signedinteger[Any]] = np.empty(len(user_pods), dtype=rank)
     crossing = np.empty(len(user_pods), dtype=bool)
-    for start in range(0, len(pair), _ROWS_AT_ONCE):
-        stop = start + _ROWS_AT_ONCE
+    for start, stop in spans(len(pair)):
         lo, hi = ranks(user_pods[start:stop]), ranks(target_pods[start:stop])
         np.not_equal(lo, hi, out=crossing[start:stop])
         smaller = np.minimum(lo, hi)
@@ -1249,11 +1261,11 @@ def _unmet_demand(frames: RunFrames) -> pd.DataFrame:
         pair[start:stop] = smaller
     del user_pods, target_pods
     if span * span <= _DENSE_CELLS:
-        present = np.bincount(pair, minlength=span * span) > 0
+        present = bincount(pair, minlength=span * span) > 0
         keys = np.flatnonzero(present)
         position = (np.cumsum(present) - 1).astype(rank)
-        for start in range(0, len(pair), _ROWS_AT_ONCE):  # the pair's number, then its position
-            pair[start : start + _ROWS_AT_ONCE] = position[pair[start : start + _ROWS_AT_ONCE]]
+        for start, stop in spans(len(pair)):  # the pair's number, then its position
+            pair[start:stop] = position[pair[start:stop]]
         del present, position
     else:
         keys, pair = _distinct_inverse(pair)
@@ -1263,10 +1275,10 @@ def _unmet_demand(frames: RunFrames) -> pd.DataFrame:
     if not every:
         fate = fate[known]
     cells = np.zeros(n * len(FATES), dtype=np.int64)
-    for start in range(0, len(pair), _ROWS_AT_ONCE):
-        block = pair[start : start + _ROWS_AT_ONCE].astype(np.int64)
+    for start, stop in spans(len(pair)):
+        block = pair[start:stop].astype(np.int64)
         block *= len(FATES)
-        block += fate[start : start + _ROWS_AT_ONCE]
+        block += fate[start:stop]
         cells += np.bincount(block, minlength=n * len(FATES))
     by_fate = cells.reshape(n, len(FATES))
     table = pd.DataFrame(by_fate, index=index, columns=list(FATES))
@@ -1280,8 +1292,7 @@ def _unmet_demand(frames: RunFrames) -> pd.DataFrame:
     unmet = np.isin(fate, _UNMET_CODES)
     alone = unmet & crossing
     del crossing
-    for start in range(0, len(pair), _ROWS_AT_ONCE):
-        stop = start + _ROWS_AT_ONCE
+    for start, stop in spans(len(pair)):
         still = alone[start:stop]
         still &= ~enabled[pair[start:stop]]
         still &= external[rows(user[start:stop])]
@@ -1478,8 +1489,7 @@ def _slice_sums(where: NDArray[np.bool_], cuts: NDArray[np.int64]) -> NDArray[np
     """How many of `where` are true in each slice ``cuts[i]:cuts[i + 1]`` (ascending cuts from
     0), a block of rows at a time: numpy's ``reduceat`` would copy the whole column to int64."""
     counts = np.zeros(len(cuts) - 1, dtype=np.int64)
-    for start in range(0, int(cuts[-1]), _ROWS_AT_ONCE):
-        stop = min(start + _ROWS_AT_ONCE, int(cuts[-1]))
+    for start, stop in spans(int(cuts[-1])):
         local = np.clip(cuts, start, stop) - start
         filled = local[:-1] < local[1:]  # an empty slice's sum is 0, not reduceat's
         counts[filled] += np.add.reduceat(where[start:stop], local[:-1][filled], dtype=np.int64)
@@ -1541,16 +1551,15 @@ class _Moves:
         """The times of the moves a block at a time (ascending: the moves are in apply
         order), with the position of each block's first move: passes over the whole history
         that never hold all its times at once."""
-        for start in range(0, len(self.row), _ROWS_AT_ONCE):
-            yield start, self.log.ts[self.row[start : start + _ROWS_AT_ONCE]]
+        for start, stop in spans(len(self.row)):
+            yield start, self.log.ts[self.row[start:stop]]
 
     def counts_after(self, ends: NDArray[np.signedinteger[Any]]) -> NDArray[np.int64]:
         """The number of records of each status (the columns, as STATUS_COLUMNS) after the
         first `ends[j]` moves, for ascending `ends`: running sums a block at a time."""
         values = np.zeros((len(ends), len(STATUS_COLUMNS)), dtype=np.int64)
         totals = [0] * len(STATUS_COLUMNS)
-        for start in range(0, len(self.row), _ROWS_AT_ONCE):
-            stop = min(start + _ROWS_AT_ONCE, len(self.row))
+        for start, stop in spans(len(self.row)):
             lo, hi = np.searchsorted(ends, (start + 1, stop + 1))  # those within the block
             at = ends[lo:hi] - (start + 1)
             for i, name in enumerate(STATUS_COLUMNS):
@@ -1584,9 +1593,6 @@ _CHANGES_AT_ONCE = 8_000_000
 # Shares of the record history read at once (see _moves_of_log).
 _SHARE_THREADS = 2
 _NO_TIMES = np.zeros(0, dtype=np.int64)
-# Rows a pass over a whole column or the record history holds at once (its temporaries are
-# a block long, not tens of millions of rows).
-_ROWS_AT_ONCE = 4_000_000
 
 
 def _moves_of_log(events: Events, outcomes: Outcomes) -> _Moves:
@@ -1847,8 +1853,8 @@ def _asked_of(frames: RunFrames) -> _Asked:
     # The requests in apply order, found a block at a time (no 64-bit positions).
     effect = moves.effect
     found: list[NDArray[np.signedinteger[Any]]] = []
-    for start in range(0, len(effect), _ROWS_AT_ONCE):
-        block = effect[start : start + _ROWS_AT_ONCE]
+    for start, stop in spans(len(effect)):
+        block = effect[start:stop]
         found.append((np.flatnonzero((block == _CREATE) | (block == _REREQUEST)) + start).astype(small))
     request: NDArray[np.signedinteger[Any]] = np.concatenate(found) if found else np.zeros(0, dtype=small)
     del found

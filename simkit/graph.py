@@ -26,6 +26,7 @@ from scipy.sparse import coo_array  # type: ignore[import-untyped]
 from scipy.sparse.csgraph import connected_components  # type: ignore[import-untyped]
 
 from simkit.analysis import STATUS_COLUMNS, RunFrames, crosspod_at_end, status_counts
+from simkit.blocks import bincount
 from simkit.errors import GraphTooLargeError
 from simkit.io.atomic import atomic_path
 from simkit.population import id_rows
@@ -330,7 +331,7 @@ def degree_counts(g: nx.Graph | RunFrames, status: str | None = _ACCEPTED) -> pd
     """
     edges = _edges(g)
     a, b = edges.select(status)
-    degrees = np.bincount(np.concatenate([a, b]), minlength=len(edges.pods))
+    degrees = bincount(a, minlength=len(edges.pods)) + bincount(b, minlength=len(edges.pods))
     counts = np.bincount(degrees) if len(degrees) else np.zeros(0, dtype=np.int64)
     table = pd.DataFrame({"users": counts}, index=pd.RangeIndex(len(counts), name="connections"))
     table.attrs["status"] = status

@@ -9,6 +9,7 @@ job of :mod:`simkit.io.runs`.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from itertools import repeat
@@ -16,6 +17,8 @@ from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
+
+from simkit.blocks import map_blocks
 
 __all__ = ["Pod", "Population", "Problem", "User", "first_unknown", "id_rows", "problems"]
 
@@ -259,7 +262,7 @@ def id_rows(ids: NDArray[np.int64]) -> Callable[[NDArray[np.int64]], NDArray[np.
             at[(at < 0) | (at >= n)] = -1
             return at
 
-        return _blockwise(dense, small)
+        return functools.partial(map_blocks, dense, dtype=small)
     order = np.argsort(ids, kind="stable").astype(small)
     ordered = ids[order]
 
@@ -270,27 +273,7 @@ def id_rows(ids: NDArray[np.int64]) -> Callable[[NDArray[np.int64]], NDArray[np.
         found: NDArray[np.signedinteger[Any]] = np.where(ordered[at] == block, order[at], small(-1))
         return found
 
-    return _blockwise(searched, small)
-
-
-# Ids looked up at once by id_rows: its 64-bit temporaries are a block long, not a column.
-_IDS_AT_ONCE = 4_000_000
-
-
-def _blockwise(
-    rows_of: Callable[[NDArray[np.int64]], NDArray[np.signedinteger[Any]]], small: type[np.signedinteger[Any]]
-) -> Callable[[NDArray[np.int64]], NDArray[np.signedinteger[Any]]]:
-    """`rows_of` applied a block of ids at a time, into one array of `small` integers."""
-
-    def rows(values: NDArray[np.int64]) -> NDArray[np.signedinteger[Any]]:
-        values = np.asarray(values)
-        out: NDArray[np.signedinteger[Any]] = np.empty(len(values), dtype=small)
-        for start in range(0, len(values), _IDS_AT_ONCE):
-            stop = start + _IDS_AT_ONCE
-            out[start:stop] = rows_of(values[start:stop])
-        return out
-
-    return rows
+    return functools.partial(map_blocks, searched, dtype=small)
 
 
 def _default_username(user_id: int) -> str:

@@ -13,6 +13,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+import simkit.blocks
 from simkit import Engine, Events, Pod, Policy, Population, User, analysis, read_run, replay_run
 from simkit.cli import main
 from simkit.errors import RunDirError
@@ -252,7 +253,7 @@ def test_status_timeline_in_bins_gives_the_counts_at_the_end_of_each_bin(hand: a
 
 
 @pytest.mark.parametrize("at_once", [1, 2, 3, 5])
-def test_history_passes_a_block_at_a_time_are_the_same(
+def test_passes_a_block_at_a_time_are_the_same(
     hand: analysis.RunFrames, at_once: int, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # The passes over the whole history hold a block of it at a time (to bound memory); a
@@ -263,8 +264,12 @@ def test_history_passes_a_block_at_a_time_are_the_same(
         "most": analysis.status_timeline(hand, most=3),
         "periods": analysis.crosspod_periods(hand),
         "requests": analysis.requests(hand),
+        "counts": analysis.status_counts(hand),
+        "pod": analysis.status_counts(hand, by="pod"),
+        "pod_pair": analysis.status_counts(hand, by="pod_pair"),
+        "matrix": analysis.pod_matrix(hand),
     }
-    monkeypatch.setattr(analysis, "_ROWS_AT_ONCE", at_once)
+    monkeypatch.setattr(simkit.blocks, "ROWS_AT_ONCE", at_once)
     frames = analysis.RunFrames(
         hand.pods, hand.users, hand.crosspod, hand.policy, hand.events, hand.connections
     )
@@ -273,6 +278,10 @@ def test_history_passes_a_block_at_a_time_are_the_same(
     pd.testing.assert_frame_equal(analysis.status_timeline(frames, most=3), whole["most"])
     pd.testing.assert_frame_equal(analysis.crosspod_periods(frames), whole["periods"])
     pd.testing.assert_frame_equal(analysis.requests(frames), whole["requests"])
+    pd.testing.assert_frame_equal(analysis.status_counts(frames), whole["counts"])
+    pd.testing.assert_frame_equal(analysis.status_counts(frames, by="pod"), whole["pod"])
+    pd.testing.assert_frame_equal(analysis.status_counts(frames, by="pod_pair"), whole["pod_pair"])
+    pd.testing.assert_frame_equal(analysis.pod_matrix(frames), whole["matrix"])
     assert len(whole["all"]) > 3 > len(whole["most"])
     assert len(whole["periods"]) > 1 and whole["periods"]["requests"].gt(0).all()
 
@@ -972,7 +981,7 @@ def tiny_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def test_unmet_demand_of_a_real_run_matches_its_definition(
     tiny_run: Path, at_once: int, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(analysis, "_ROWS_AT_ONCE", at_once)
+    monkeypatch.setattr(simkit.blocks, "ROWS_AT_ONCE", at_once)
     frames = analysis.load(tiny_run)
     demand = read_demand(tiny_run)
     assert demand is not None and frames.demand is not None and len(frames.demand) == len(demand) > 0
@@ -1017,7 +1026,7 @@ def test_unmet_demand_of_a_real_run_matches_its_definition(
 def test_crosspod_periods_of_a_real_run_add_up(
     tiny_run: Path, at_once: int, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(analysis, "_ROWS_AT_ONCE", at_once)
+    monkeypatch.setattr(simkit.blocks, "ROWS_AT_ONCE", at_once)
     frames = analysis.load(tiny_run)
     periods = analysis.crosspod_periods(frames)
     assert frames.demand is not None

@@ -91,7 +91,15 @@ PACKAGE = Path(simkit.__file__).resolve().parent
 # Layers, lowest first: a module imports only from its own layer or lower ones (STYLE.md,
 # "Dependency direction"). The package root only re-exports and is left out.
 LAYERS: list[set[str]] = [
-    {"simkit.version", "simkit.errors", "simkit.memory", "simkit.rules", "simkit.schema", "simkit.seeds"},
+    {
+        "simkit.version",
+        "simkit.errors",
+        "simkit.memory",
+        "simkit.blocks",
+        "simkit.rules",
+        "simkit.schema",
+        "simkit.seeds",
+    },
     {"simkit.population", "simkit.events", "simkit.results", "simkit.scenario"},
     {"simkit.engine", "simkit.columnar", "simkit.engines", "simkit.generate", "simkit.metrics"},
     {"simkit.io", "simkit.io.atomic", "simkit.io.commit", "simkit.io.datafeed", "simkit.io.runs"},

@@ -759,9 +759,10 @@ def test_population_of_takes_a_scenario() -> None:
 @pytest.mark.parametrize("at_once", [1, 3, 1_000])
 @pytest.mark.parametrize("ids", [[5, 6, 7, 8], [7, 3, 9, 100], []])
 def test_id_rows_a_block_at_a_time(ids: list[int], at_once: int, monkeypatch: pytest.MonkeyPatch) -> None:
+    import simkit.blocks
     import simkit.population as population
 
-    monkeypatch.setattr(population, "_IDS_AT_ONCE", at_once)
+    monkeypatch.setattr(simkit.blocks, "ROWS_AT_ONCE", at_once)
     looked_up = np.array([9, 7, 4, 100, 5, 8, 8, -1, 6, 3], dtype=np.int64)
     rows = population.id_rows(np.array(ids, dtype=np.int64))(looked_up)
     where = {u: i for i, u in enumerate(ids)}

@@ -1,0 +1,68 @@
+"""`blocks`: passes over long columns a block of rows at a time.
+
+A whole-network run holds columns of tens of millions of rows. A numpy expression over a whole
+column makes temporaries as long as the column, often in 64 bits (``np.bincount`` copies
+32-bit values to 64 bits first; ``a - b`` of int16 pods upcast to int64 is 8 bytes a row);
+done a block at a time, the temporaries are a block long and the result is the same. The
+analysis of a run folder and the lookups of ids go through here, so that its memory stays
+proportional to the columns it keeps, not to the expressions it evaluates.
+
+Plain Python and numpy: the core may import it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import numpy as np
+from numpy.typing import NDArray
+
+__all__ = ["ROWS_AT_ONCE", "bincount", "map_blocks", "spans"]
+
+ROWS_AT_ONCE = 4_000_000
+"""Rows a pass holds at once: a block's 64-bit temporaries take 32 MB."""
+
+
+def spans(n: int) -> Iterator[tuple[int, int]]:
+    """``(start, stop)`` of each block of ``range(n)``, in order.
+
+    >>> list(spans(0)), len(list(spans(ROWS_AT_ONCE + 1)))
+    ([], 2)
+    """
+    at_once = ROWS_AT_ONCE  # read when the pass starts (tests make blocks small)
+    for start in range(0, n, at_once):
+        yield start, min(start + at_once, n)
+
+
+def bincount(values: NDArray[np.integer[Any]], minlength: int = 0) -> NDArray[np.int64]:
+    """``np.bincount(values, minlength=minlength)``, a block of values at a time.
+
+    >>> bincount(np.array([1, 3, 3], dtype=np.int32), minlength=2).tolist()
+    [0, 1, 0, 2]
+    """
+    counts = np.zeros(minlength, dtype=np.int64)
+    for start, stop in spans(len(values)):
+        block = np.bincount(values[start:stop], minlength=len(counts))
+        if len(block) > len(counts):
+            block[: len(counts)] += counts
+            counts = block
+        else:
+            counts += block
+    return counts
+
+
+def map_blocks(
+    f: Callable[[NDArray[Any]], NDArray[Any]], values: NDArray[Any], dtype: type[np.generic] | np.dtype[Any]
+) -> NDArray[Any]:
+    """``f(values)`` made a block at a time into one array of `dtype` (`f` maps a block of
+    rows to as many rows).
+
+    >>> map_blocks(lambda b: b * 2, np.arange(3), np.int32).tolist()
+    [0, 2, 4]
+    """
+    values = np.asarray(values)
+    out: NDArray[Any] = np.empty(len(values), dtype=dtype)
+    for start, stop in spans(len(values)):
+        out[start:stop] = f(values[start:stop])
+    return out

@@ -1,0 +1,35 @@
+"""Passes a block of rows at a time give what the whole-column expression gives."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+import simkit.blocks as blocks
+
+
+@pytest.fixture(autouse=True)
+def _small_blocks(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(blocks, "ROWS_AT_ONCE", 3)
+
+
+@given(st.lists(st.integers(0, 40), max_size=30), st.integers(0, 50))
+def test_bincount_is_numpy_s(values: list[int], minlength: int) -> None:
+    array = np.array(values, dtype=np.int32)
+    got = blocks.bincount(array, minlength=minlength)
+    assert got.dtype == np.int64
+    assert got.tolist() == np.bincount(array, minlength=minlength).tolist()
+
+
+@given(st.lists(st.integers(-100, 100), max_size=30))
+def test_map_blocks_is_the_whole_expression(values: list[int]) -> None:
+    array = np.array(values, dtype=np.int64)
+    got = blocks.map_blocks(lambda b: b * 3 - 1, array, np.int32)
+    assert got.dtype == np.int32 and got.tolist() == (array * 3 - 1).tolist()
+
+
+def test_spans_cover_the_rows_once_in_order() -> None:
+    assert list(blocks.spans(7)) == [(0, 3), (3, 6), (6, 7)]
+    assert list(blocks.spans(0)) == []
