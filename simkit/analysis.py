@@ -801,9 +801,22 @@ def cross_pod_share(frames: RunFrames) -> float:
         return float("nan")
     conn = frames.connections
     pod_a, pod_b, status = _record_pods(frames)
-    across = (status == STATUS_COLUMNS.index(Kind.ACCEPTED.name)) & (pod_a != pod_b)
-    users = _distinct(np.concatenate([conn["user_a"].to_numpy()[across], conn["user_b"].to_numpy()[across]]))
-    return len(users) / n_users
+    accepted = STATUS_COLUMNS.index(Kind.ACCEPTED.name)
+    rows = _user_rows(frames.users)
+    # A mark per user of the population, set a block of records at a time; users outside it
+    # (only a recorded log's records can name them) are counted by id.
+    linked = np.zeros(n_users, dtype=bool)
+    strays = []
+    for column in ("user_a", "user_b"):
+        ids = conn[column].to_numpy(dtype=np.int64)
+        for start, stop in spans(len(ids)):
+            across = status[start:stop] == accepted
+            across &= pod_a[start:stop] != pod_b[start:stop]
+            found = ids[start:stop][across]
+            at = rows(found)
+            linked[at[at >= 0]] = True
+            strays.append(found[at < 0])
+    return (int(np.count_nonzero(linked)) + len(_distinct(np.concatenate([*strays, ids[:0]])))) / n_users
 
 
 # -- crossPod -------------------------------------------------------------------------------
@@ -2023,13 +2036,36 @@ def median_time_to_accept(frames: RunFrames) -> pd.Timedelta | NaTType:
     >>> median_time_to_accept(from_run(read_run("data/samples/story")))
     Timedelta('0 days 00:01:00')
     """
+    waits = _waits(frames, Kind.ACCEPTED)
+    if not len(waits):
+        return pd.NaT
+    # The middle one or two, found in place; their median in nanoseconds, as a Series of
+    # durations takes it.
+    half = len(waits) // 2
+    middle = [half - 1, half] if len(waits) % 2 == 0 else [half]
+    waits.partition(middle)
+    return pd.Timedelta(int(np.median(waits[middle] * 1_000_000)))
+
+
+def _waits(frames: RunFrames, kind: Kind | None = None) -> NDArray[np.int64]:
+    """Milliseconds from each request to its answer, for the requests answered with `kind`
+    (any answer if None), in request order; made a block of requests at a time."""
     moves, asked = _moves(frames), _asked(frames)
-    accepted = asked.answer >= 0
-    accepted[accepted] = moves.after[asked.answer[accepted]] == Kind.ACCEPTED
-    ts = moves.log.ts
-    waits = ts[moves.row[asked.answer[accepted]]] - ts[moves.row[asked.request[accepted]]]
-    # In nanoseconds, as a Series of durations takes its median.
-    return pd.Timedelta(int(np.median(waits * 1_000_000))) if len(waits) else pd.NaT
+    ts, row = moves.log.ts, moves.row
+    chosen = asked.answer >= 0
+    for start, stop in spans(len(chosen)):
+        if kind is not None:
+            block = chosen[start:stop]
+            block[block] = moves.after[asked.answer[start:stop][block]] == kind
+    waits = np.empty(int(np.count_nonzero(chosen)), dtype=np.int64)
+    filled = 0
+    for start, stop in spans(len(chosen)):
+        block = chosen[start:stop]
+        answer, request = asked.answer[start:stop][block], asked.request[start:stop][block]
+        out = waits[filled : filled + len(answer)]
+        np.subtract(ts[row[answer]], ts[row[request]], out=out)
+        filled += len(answer)
+    return waits
 
 
 def answered_within(frames: RunFrames, points: int = 500) -> pd.DataFrame:
@@ -2068,13 +2104,10 @@ def answered_within(frames: RunFrames, points: int = 500) -> pd.DataFrame:
     """
     if points < 2:
         raise ValueError(f"points must be at least 2, got {points}")
-    moves, asked = _moves(frames), _asked(frames)
-    answered = asked.answer >= 0
-    ts = moves.log.ts
-    ms = ts[moves.row[asked.answer[answered]]] - ts[moves.row[asked.request[answered]]]
-    kinds = moves.after[asked.answer[answered]]
-    got = {kind: np.sort(ms[kinds == kind]) for kind in (Kind.ACCEPTED, Kind.REJECTED)}
-    del ms, kinds
+    got = {}
+    for kind in (Kind.ACCEPTED, Kind.REJECTED):
+        got[kind] = waits = _waits(frames, kind)
+        waits.sort()
     # The distinct waits of both, only where they are few (the union of two short lists);
     # else their range is all the grid needs.
     few = [_distinct_sorted(w) for w in got.values() if _count_distinct(w) <= points]
@@ -2088,7 +2121,7 @@ def answered_within(frames: RunFrames, points: int = 500) -> pd.DataFrame:
         grid = _distinct(np.geomspace(shortest, longest, points).round().astype(np.int64))
         grid[-1] = longest
     shares = {}
-    n = len(asked.request)
+    n = len(_asked(frames).request)
     for kind, waits in got.items():
         shares[kind.name] = np.searchsorted(waits, grid, side="right") / n if n else grid * 0.0
     out = pd.DataFrame(
