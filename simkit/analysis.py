@@ -1549,7 +1549,7 @@ class _Moves:
     when asked (a run can hold tens of millions of changes).
     """
 
-    row: NDArray[np.intp]  # position of the event in the frame
+    row: NDArray[np.signedinteger[Any]]  # position of the event in the frame (32 bits where it fits)
     before: NDArray[np.int8]  # Kind
     after: NDArray[np.int8]  # Kind
     effect: NDArray[np.int8]  # Effect
@@ -1558,7 +1558,8 @@ class _Moves:
 
     @property
     def ts(self) -> NDArray[np.int64]:
-        return self.log.ts[self.row]
+        ts: NDArray[np.int64] = self.log.ts[self.row]
+        return ts
 
     def ts_blocks(self) -> Iterator[tuple[int, NDArray[np.int64]]]:
         """The times of the moves a block at a time (ascending: the moves are in apply
@@ -1586,11 +1587,13 @@ class _Moves:
 
     @property
     def actor(self) -> NDArray[np.int64]:
-        return self.log.actor[self.row]
+        actor: NDArray[np.int64] = self.log.actor[self.row]
+        return actor
 
     @property
     def target(self) -> NDArray[np.int64]:
-        return self.log.target[self.row]
+        target: NDArray[np.int64] = self.log.target[self.row]
+        return target
 
 
 def _moves(frames: RunFrames) -> _Moves:
@@ -1627,6 +1630,8 @@ def _moves_of_log(events: Events, outcomes: Outcomes) -> _Moves:
             casting="unsafe",
         )
 
+    small: type[np.signedinteger[Any]] = np.int32 if len(events) < 2**31 else np.int64  # event rows
+
     def piece(k: int, share: NDArray[Any] = share) -> tuple[NDArray[Any], ...]:
         rows = np.flatnonzero(share == k)
         part_events = Events(
@@ -1642,40 +1647,52 @@ def _moves_of_log(events: Events, outcomes: Outcomes) -> _Moves:
             request_counter=outcomes.request_counter[rows],
         )
         changes = record_changes(part_events, part_outcomes)
-        return (rows[changes.event], changes.before, changes.after, changes.effect, changes.by_pair)
+        return (
+            rows[changes.event].astype(small),
+            changes.before,
+            changes.after,
+            changes.effect,
+            changes.by_pair,
+        )
 
     try:
         with ThreadPoolExecutor(_SHARE_THREADS, thread_name_prefix="simkit-history") as pool:
-            pieces = list(pool.map(piece, range(parts)))
+            pieces: list[tuple[NDArray[Any], ...] | None] = list(pool.map(piece, range(parts)))
     except ValueError:
         del share, piece
         changes = record_changes(events, outcomes)  # to name the row of the whole log
         return _Moves(changes.event, changes.before, changes.after, changes.effect, events, changes.by_pair)
     del share, piece
-    row = np.concatenate([p[0] for p in pieces])
-    before, after, effect = (np.concatenate([p[i] for p in pieces]) for i in (1, 2, 3))
-    # Each share's changes grouped by pair, as positions in all the changes so far; no pair
-    # has changes in two shares.
-    offsets = np.cumsum([0] + [len(p[0]) for p in pieces[:-1]])
-    grouped = np.concatenate([p[4] + offset for p, offset in zip(pieces, offsets, strict=True)])
-    del pieces
     ts = events.ts
-    if len(ts) and bool(np.all(ts[1:] >= ts[:-1])):
-        rank = row  # the log is in apply order already, as generated logs are
-    else:
+    rank_of: NDArray[np.signedinteger[Any]] | None = None  # each event's place in apply order
+    if not (len(ts) and bool(np.all(ts[1:] >= ts[:-1]))):  # else the log is in apply order already
         order = apply_order(ts)
-        ranks = np.empty(len(order), dtype=np.int64)
-        ranks[order] = np.arange(len(order), dtype=np.int64)
+        rank_of = np.empty(len(order), dtype=small)
+        rank_of[order] = np.arange(len(order), dtype=small)
         del order
-        rank = ranks[row]
-        del ranks
-    back = _sorting(rank, len(ts))
-    # ...and as positions once the changes are back in apply order.
-    position = np.empty(len(back), dtype=np.int32 if len(back) < 2**31 else np.int64)
-    position[back] = np.arange(len(back), dtype=position.dtype)
-    by_pair = position[grouped]
-    del position, grouped
-    return _Moves(row[back], before[back], after[back], effect[back], events, by_pair)
+    # Where each change goes in apply order: the events with a change marked in apply order,
+    # then counted. Each share's changes are put in place, and let go of, in turn.
+    dest = np.zeros(len(ts), dtype=small)
+    for part in pieces:
+        assert part is not None
+        dest[part[0] if rank_of is None else rank_of[part[0]]] = 1
+    np.cumsum(dest, dtype=small, out=dest)
+    total = int(dest[-1]) if len(dest) else 0
+    dest -= 1
+    row = np.empty(total, dtype=small)
+    before, after, effect = (np.empty(total, dtype=np.int8) for _ in range(3))
+    by_pair = np.empty(total, dtype=small)
+    grouped = 0  # positions of the moves grouped by pair so far; no pair has changes in two shares
+    for i, part in enumerate(pieces):
+        assert part is not None
+        pieces[i] = None
+        rows, part_before, part_after, part_effect, part_by_pair = part
+        del part
+        at = dest[rows if rank_of is None else rank_of[rows]]
+        row[at], before[at], after[at], effect[at] = rows, part_before, part_after, part_effect
+        by_pair[grouped : grouped + len(part_by_pair)] = at[part_by_pair]
+        grouped += len(part_by_pair)
+    return _Moves(row, before, after, effect, events, by_pair)
 
 
 def transitions(frames: RunFrames) -> pd.DataFrame:
@@ -1816,16 +1833,6 @@ def _status_timeline(frames: RunFrames) -> pd.DataFrame:
     at = np.concatenate(ends) if ends else np.zeros(0, dtype=np.int64)
     index = _times(np.concatenate(times) if times else np.zeros(0, dtype=np.int64)).rename("time")
     return pd.DataFrame(moves.counts_after(at), columns=list(STATUS_COLUMNS), index=index)
-
-
-def _sorting(values: NDArray[np.integer[Any]], size: int) -> NDArray[np.signedinteger[Any]]:
-    """The order that sorts distinct non-negative integers below `size`, in one pass (in 32
-    bits where it fits: `size` is the length of a log)."""
-    small = np.int32 if size < 2**31 else np.intp
-    slot: NDArray[np.signedinteger[Any]] = np.full(size, -1, dtype=small)
-    slot[values] = np.arange(len(values), dtype=small)
-    found: NDArray[np.signedinteger[Any]] = slot[slot >= 0]
-    return found
 
 
 @dataclass(frozen=True)

@@ -1088,3 +1088,18 @@ def test_load_tells_the_demand_fault_first_when_the_outputs_are_faulty_too(
     (folder / "demand.parquet").write_bytes((folder / "demand.parquet").read_bytes() + b"x")
     with pytest.raises(RunDirError, match=r"demand\.parquet: changed since"):
         analysis.load(folder)
+
+
+def test_history_of_a_generated_log_read_in_shares_is_the_same(
+    tiny_run: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A generated log is in apply order already: the shares' changes are put back by row.
+    whole = analysis.load(tiny_run)
+    assert len(whole.events) > 1_000
+    monkeypatch.setattr(analysis, "_CHANGES_AT_ONCE", 300)
+    monkeypatch.setattr(simkit.blocks, "ROWS_AT_ONCE", 250)
+    shared = analysis.load(tiny_run)
+    pd.testing.assert_frame_equal(analysis.transitions(shared), analysis.transitions(whole))
+    pd.testing.assert_frame_equal(analysis.requests(shared), analysis.requests(whole))
+    pd.testing.assert_frame_equal(analysis.status_timeline(shared), analysis.status_timeline(whole))
+    pd.testing.assert_frame_equal(analysis.crosspod_periods(shared), analysis.crosspod_periods(whole))
