@@ -268,6 +268,14 @@ def _pods_of(user_ids: NDArray[np.int64], users: pd.DataFrame) -> pd.arrays.Inte
 
     In the smallest integers that hold every pod id: a column per event can be millions of rows.
     """
+    return pd.arrays.IntegerArray(*_pod_arrays(user_ids, users))
+
+
+def _pod_arrays(
+    user_ids: NDArray[np.int64], users: pd.DataFrame
+) -> tuple[NDArray[np.integer[Any]], NDArray[np.bool_]]:
+    """The values (0 where unknown) and the mask (True where unknown) of :func:`_pods_of`,
+    looked up a block of ids at a time."""
     pod = users["pod_id"].to_numpy(dtype=np.int64)
     small: type[np.integer[Any]] = next(
         (
@@ -277,13 +285,15 @@ def _pods_of(user_ids: NDArray[np.int64], users: pd.DataFrame) -> pd.arrays.Inte
         ),
         np.int64,
     )
-    where = _user_rows(users)(np.asarray(user_ids, dtype=np.int64))
-    known = where >= 0
-    pods: NDArray[np.integer[Any]] = np.zeros(len(where), dtype=small)
-    if len(pod):
-        pods = pod.astype(small)[np.maximum(where, 0)]
-    pods[~known] = 0
-    return pd.arrays.IntegerArray(pods, ~known)
+    pod = np.append(pod, 0).astype(small)  # an unknown user's row, -1, finds the 0 at the end
+    rows = _user_rows(users)
+    pods: NDArray[np.integer[Any]] = np.empty(len(user_ids), dtype=small)
+    unknown = np.empty(len(user_ids), dtype=bool)
+    for start, stop in spans(len(user_ids)):
+        at = rows(np.asarray(user_ids[start:stop], dtype=np.int64))
+        np.less(at, 0, out=unknown[start:stop])
+        pods[start:stop] = pod[at]
+    return pods, unknown
 
 
 def _demand_frame(demand: Demand, users: pd.DataFrame) -> pd.DataFrame:
@@ -320,13 +330,17 @@ def _assemble(
     tables = _input_frames(run)
     users, pods = tables["users"], tables["pods"]
     ev = run.events
-    actor_pod, target_pod = _pods_of(ev.actor, users), _pods_of(ev.target, users)
-    small = np.dtype(str(actor_pod.dtype).lower())  # Int16 holds int16, and so on
-    a_pod = actor_pod.to_numpy(dtype=small, na_value=0)
-    same = (a_pod == target_pod.to_numpy(dtype=small, na_value=0)) & ~actor_pod.isna() & ~target_pod.isna()
+    (a_pod, a_unknown), (t_pod, t_unknown) = _pod_arrays(ev.actor, users), _pod_arrays(ev.target, users)
     private = pods.loc[pods["private"], "pod_id"].to_numpy(dtype=np.int64)
-    implicit = same & np.isin(a_pod, private)
-    del a_pod
+    implicit = np.empty(len(a_pod), dtype=bool)
+    for start, stop in spans(len(a_pod)):  # two known users of the same private pod
+        same = a_pod[start:stop] == t_pod[start:stop]
+        same &= ~a_unknown[start:stop]
+        same &= ~t_unknown[start:stop]
+        same &= np.isin(a_pod[start:stop], private)
+        implicit[start:stop] = same
+    actor_pod = pd.arrays.IntegerArray(a_pod, a_unknown)
+    target_pod = pd.arrays.IntegerArray(t_pod, t_unknown)
     events = _frame(
         {
             "ts": ev.ts,
