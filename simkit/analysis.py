@@ -777,10 +777,9 @@ def request_counter_counts(frames: RunFrames) -> pd.DataFrame:
     1                      3   0.75
     2                      1   0.25
     """
-    counter = frames.connections["request_counter"].astype(np.int64)
-    top = int(counter.max()) if len(counter) else 0
-    index = pd.RangeIndex(1, top + 1, name="request_counter")
-    records = counter.value_counts().reindex(index, fill_value=0).astype(np.int64)
+    counts = bincount(frames.connections["request_counter"].to_numpy())
+    index = pd.RangeIndex(1, max(len(counts), 1), name="request_counter")
+    records = pd.Series(counts[1:], index=index, name="count", dtype=np.int64)
     total = int(records.sum())
     share = records / total if total else records.astype(float)
     return pd.DataFrame({"records": records, "share": share}, index=index)
@@ -947,17 +946,25 @@ def pod_matrix(
     labels: list[int | str] = [*ids]
     if other and left_out:
         labels.append(f"other ({left_out:,} pod{'' if left_out == 1 else 's'})")
-    where = pd.Index(ids)
     pod_a, pod_b, kind = _record_pods(frames)
-    chosen = kind == STATUS_COLUMNS.index(status)
-    rows = where.get_indexer(pd.Index(pod_a[chosen]))
-    cols = where.get_indexer(pd.Index(pod_b[chosen]))
-    if len(labels) > len(ids):
-        # Pods left out share the last slot.
-        rows[rows < 0] = cols[cols < 0] = len(ids)
-    inside = (rows >= 0) & (cols >= 0)
-    grid = np.zeros((len(labels), len(labels)), dtype=np.int64)
-    np.add.at(grid, (rows[inside], cols[inside]), 1)
+    # Each pod's slot in the grid: its place among `ids`, else the last slot where the pods
+    # left out share one, else none (the slot past the grid, dropped); a block at a time.
+    order = np.argsort(np.asarray(ids, dtype=np.int64), kind="stable")
+    chosen_ids = np.asarray(ids, dtype=np.int64)[order]
+    left = len(ids) if len(labels) > len(ids) else len(labels)
+    size = len(labels) + 1
+
+    def slots(pods: NDArray[np.integer[Any]]) -> NDArray[np.int64]:
+        at = np.searchsorted(chosen_ids, pods).clip(0, max(len(ids) - 1, 0))
+        hit = chosen_ids[at] == pods if len(ids) else np.zeros(len(pods), dtype=bool)
+        return np.where(hit, order[at] if len(ids) else 0, left)
+
+    cells = np.zeros(size * size, dtype=np.int64)
+    for start, stop in spans(len(kind)):
+        chosen = kind[start:stop] == STATUS_COLUMNS.index(status)
+        cell = slots(pod_a[start:stop][chosen]) * size + slots(pod_b[start:stop][chosen])
+        cells += np.bincount(cell, minlength=size * size)
+    grid = cells.reshape(size, size)[: len(labels), : len(labels)].copy()
     # Records between two pods were counted once, at (pod_a, pod_b); mirror them.
     grid = grid + grid.T - np.diag(np.diag(grid))
     out = pd.DataFrame(grid, index=pd.Index(labels, name="pod"), columns=pd.Index(labels, name="pod"))
@@ -2258,10 +2265,10 @@ def summary(frames: RunFrames) -> pd.Series:
     users connected across pods           0.285714
     dtype: object
     """
-    codes = frames.events["code"].value_counts()
+    codes = bincount(frames.events["code"].to_numpy())
     counts = status_counts(frames).iloc[0]
     values: dict[str, Any] = {"events": len(frames.events)}
-    values.update({f"answers {c}": int(codes.get(c, 0)) for c in CODES})
+    values.update({f"answers {c}": int(codes[c]) if c < len(codes) else 0 for c in CODES})
     values.update({f"records {s}": int(counts[s]) for s in STATUS_COLUMNS})
     values["implicit pairs"] = int(counts["implicit"])
     values["acceptance rate"] = acceptance_rate(frames)

@@ -268,6 +268,8 @@ def test_passes_a_block_at_a_time_are_the_same(
         "pod": analysis.status_counts(hand, by="pod"),
         "pod_pair": analysis.status_counts(hand, by="pod_pair"),
         "matrix": analysis.pod_matrix(hand),
+        "other": analysis.pod_matrix(hand, top=1, other=True),
+        "counters": analysis.request_counter_counts(hand),
         "answered": analysis.answered_within(hand),
     }
     monkeypatch.setattr(simkit.blocks, "ROWS_AT_ONCE", at_once)
@@ -283,6 +285,8 @@ def test_passes_a_block_at_a_time_are_the_same(
     pd.testing.assert_frame_equal(analysis.status_counts(frames, by="pod"), whole["pod"])
     pd.testing.assert_frame_equal(analysis.status_counts(frames, by="pod_pair"), whole["pod_pair"])
     pd.testing.assert_frame_equal(analysis.pod_matrix(frames), whole["matrix"])
+    pd.testing.assert_frame_equal(analysis.pod_matrix(frames, top=1, other=True), whole["other"])
+    pd.testing.assert_frame_equal(analysis.request_counter_counts(frames), whole["counters"])
     pd.testing.assert_frame_equal(analysis.answered_within(frames), whole["answered"])
     pd.testing.assert_series_equal(analysis.summary(frames), analysis.summary(hand))
     assert len(whole["all"]) > 3 > len(whole["most"])
