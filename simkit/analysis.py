@@ -165,6 +165,13 @@ class RunFrames:
             return value.copy(deep=False)  # type: ignore[return-value]
         return value  # type: ignore[no-any-return]
 
+    def _forget(self, *keys: Hashable) -> None:
+        """Let go of derived tables no longer needed: for a job that owns these frames and
+        knows its order (the report, before its graph metrics), so that the memory they
+        hold serves what comes next. Asked again, a table is computed again."""
+        for key in keys:
+            self._cache.pop(key, None)
+
     def __repr__(self) -> str:
         wishes = f", {len(self.demand):,} wishes" if self.demand is not None else ""
         return (

@@ -599,6 +599,9 @@ def _write_with(
             # The helper draws it while this process computes the rest.
             away[name] = pool.submit(_png, chart)
     headline = analysis.summary(frames)
+    # The record history and the requests (a gigabyte on the whole network) have served every
+    # table above; the graph metrics need their room.
+    frames._forget("moves", "asked")
     stages.start("graph metrics")
     network = graph.metrics(frames, tables.pods)  # on the record arrays: no user graph is built
     pngs: dict[str, bytes] = {}
