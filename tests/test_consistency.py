@@ -278,10 +278,19 @@ def test_two_replays_into_one_folder_never_mix(runs: dict[str, Path], tmp_path: 
 
 @pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM, signal.SIGHUP])
 def test_a_signal_while_writing_leaves_the_old_run_and_no_temporary_file(
-    signum: int, old_run: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+    signum: int,
+    old_run: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    request: pytest.FixtureRequest,
 ) -> None:
     before = _digest(old_run)
     real = pq.write_table
+    # As in a terminal, whatever the test run inherited (a shell's background job ignores
+    # SIGINT, and so would simkit).
+    normal = signal.default_int_handler if signum == signal.SIGINT else signal.SIG_DFL
+    inherited = signal.signal(signum, normal)
+    request.addfinalizer(lambda: signal.signal(signum, inherited))
 
     def write_table(table: Any, where: Any, **kwargs: Any) -> None:
         real(table, where, **kwargs)
