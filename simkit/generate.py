@@ -40,6 +40,7 @@ from typing import Any, TypeVar
 import numpy as np
 from numpy.typing import NDArray
 
+from simkit.blocks import sort_in_place
 from simkit.events import Demand, Events, Fate, Policy
 from simkit.population import Population
 from simkit.rules import ACTIONS, Action
@@ -552,7 +553,7 @@ def _distinct(
             np.multiply(who[lo:hi], n, out=out, dtype=np.int64)
             out += whom[lo:hi]
         at += len(who)
-    key.sort()
+    sort_in_place(key)
     repeat = np.zeros(len(key), dtype=np.bool_)
     np.equal(key[1:], key[:-1], out=repeat[1:])
     if not repeat.any():
@@ -571,7 +572,9 @@ def _distinct(
     fresh = np.unique(fresh)
     found = np.minimum(np.searchsorted(key, fresh), len(key) - 1)
     fresh = fresh[key[found] != fresh]
-    return _split_keys(np.sort(np.concatenate([key, fresh])), n)
+    key = np.concatenate([key, fresh])
+    key.sort(kind="stable")  # two sorted runs: merged in one pass
+    return _split_keys(key, n)
 
 
 def _split_keys(key: _I64, n: np.int64) -> tuple[_I32, _I32]:
@@ -1053,7 +1056,7 @@ def _sorted_events(parts: list[_Calls], start: int, world: _World) -> Events:
         key <<= shift
         for lo in range(0, n, _CHUNK):
             key[lo : lo + _CHUNK] |= np.arange(lo, min(lo + _CHUNK, n), dtype=np.int64)
-        key.sort()
+        sort_in_place(key)
         moved = np.empty(n, dtype=np.int64)
         mask = (1 << shift) - 1
         for lo in range(0, n, _CHUNK):

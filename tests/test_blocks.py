@@ -33,3 +33,14 @@ def test_map_blocks_is_the_whole_expression(values: list[int]) -> None:
 def test_spans_cover_the_rows_once_in_order() -> None:
     assert list(blocks.spans(7)) == [(0, 3), (3, 6), (6, 7)]
     assert list(blocks.spans(0)) == []
+
+
+@given(st.lists(st.integers(-(2**62), 2**62), max_size=60), st.integers(1, 8))
+def test_sort_in_place_is_numpy_s_sort(values: list[int], apart: int) -> None:
+    # Halves sorted on two threads, then merged: the same array as one sort.
+    array = np.array(values, dtype=np.int64)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(blocks, "_SORT_APART", apart)
+        patch.setattr(blocks.os, "sched_getaffinity", lambda pid: {0, 1})
+        blocks.sort_in_place(array)
+    assert array.tolist() == sorted(values)
