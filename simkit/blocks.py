@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-__all__ = ["ROWS_AT_ONCE", "bincount", "map_blocks", "sort_in_place", "spans"]
+__all__ = ["ROWS_AT_ONCE", "bincount", "each_span", "map_blocks", "sort_in_place", "spans"]
 
 ROWS_AT_ONCE = 4_000_000
 """Rows a pass holds at once: a block's 64-bit temporaries take 32 MB."""
@@ -74,9 +74,9 @@ def map_blocks(
 _SORT_APART = 1 << 20
 
 
-def sort_in_place(values: NDArray[Any]) -> None:
-    """Sort `values` in place, as ``values.sort()`` does, on two threads where it is long and
-    the machine has two CPUs.
+def sort_in_place(values: NDArray[Any], threads: int = 2) -> None:
+    """Sort `values` in place, as ``values.sort()`` does, on two threads where it is long,
+    `threads` allows it and the machine has two CPUs.
 
     Each half is sorted on its own thread (numpy lets go of the GIL while it sorts), then the
     two are merged by numpy's stable sort, which finds the two sorted runs and merges them in
@@ -87,7 +87,7 @@ def sort_in_place(values: NDArray[Any]) -> None:
     [1, 2, 3]
     """
     n = len(values)
-    if n < _SORT_APART or len(os.sched_getaffinity(0)) < 2:
+    if n < _SORT_APART or threads < 2 or len(os.sched_getaffinity(0)) < 2:
         values.sort()
         return
     half = n // 2
@@ -96,3 +96,23 @@ def sort_in_place(values: NDArray[Any]) -> None:
         values[half:].sort()
         first.result()
     values.sort(kind="stable")
+
+
+def each_span(f: Callable[[int, int], object], n: int, step: int, threads: int = 2) -> None:
+    """``f(lo, hi)`` for each span ``step`` long of ``range(n)``, on up to `threads` threads
+    (where the machine has as many CPUs): for numpy work on each span's own slice of arrays,
+    which lets go of the GIL. The arrays are the same whatever the threads.
+
+    >>> out = np.zeros(5, dtype=np.int64)
+    >>> each_span(lambda lo, hi: out[lo:hi].fill(lo), 5, 2); out.tolist()
+    [0, 0, 2, 2, 4]
+    """
+    pieces = [(lo, min(lo + step, n)) for lo in range(0, n, step)]
+    threads = min(threads, len(pieces), len(os.sched_getaffinity(0)))
+    if threads < 2:
+        for lo, hi in pieces:
+            f(lo, hi)
+        return
+    with ThreadPoolExecutor(threads, thread_name_prefix="simkit-span") as pool:
+        for done in [pool.submit(f, lo, hi) for lo, hi in pieces]:
+            done.result()

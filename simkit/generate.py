@@ -40,7 +40,7 @@ from typing import Any, TypeVar
 import numpy as np
 from numpy.typing import NDArray
 
-from simkit.blocks import sort_in_place
+from simkit.blocks import each_span, sort_in_place
 from simkit.events import Demand, Events, Fate, Policy
 from simkit.population import Population
 from simkit.rules import ACTIONS, Action
@@ -495,7 +495,9 @@ class _Wishes:
         return len(self.ts)
 
 
-def _wishes(sc: Scenario, world: _World, timeline: _Timeline, rng: np.random.Generator) -> _Wishes:
+def _wishes(
+    sc: Scenario, world: _World, timeline: _Timeline, rng: np.random.Generator, threads: int = 2
+) -> _Wishes:
     """Each user's wishes over the whole run, whatever crossPod says (its common random numbers).
 
     A user of a public pod wishes for colleagues too (a share ``1 - crosspod_share``); a user
@@ -514,7 +516,13 @@ def _wishes(sc: Scenario, world: _World, timeline: _Timeline, rng: np.random.Gen
     within_actor = np.repeat(rows, count - n_cross)
     targets = functools.partial(_targets, rng, timeline, world, beh.popularity_skew)
     actor, target = _distinct(
-        world, cross_actor, targets(cross_actor, True), within_actor, targets(within_actor, False), targets
+        world,
+        cross_actor,
+        targets(cross_actor, True),
+        within_actor,
+        targets(within_actor, False),
+        targets,
+        threads,
     )
     ts = _times(rng, len(actor), sc.time.start_ms, sc.time.end_ms, sc.time.office_hours_share)
     return _Wishes(ts, actor, target)
@@ -535,6 +543,7 @@ def _distinct(
     within_actor: _I32,
     within_target: _I32,
     targets: Callable[[_I32, bool], _I32],
+    threads: int = 2,
 ) -> tuple[_I32, _I32]:
     """The wishes with each (actor, target) once: repeats are drawn again, once.
 
@@ -553,7 +562,7 @@ def _distinct(
             np.multiply(who[lo:hi], n, out=out, dtype=np.int64)
             out += whom[lo:hi]
         at += len(who)
-    sort_in_place(key)
+    sort_in_place(key, threads)
     repeat = np.zeros(len(key), dtype=np.bool_)
     np.equal(key[1:], key[:-1], out=repeat[1:])
     if not repeat.any():
@@ -1025,11 +1034,12 @@ _TARGET_BITS = 30
 _ACTOR_SHIFT = 32
 
 
-def _sorted_events(parts: list[_Calls], start: int, world: _World) -> Events:
+def _sorted_events(parts: list[_Calls], start: int, world: _World, threads: int = 2) -> Events:
     """The calls as an event log sorted by ``ts`` (ties in generation order), users as ids.
 
     `parts` is emptied as it is read. At 10^8 events memory traffic is the cost, so the
-    work is done in place or a chunk at a time wherever it can be.
+    work is done in place or a chunk at a time wherever it can be, the chunks on `threads`
+    threads (each writes its own slice: the arrays do not depend on them).
     """
     n = sum(len(p) for p in parts)
     ts = np.empty(n, dtype=np.int64)
@@ -1037,42 +1047,51 @@ def _sorted_events(parts: list[_Calls], start: int, world: _World) -> Events:
     at = 0
     while parts:
         part = parts.pop(0)
-        for lo in range(0, len(part), _CHUNK):
-            hi = min(lo + _CHUNK, len(part))
+
+        def pack(lo: int, hi: int, part: _Calls = part, at: int = at) -> None:
             out = packed[at + lo : at + hi]
             np.left_shift(part.actor[lo:hi], _ACTOR_SHIFT, out=out, dtype=np.int64)
             out |= part.action[lo:hi].astype(np.int64) << _TARGET_BITS
             out |= part.target[lo:hi]
-        ts[at : at + len(part)] = part.ts
+            ts[at + lo : at + hi] = part.ts[lo:hi]
+
+        each_span(pack, len(part), _CHUNK, threads)
         at += len(part)
-        del part
+        del part, pack
     span = int(ts.max()) - start if n else 0
     shift = max(1, (n - 1).bit_length())
     if n and span.bit_length() + shift <= 63:
         # One int64 key per event, (ts - start) above the event's position: a plain sort of
         # the keys is a stable sort by ts, and much faster than argsort.
         key = ts
-        key -= start
-        key <<= shift
-        for lo in range(0, n, _CHUNK):
-            key[lo : lo + _CHUNK] |= np.arange(lo, min(lo + _CHUNK, n), dtype=np.int64)
-        sort_in_place(key)
+
+        def number(lo: int, hi: int) -> None:
+            block = key[lo:hi]
+            block -= start
+            block <<= shift
+            block |= np.arange(lo, hi, dtype=np.int64)
+
+        each_span(number, n, _CHUNK, threads)
+        sort_in_place(key, threads)
         moved = np.empty(n, dtype=np.int64)
         mask = (1 << shift) - 1
-        for lo in range(0, n, _CHUNK):
-            chunk = key[lo : lo + _CHUNK]
-            np.take(packed, chunk & mask, out=moved[lo : lo + _CHUNK])
-            chunk >>= shift
-            chunk += start
+
+        def gather(lo: int, hi: int) -> None:
+            block = key[lo:hi]
+            np.take(packed, block & mask, out=moved[lo:hi])
+            block >>= shift
+            block += start
+
+        each_span(gather, n, _CHUNK, threads)
         ts = key
     else:
         order = np.argsort(ts, kind="stable")
         ts = ts[order]
         moved = packed[order]
-    return _unpack(ts, moved, spare=packed, world=world)
+    return _unpack(ts, moved, spare=packed, world=world, threads=threads)
 
 
-def _unpack(ts: _I64, packed: _I64, spare: _I64, world: _World) -> Events:
+def _unpack(ts: _I64, packed: _I64, spare: _I64, world: _World, threads: int = 2) -> Events:
     """Events from sorted times and packed calls.
 
     `packed` becomes the actor column and `spare` (a free array as long) the target column;
@@ -1082,19 +1101,20 @@ def _unpack(ts: _I64, packed: _I64, spare: _I64, world: _World) -> Events:
     target = spare
     action = np.empty(n, dtype=np.int8)
     low = (1 << _TARGET_BITS) - 1
-    for lo in range(0, n, _CHUNK):
-        chunk = packed[lo : lo + _CHUNK]
-        np.bitwise_and(chunk, low, out=target[lo : lo + _CHUNK])
-        action[lo : lo + _CHUNK] = (chunk >> _TARGET_BITS) & 3
-        chunk >>= _ACTOR_SHIFT
     table = world.ids_of_rows()
-    if isinstance(table, int):
-        packed += table
-        target += table
-    else:
-        for column in (packed, target):
-            for lo in range(0, n, _CHUNK):
-                np.take(table, column[lo : lo + _CHUNK], out=column[lo : lo + _CHUNK])
+
+    def split(lo: int, hi: int) -> None:
+        chunk = packed[lo:hi]
+        np.bitwise_and(chunk, low, out=target[lo:hi])
+        action[lo:hi] = (chunk >> _TARGET_BITS) & 3
+        chunk >>= _ACTOR_SHIFT
+        for column in (chunk, target[lo:hi]):
+            if isinstance(table, int):
+                column += table
+            else:
+                np.take(table, column, out=column)
+
+    each_span(split, n, _CHUNK, threads)
     return Events(ts=ts, actor=packed, target=target, action=action)
 
 
@@ -1360,7 +1380,7 @@ def draw(
     rngs = _generators(scenario, seed)
     plan = _plan(scenario, rngs, population)
     world, timeline = plan.world, plan.timeline
-    wishes = _wishes(scenario, world, timeline, rngs["wishes"])
+    wishes = _wishes(scenario, world, timeline, rngs["wishes"], threads)
     fates = _fates(scenario, world, timeline, wishes, rngs["fates"])
     answers = functools.partial(_answers, scenario, wishes, fates.sent_ts, rngs["answers"], rngs["removals"])
     with _beside(answers, threads) as answered:
@@ -1369,7 +1389,7 @@ def draw(
         demand = _demand(wishes, fates, world)
         parts = [fates.attempt, *answered.result(), *mistakes]
     del wishes, fates, mistakes
-    events = _sorted_events(parts, scenario.time.start_ms, world)
+    events = _sorted_events(parts, scenario.time.start_ms, world, threads)
     return Drawn(plan.population, events, timeline.policy, demand)
 
 

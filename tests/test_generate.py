@@ -702,3 +702,30 @@ def test_the_draw_is_the_same_on_one_thread_or_two(name: str) -> None:
             assert np.array_equal(getattr(a, field.name), getattr(b, field.name)), field.name
     with pytest.raises(ValueError, match="threads must be at least 1, got 0"):
         draw_run(sc, seed=7, threads=0)
+
+
+def test_a_draw_on_two_threads_is_the_draw_on_one(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Sorts in halves merged, and the log packed and unpacked a span at a time on two
+    # threads: the same arrays as one thread draws. Spans and sorts made small to split.
+    import simkit.blocks
+
+    monkeypatch.setattr(simkit.blocks, "_SORT_APART", 64)
+    monkeypatch.setattr(simkit.blocks.os, "sched_getaffinity", lambda pid: {0, 1})
+    real = simkit.blocks.each_span
+    spans_used: list[int] = []
+
+    def small_spans(f, n, step, threads=2):  # type: ignore[no-untyped-def]
+        spans_used.append(threads)
+        real(f, n, 97, threads)
+
+    monkeypatch.setattr(simkit.generate, "each_span", small_spans)
+    from simkit.scenario import load_scenario
+
+    scenario = load_scenario("data/scenarios/tiny.toml")
+    one = draw_run(scenario, 5, threads=1)
+    two = draw_run(scenario, 5, threads=2)
+    assert 2 in spans_used and 1 in spans_used and len(one.events) > 97
+    for name in ("ts", "actor", "target", "action"):
+        assert np.array_equal(getattr(one.events, name), getattr(two.events, name)), name
+    for name in ("ts", "user", "target", "sent_ts"):
+        assert np.array_equal(getattr(one.demand, name), getattr(two.demand, name)), name
