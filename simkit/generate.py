@@ -1361,13 +1361,20 @@ class Drawn:
 
 
 def draw(
-    scenario: Scenario, seed: Seed | None = None, *, population: Population | None = None, threads: int = 2
+    scenario: Scenario,
+    seed: Seed | None = None,
+    *,
+    population: Population | None = None,
+    threads: int = 2,
+    on_demand: Callable[[Demand], object] | None = None,
 ) -> Drawn:
     """Everything :func:`generate` draws, with the wishes behind the events (the ``demand`` table).
 
     Parameters and exceptions are those of :func:`generate`. `threads` (1 or 2) is how many
     threads may draw at once: with 2, the answers are drawn beside the mistakes and the
     demand table (each from its own stream, so the arrays are the same either way).
+    `on_demand` is called with the demand table as soon as it is drawn, before the event
+    log is put in order (``simkit run`` starts writing it then, on another thread).
 
     Examples
     --------
@@ -1387,6 +1394,8 @@ def draw(
         # numpy lets go of the interpreter lock in its loops: the two threads overlap.
         mistakes = _mistakes(scenario, world, wishes, fates.sent_ts, rngs["mistakes"])
         demand = _demand(wishes, fates, world)
+        if on_demand is not None:
+            on_demand(demand)
         parts = [fates.attempt, *answered.result(), *mistakes]
     del wishes, fates, mistakes
     events = _sorted_events(parts, scenario.time.start_ms, world, threads)

@@ -15,6 +15,7 @@ import contextlib
 import hashlib
 import json
 import os
+import queue
 import signal
 import sys
 import threading
@@ -305,27 +306,31 @@ def simulate(
         # by one commit, the manifest last: until then the old run stays whole.
         with RunFolderTransaction(target, "simkit run") as txn:
             _check_out(target, overwrite)
-            with steps.step(f"generating {sc.name}"):
-                drawn = draw(sc, seed, population=given)
-                population, events, policy = drawn.population, drawn.events, drawn.policy
-                # The writer's is then the only reference: the demand goes once written.
-                demand = [drawn.demand]
-                del drawn
+            handoff = _Handoff()  # the draw hands the writer the demand, then the inputs
 
             def write_log(stop: threading.Event) -> dict[str, Path]:
-                # The demand first (recorded by the manifest write_outputs writes), to free its
-                # memory early in the replay.
-                write_demand(txn, demand.pop())
-                return {} if stop.is_set() else write_inputs(txn, population, events, policy, stop=stop)
+                # The demand as soon as it is drawn (the manifest write_outputs writes records
+                # it), while the log is put in order; then the inputs, while it is replayed.
+                demand = handoff.take(stop)
+                if demand is None:
+                    return {}
+                write_demand(txn, demand)
+                del demand  # the writer's was the only reference: its memory goes now
+                tables = handoff.take(stop)
+                return {} if tables is None or stop.is_set() else write_inputs(txn, *tables, stop=stop)
 
-            # The inputs are written while the log is replayed: pyarrow's encoders let go of the
-            # GIL, and the columnar engine's numpy passes much of the time. Every file's bytes
-            # depend on its own table only, so they are the same whatever the timing.
-            with (
-                steps.step(f"replaying {len(events):,} events ({engine} engine), writing them"),
-                _alongside(write_log) as log_written,
-            ):
-                result = replay(population, events, policy, engine=engine)
+            # The demand and the inputs are written while the log is sorted and replayed:
+            # pyarrow's encoders let go of the GIL, and the columnar engine's numpy passes much
+            # of the time. Every file's bytes depend on its own table only, so they are the
+            # same whatever the timing.
+            with _alongside(write_log) as log_written:
+                with steps.step(f"generating {sc.name}"):
+                    drawn = draw(sc, seed, population=given, on_demand=handoff.put)
+                    population, events, policy = drawn.population, drawn.events, drawn.policy
+                    del drawn
+                    handoff.put((population, events, policy))
+                with steps.step(f"replaying {len(events):,} events ({engine} engine), writing them"):
+                    result = replay(population, events, policy, engine=engine)
             files = log_written.result()
             with steps.step("writing outputs"):
                 run = Run(target, population, events, policy, files)
@@ -360,12 +365,12 @@ def _alongside(job: Callable[[threading.Event], _T]) -> Iterator[Future[_T]]:
     """Run ``job(stop)`` in another thread while the block runs; its result (or error) is
     the future's. Leaving the block waits for the job; if the block failed, `stop` is set
     first, for the job to end at its next step: nothing the job stages outlives the
-    transaction. Without ``_WRITE_ALONGSIDE`` the job runs here, before the block."""
+    transaction. Without ``_WRITE_ALONGSIDE`` the job runs here, after the block."""
     stop = threading.Event()
     if not _WRITE_ALONGSIDE:
         done: Future[_T] = Future()
-        done.set_result(job(stop))
         yield done
+        done.set_result(job(stop))  # after the block: what it hands the job is there
         return
     with _Interrupts(stop) as interrupts:
         pool = ThreadPoolExecutor(1, thread_name_prefix="simkit-write")
@@ -392,6 +397,24 @@ def _alongside(job: Callable[[threading.Event], _T]) -> Iterator[Future[_T]]:
                 raise
             finally:
                 pool.shutdown(wait=True)  # its job is done: the thread only ends
+
+
+class _Handoff:
+    """Values handed from this thread to the writer, one at a time and in order; the writer's
+    :meth:`take` gives up when `stop` is set (the block it runs beside failed)."""
+
+    def __init__(self) -> None:
+        self._values: queue.Queue[Any] = queue.Queue()
+
+    def put(self, value: Any) -> None:
+        self._values.put(value)
+
+    def take(self, stop: threading.Event) -> Any:
+        """The next value, or None once `stop` is set."""
+        while not stop.is_set():
+            with contextlib.suppress(queue.Empty):
+                return self._values.get(timeout=0.05)
+        return None
 
 
 _SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)

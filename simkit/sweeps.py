@@ -262,9 +262,7 @@ def _run(job: _Job) -> dict[str, Any]:
             # A generated run writes no demand.parquet when it drew no wish.
             demand = read_demand(job.run_dir, population) or Demand.empty()
         else:
-            drawn = draw(
-                sc, seed, population=given, **({} if job.threads is None else {"threads": job.threads})
-            )
+            drawn = draw(sc, seed, population=given, threads=2 if job.threads is None else job.threads)
             population, events, demand = drawn.population, drawn.events, drawn.demand
             result = replay(
                 population, events, drawn.policy, engine=job.engine, threads=job.threads, groups=True

@@ -140,3 +140,24 @@ def test_an_interrupt_while_writing_alongside_leaves_the_old_run(
     assert capsys.readouterr().err == "simkit: interrupted\n"
     assert _digests(folder) == before
     assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+
+
+@pytest.mark.parametrize("when", ["before the demand", "after the demand"])
+def test_a_failed_draw_stops_the_writer_and_leaves_nothing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, when: str
+) -> None:
+    # The writer starts before the draw and waits for the demand; a draw that fails before
+    # handing it over, or after (while the demand is being written), ends the writer too.
+    real = simkit.pipeline.draw
+
+    def draw(*args: Any, on_demand: Any = None, **kwargs: Any) -> Any:
+        if when == "before the demand":
+            raise MemoryError
+        real(*args, on_demand=on_demand, **kwargs)
+        raise MemoryError
+
+    monkeypatch.setattr(simkit.pipeline, "draw", draw)
+    with pytest.raises(MemoryError):
+        simulate(SCENARIO, tmp_path / "new")
+    assert not [t for t in threading.enumerate() if t.name.startswith("simkit-write")]
+    assert list(tmp_path.iterdir()) == []
