@@ -8,6 +8,7 @@ exit status 1, never a traceback; bad usage exits 2 (argparse's convention).
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -18,7 +19,7 @@ from simkit.results import Replay
 from simkit.scenario import DEFAULT_MAX_EVENTS
 from simkit.version import __version__
 
-__all__ = ["main"]
+__all__ = ["main", "run"]
 
 _Handler = Callable[[argparse.Namespace], int]
 
@@ -770,3 +771,21 @@ def main(argv: Sequence[str] | None = None) -> int:
         # SIGINT, or SIGTERM / SIGHUP while a folder was written (simkit.io.commit.Interrupted).
         print("simkit: interrupted", file=sys.stderr)
         return 128 + getattr(exc, "signum", 2)
+
+
+def run() -> None:
+    """The ``simkit`` program (and ``python -m simkit``): :func:`main`, then the process ends.
+
+    Once the command is done and its output flushed, the process exits at once: what it
+    holds (a report's frames, the modules it imported) goes back to the operating system
+    whole, instead of being torn down object by object (0.2 s of a 2 s report). Every file a
+    command writes is committed before :func:`main` returns, and no thread or process it
+    started outlives it. Call :func:`main` to run a command inside a Python process.
+    """
+    code = main()
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except (OSError, ValueError):  # a closed pipe or stream: nothing more to tell
+            code = code or 1
+    os._exit(code)

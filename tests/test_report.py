@@ -390,3 +390,26 @@ def test_a_report_with_demand_gives_the_same_bytes_again(
     again = write_report(tiny_dir, tmp_path / "again")
     for first, second in zip(tiny_report.files, again.files, strict=True):
         assert first.read_bytes() == second.read_bytes(), first.name
+
+
+def test_the_program_ends_at_once_with_its_output_whole(story_dir: Path, tmp_path: Path) -> None:
+    # `python -m simkit` exits without tearing the interpreter down: what it printed (to a
+    # pipe, buffered) and wrote is all there, and a failure still exits 1 with its one line.
+    done = subprocess.run(
+        [sys.executable, "-m", "simkit", "report", str(story_dir), "--out", str(tmp_path / "report")],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr
+    assert "users connected across pods:" in done.stdout
+    assert done.stdout.splitlines()[-1].startswith("wrote:") and done.stdout.endswith("files\n")
+    assert sorted(p.name for p in (tmp_path / "report").iterdir()) == sorted([*CHARTS, "report.md"])
+    failed = subprocess.run(
+        [sys.executable, "-m", "simkit", "report", str(tmp_path / "missing")],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert failed.returncode == 1 and failed.stdout == ""
+    assert len(failed.stderr.splitlines()) == 1 and str(tmp_path / "missing") in failed.stderr
