@@ -15,24 +15,20 @@ import contextlib
 import hashlib
 import json
 import os
-import queue
-import signal
 import sys
 import threading
-from collections.abc import Callable, Iterator, Mapping, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor, wait
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from types import FrameType
-from typing import Any, TypeVar
+from typing import Any
 
 import numpy as np
 
 from simkit.engines import DEFAULT_ENGINE, replay
 from simkit.errors import RunDirError, ScenarioError, SimkitError
 from simkit.generate import draw, draw_population, estimate
-from simkit.io.commit import RunFolderTransaction, is_own, settle
+from simkit.io.commit import Handoff, RunFolderTransaction, alongside, is_own, settle
 from simkit.io.runs import (
     CSV_OUTPUTS,
     OWN_FILES,
@@ -51,8 +47,6 @@ from simkit.scenario import DEFAULT_MAX_EVENTS, Scenario, load_scenario
 from simkit.seeds import Seed, seed_record
 
 __all__ = ["PodSummary", "inputs_changed", "pod_summaries", "population_of", "replay_run", "simulate"]
-
-_T = TypeVar("_T")
 
 
 def replay_run(
@@ -306,7 +300,7 @@ def simulate(
         # by one commit, the manifest last: until then the old run stays whole.
         with RunFolderTransaction(target, "simkit run") as txn:
             _check_out(target, overwrite)
-            handoff = _Handoff()  # the draw hands the writer the demand, then the inputs
+            handoff = Handoff()  # the draw hands the writer the demand, then the inputs
 
             def write_log(stop: threading.Event) -> dict[str, Path]:
                 # The demand as soon as it is drawn (the manifest write_outputs writes records
@@ -323,7 +317,7 @@ def simulate(
             # pyarrow's encoders let go of the GIL, and the columnar engine's numpy passes much
             # of the time. Every file's bytes depend on its own table only, so they are the
             # same whatever the timing.
-            with _alongside(write_log) as log_written:
+            with alongside(write_log) as log_written:
                 with steps.step(f"generating {sc.name}"):
                     drawn = draw(sc, seed, population=given, on_demand=handoff.put)
                     population, events, policy = drawn.population, drawn.events, drawn.policy
@@ -353,117 +347,6 @@ def simulate(
     finally:
         steps.close()
     return result
-
-
-# Whether simulate writes the inputs in another thread while it replays (False: one after
-# the other, as the tests compare).
-_WRITE_ALONGSIDE = True
-
-
-@contextmanager
-def _alongside(job: Callable[[threading.Event], _T]) -> Iterator[Future[_T]]:
-    """Run ``job(stop)`` in another thread while the block runs; its result (or error) is
-    the future's. Leaving the block waits for the job; if the block failed, `stop` is set
-    first, for the job to end at its next step: nothing the job stages outlives the
-    transaction. Without ``_WRITE_ALONGSIDE`` the job runs here, after the block."""
-    stop = threading.Event()
-    if not _WRITE_ALONGSIDE:
-        done: Future[_T] = Future()
-        yield done
-        done.set_result(job(stop))  # after the block: what it hands the job is there
-        return
-    with _Interrupts(stop) as interrupts:
-        pool = ThreadPoolExecutor(1, thread_name_prefix="simkit-write")
-        future: Future[_T] | None = None
-        try:
-            # Until the pool knows its thread (and so waits for it), an interrupt waits.
-            with interrupts.deferred():
-                future = pool.submit(job, stop)
-            yield future
-        except BaseException:
-            stop.set()
-            raise
-        finally:
-            # Wait for the job on its future, not by joining its thread: a join cut short by
-            # a signal can take a thread still running for ended (Python 3.11's
-            # Thread._wait_for_tstate_lock), and the clean-up would then run beside it.
-            try:
-                if future is not None:
-                    wait([future])
-            except BaseException:
-                stop.set()
-                if future is not None:
-                    wait([future])  # only the first interrupt raises (_Interrupts)
-                raise
-            finally:
-                pool.shutdown(wait=True)  # its job is done: the thread only ends
-
-
-class _Handoff:
-    """Values handed from this thread to the writer, one at a time and in order; the writer's
-    :meth:`take` gives up when `stop` is set (the block it runs beside failed)."""
-
-    def __init__(self) -> None:
-        self._values: queue.Queue[Any] = queue.Queue()
-
-    def put(self, value: Any) -> None:
-        self._values.put(value)
-
-    def take(self, stop: threading.Event) -> Any:
-        """The next value, or None once `stop` is set."""
-        while not stop.is_set():
-            with contextlib.suppress(queue.Empty):
-                return self._values.get(timeout=0.05)
-        return None
-
-
-_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
-
-
-class _Interrupts:
-    """While open (in the main thread), SIGINT, SIGTERM and SIGHUP set `stop`, and only the
-    first is handled as before (raising KeyboardInterrupt, or what its handler raises): the
-    clean-up it starts, which waits for another thread to stop, is not cut short by the next.
-    Inside :meth:`deferred`, the first is handled on leaving."""
-
-    def __init__(self, stop: threading.Event) -> None:
-        self._stop = stop
-        self._main = threading.current_thread() is threading.main_thread()
-        self._previous = {int(s): signal.getsignal(s) for s in _SIGNALS} if self._main else {}
-        self._handled = False
-        self._deferring = False
-        self._pending: tuple[int, FrameType | None] | None = None
-
-    def __enter__(self) -> _Interrupts:
-        for signum, handler in self._previous.items():
-            if callable(handler):
-                signal.signal(signum, self._handle)
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        for signum, handler in self._previous.items():
-            if callable(handler):
-                signal.signal(signum, handler)
-
-    def _handle(self, signum: int, frame: FrameType | None) -> None:
-        self._stop.set()
-        if self._deferring:
-            self._pending = self._pending or (signum, frame)
-        elif not self._handled:
-            self._handled = True
-            handler = self._previous[signum]
-            if callable(handler):
-                handler(signum, frame)
-
-    @contextmanager
-    def deferred(self) -> Iterator[None]:
-        self._deferring = True
-        try:
-            yield
-        finally:
-            self._deferring = False
-            if self._pending is not None:
-                self._handle(*self._pending)
 
 
 def _check_size(sc: Scenario, given: Population | None, max_events: int | None) -> None:

@@ -14,6 +14,7 @@ from typing import Any
 import pyarrow.parquet as pq
 import pytest
 
+import simkit.io.commit
 import simkit.io.runs
 import simkit.pipeline
 from simkit.cli import main
@@ -88,7 +89,7 @@ def test_outputs_are_identical_whether_the_inputs_are_written_alongside_or_not(
 ) -> None:
     # Whichever of the two threads finishes first, the same bytes as one after the other.
     with monkeypatch.context() as patch:
-        patch.setattr(simkit.pipeline, "_WRITE_ALONGSIDE", False)
+        patch.setattr(simkit.io.commit, "_WRITE_ALONGSIDE", False)
         simulate(SCENARIO, tmp_path / "sequential")
     if slower == "replay":
         monkeypatch.setattr(simkit.pipeline, "replay", _slow(0.3, simkit.pipeline.replay))

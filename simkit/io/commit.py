@@ -43,23 +43,28 @@ import contextlib
 import fcntl
 import json
 import os
+import queue
 import re
 import signal
 import tempfile
 import threading
 import time
 from collections.abc import Callable, Collection, Iterator, Mapping
+from concurrent.futures import Future, ThreadPoolExecutor, wait
 from contextlib import contextmanager
 from pathlib import Path
 from types import FrameType, TracebackType
+from typing import Any, TypeVar
 
 from simkit.errors import RunDirError
 
 __all__ = [
     "JOURNAL",
     "LOCK",
+    "Handoff",
     "Interrupted",
     "RunFolderTransaction",
+    "alongside",
     "is_own",
     "lock",
     "settle",
@@ -74,6 +79,7 @@ _TEMPORARY = re.compile(r"^\..+\.[a-z0-9_]{8}\.tmp$")
 # For the tests of crash safety: the process dies (os._exit) right after this many renames of
 # a commit (the journal's included). Unset in normal use.
 _CRASH_ENV = "SIMKIT_TEST_CRASH_AFTER_RENAME"
+_T = TypeVar("_T")
 
 
 class Interrupted(KeyboardInterrupt):
@@ -404,3 +410,116 @@ def write_files(
                 raise OSError(exc.errno, exc.strerror, str(root / name)) from None
         txn.commit()
     return [root / name for name in files]
+
+
+# -- jobs beside a transaction ------------------------------------------------------------
+
+# Whether jobs run in another thread beside the block that stages the rest (False: one after
+# the other, as the tests compare; the files are the same bytes either way).
+_WRITE_ALONGSIDE = True
+
+
+@contextmanager
+def alongside(job: Callable[[threading.Event], _T]) -> Iterator[Future[_T]]:
+    """Run ``job(stop)`` in another thread while the block runs; its result (or error) is
+    the future's. Leaving the block waits for the job; if the block failed, `stop` is set
+    first, for the job to end at its next step: nothing the job stages outlives the
+    transaction. Without ``_WRITE_ALONGSIDE`` the job runs here, after the block."""
+    stop = threading.Event()
+    if not _WRITE_ALONGSIDE:
+        done: Future[_T] = Future()
+        yield done
+        done.set_result(job(stop))  # after the block: what it hands the job is there
+        return
+    with _Interrupts(stop) as interrupts:
+        pool = ThreadPoolExecutor(1, thread_name_prefix="simkit-write")
+        future: Future[_T] | None = None
+        try:
+            # Until the pool knows its thread (and so waits for it), an interrupt waits.
+            with interrupts.deferred():
+                future = pool.submit(job, stop)
+            yield future
+        except BaseException:
+            stop.set()
+            raise
+        finally:
+            # Wait for the job on its future, not by joining its thread: a join cut short by
+            # a signal can take a thread still running for ended (Python 3.11's
+            # Thread._wait_for_tstate_lock), and the clean-up would then run beside it.
+            try:
+                if future is not None:
+                    wait([future])
+            except BaseException:
+                stop.set()
+                if future is not None:
+                    wait([future])  # only the first interrupt raises (_Interrupts)
+                raise
+            finally:
+                pool.shutdown(wait=True)  # its job is done: the thread only ends
+
+
+class Handoff:
+    """Values handed from this thread to the writer, one at a time and in order; the writer's
+    :meth:`take` gives up when `stop` is set (the block it runs beside failed)."""
+
+    def __init__(self) -> None:
+        self._values: queue.Queue[Any] = queue.Queue()
+
+    def put(self, value: Any) -> None:
+        self._values.put(value)
+
+    def take(self, stop: threading.Event) -> Any:
+        """The next value, or None once `stop` is set."""
+        while not stop.is_set():
+            with contextlib.suppress(queue.Empty):
+                return self._values.get(timeout=0.05)
+        return None
+
+
+_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+
+
+class _Interrupts:
+    """While open (in the main thread), SIGINT, SIGTERM and SIGHUP set `stop`, and only the
+    first is handled as before (raising KeyboardInterrupt, or what its handler raises): the
+    clean-up it starts, which waits for another thread to stop, is not cut short by the next.
+    Inside :meth:`deferred`, the first is handled on leaving."""
+
+    def __init__(self, stop: threading.Event) -> None:
+        self._stop = stop
+        self._main = threading.current_thread() is threading.main_thread()
+        self._previous = {int(s): signal.getsignal(s) for s in _SIGNALS} if self._main else {}
+        self._handled = False
+        self._deferring = False
+        self._pending: tuple[int, FrameType | None] | None = None
+
+    def __enter__(self) -> _Interrupts:
+        for signum, handler in self._previous.items():
+            if callable(handler):
+                signal.signal(signum, self._handle)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        for signum, handler in self._previous.items():
+            if callable(handler):
+                signal.signal(signum, handler)
+
+    def _handle(self, signum: int, frame: FrameType | None) -> None:
+        self._stop.set()
+        if self._deferring:
+            self._pending = self._pending or (signum, frame)
+        elif not self._handled:
+            self._handled = True
+            handler = self._previous[signum]
+            if callable(handler):
+                handler(signum, frame)
+
+    @contextmanager
+    def deferred(self) -> Iterator[None]:
+        self._deferring = True
+        try:
+            yield
+        finally:
+            self._deferring = False
+            if self._pending is not None:
+                self._handle(*self._pending)
