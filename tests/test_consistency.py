@@ -382,3 +382,23 @@ def test_a_read_only_folder_is_refused_inone_line(
 def _no_crash_hook() -> Iterator[None]:
     assert CRASH not in os.environ
     yield
+
+
+@pytest.mark.parametrize("table", ["outcomes", "connections"])
+def test_a_full_disk_while_the_outputs_are_written_side_by_side_leaves_the_old_run(
+    table: str, old_run: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # The records are written in another thread beside the outcomes: a failure in either
+    # names its file, and neither leaves a temporary file or a mix of two runs.
+    before = _digest(old_run)
+    real = simkit.io.runs._write_parquet
+
+    def write(data: Any, name: str, part: Path) -> None:
+        if name == table:
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(part))
+        real(data, name, part)
+
+    monkeypatch.setattr(simkit.io.runs, "_write_parquet", write)
+    assert main(["replay", str(old_run)]) == 1
+    one_line(capsys, f"{table}.parquet", "No space left on device")
+    assert _digest(old_run) == before
