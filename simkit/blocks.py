@@ -12,6 +12,7 @@ Plain Python and numpy: the core may import it.
 
 from __future__ import annotations
 
+import functools
 import os
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -20,7 +21,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-__all__ = ["ROWS_AT_ONCE", "bincount", "each_span", "map_blocks", "sort_in_place", "spans"]
+__all__ = ["ROWS_AT_ONCE", "bincount", "each_span", "map_blocks", "run_all", "sort_in_place", "spans"]
 
 ROWS_AT_ONCE = 4_000_000
 """Rows a pass holds at once: a block's 64-bit temporaries take 32 MB."""
@@ -100,19 +101,36 @@ def sort_in_place(values: NDArray[Any], threads: int = 2) -> None:
 
 def each_span(f: Callable[[int, int], object], n: int, step: int, threads: int = 2) -> None:
     """``f(lo, hi)`` for each span ``step`` long of ``range(n)``, on up to `threads` threads
-    (where the machine has as many CPUs): for numpy work on each span's own slice of arrays,
-    which lets go of the GIL. The arrays are the same whatever the threads.
+    (see :func:`run_all`): for numpy work on each span's own slice of arrays, which lets go of
+    the GIL. The arrays are the same whatever the threads.
 
     >>> out = np.zeros(5, dtype=np.int64)
     >>> each_span(lambda lo, hi: out[lo:hi].fill(lo), 5, 2); out.tolist()
     [0, 0, 2, 2, 4]
     """
-    pieces = [(lo, min(lo + step, n)) for lo in range(0, n, step)]
-    threads = min(threads, len(pieces), len(os.sched_getaffinity(0)))
+    run_all([functools.partial(f, lo, min(lo + step, n)) for lo in range(0, n, step)], threads)
+
+
+def run_all(tasks: list[Callable[[], object]], threads: int = 2) -> None:
+    """Run every task of `tasks`, emptying the list, on up to `threads` threads (where the
+    machine has as many CPUs); an error is raised once all have run or failed.
+
+    Each task is let go of once it has run, so what it alone holds (a piece of a table
+    already copied elsewhere) goes then, not at the end.
+
+    >>> done = []
+    >>> tasks = [lambda: done.append(1), lambda: done.append(2)]
+    >>> run_all(tasks); sorted(done), tasks
+    ([1, 2], [])
+    """
+    threads = min(threads, len(tasks), len(os.sched_getaffinity(0)))
     if threads < 2:
-        for lo, hi in pieces:
-            f(lo, hi)
+        while tasks:
+            tasks.pop(0)()
         return
     with ThreadPoolExecutor(threads, thread_name_prefix="simkit-span") as pool:
-        for done in [pool.submit(f, lo, hi) for lo, hi in pieces]:
-            done.result()
+        futures = []
+        while tasks:
+            futures.append(pool.submit(tasks.pop(0)))
+        for future in futures:
+            future.result()

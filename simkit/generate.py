@@ -40,7 +40,7 @@ from typing import Any, TypeVar
 import numpy as np
 from numpy.typing import NDArray
 
-from simkit.blocks import each_span, sort_in_place
+from simkit.blocks import each_span, run_all, sort_in_place
 from simkit.events import Demand, Events, Fate, Policy
 from simkit.population import Population
 from simkit.rules import ACTIONS, Action
@@ -1044,20 +1044,27 @@ def _sorted_events(parts: list[_Calls], start: int, world: _World, threads: int 
     n = sum(len(p) for p in parts)
     ts = np.empty(n, dtype=np.int64)
     packed = np.empty(n, dtype=np.int64)
+
+    def pack(part: _Calls, lo: int, hi: int, at: int) -> None:
+        out = packed[at + lo : at + hi]
+        np.left_shift(part.actor[lo:hi], _ACTOR_SHIFT, out=out, dtype=np.int64)
+        out |= part.action[lo:hi].astype(np.int64) << _TARGET_BITS
+        out |= part.target[lo:hi]
+        ts[at + lo : at + hi] = part.ts[lo:hi]
+
+    # A task per span of each part (most parts are short), run on the threads in turn: a
+    # part goes once its spans are copied.
+    tasks: list[Callable[[], object]] = []
     at = 0
     while parts:
         part = parts.pop(0)
-
-        def pack(lo: int, hi: int, part: _Calls = part, at: int = at) -> None:
-            out = packed[at + lo : at + hi]
-            np.left_shift(part.actor[lo:hi], _ACTOR_SHIFT, out=out, dtype=np.int64)
-            out |= part.action[lo:hi].astype(np.int64) << _TARGET_BITS
-            out |= part.target[lo:hi]
-            ts[at + lo : at + hi] = part.ts[lo:hi]
-
-        each_span(pack, len(part), _CHUNK, threads)
+        tasks += [
+            functools.partial(pack, part, lo, min(lo + _CHUNK, len(part)), at)
+            for lo in range(0, len(part), _CHUNK)
+        ]
         at += len(part)
-        del part, pack
+        del part
+    run_all(tasks, threads)
     span = int(ts.max()) - start if n else 0
     shift = max(1, (n - 1).bit_length())
     if n and span.bit_length() + shift <= 63:
