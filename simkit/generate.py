@@ -554,19 +554,26 @@ def _distinct(
     """
     n = np.int64(world.n_users)
     key = np.empty(len(cross_actor) + len(within_actor), dtype=np.int64)
+
+    def fill(who: _I32, whom: _I32, at: int, lo: int, hi: int) -> None:
+        out = key[at + lo : at + hi]
+        np.multiply(who[lo:hi], n, out=out, dtype=np.int64)
+        out += whom[lo:hi]
+
+    tasks: list[Callable[[], object]] = []
     at = 0
     for who, whom in ((cross_actor, cross_target), (within_actor, within_target)):
-        for lo in range(0, len(who), _CHUNK):
-            hi = min(lo + _CHUNK, len(who))
-            out = key[at + lo : at + hi]
-            np.multiply(who[lo:hi], n, out=out, dtype=np.int64)
-            out += whom[lo:hi]
+        tasks += [
+            functools.partial(fill, who, whom, at, lo, min(lo + _CHUNK, len(who)))
+            for lo in range(0, len(who), _CHUNK)
+        ]
         at += len(who)
+    run_all(tasks, threads)
     sort_in_place(key, threads)
     repeat = np.zeros(len(key), dtype=np.bool_)
     np.equal(key[1:], key[:-1], out=repeat[1:])
     if not repeat.any():
-        return _split_keys(key, n)
+        return _split_keys(key, n, threads)
     again = key[repeat]
     key = key[~repeat]
     actor = (again // n).astype(np.int32)
@@ -583,13 +590,22 @@ def _distinct(
     fresh = fresh[key[found] != fresh]
     key = np.concatenate([key, fresh])
     key.sort(kind="stable")  # two sorted runs: merged in one pass
-    return _split_keys(key, n)
+    return _split_keys(key, n, threads)
 
 
-def _split_keys(key: _I64, n: np.int64) -> tuple[_I32, _I32]:
-    """(actor, target) rows from keys ``actor * n + target``."""
-    actor = _by_block(len(key), np.int32, lambda lo, hi: key[lo:hi] // n)
-    target = _by_block(len(key), np.int32, lambda lo, hi: key[lo:hi] % n)
+def _split_keys(key: _I64, n: np.int64, threads: int = 2) -> tuple[_I32, _I32]:
+    """(actor, target) rows from keys ``actor * n + target``, a span at a time on `threads`."""
+    actor = np.empty(len(key), dtype=np.int32)
+    target = np.empty(len(key), dtype=np.int32)
+
+    def split(lo: int, hi: int) -> None:
+        whole = key[lo:hi] // n
+        actor[lo:hi] = whole
+        whole *= n
+        np.subtract(key[lo:hi], whole, out=whole)
+        target[lo:hi] = whole
+
+    each_span(split, len(key), _CHUNK, threads)
     return actor, target
 
 
@@ -679,7 +695,12 @@ class _Fates:
 
 
 def _fates(
-    sc: Scenario, world: _World, timeline: _Timeline, wishes: _Wishes, rng: np.random.Generator
+    sc: Scenario,
+    world: _World,
+    timeline: _Timeline,
+    wishes: _Wishes,
+    rng: np.random.Generator,
+    threads: int = 2,
 ) -> _Fates:
     """Each wish against the crossPod timeline: sent, deferred, blocked or dropped.
 
@@ -694,27 +715,55 @@ def _fates(
     reach = _Reach.of(timeline, world)
     sent_ts = wishes.ts.copy()
     fate = np.full(n, Fate.SENT, dtype=np.int8)
-    tried_parts: list[_I64] = []
-    later_parts: list[tuple[_I64, _I64, _I64, _F64]] = []
-    for lo in range(0, n, _CHUNK):
+    starts = list(range(0, n, _CHUNK))
+    tried_parts: list[_I64] = [np.zeros(0, dtype=np.int64)] * len(starts)
+    later_parts: list[tuple[_I64, _I64, _I64, _F64]] = [None] * len(starts)  # type: ignore[list-item]
+
+    def between_pods(lo: int) -> tuple[NDArray[np.intp], _I32, _I32]:
+        """The block's wishes between two pods, and their pods."""
+        hi = min(lo + _CHUNK, n)
+        pod_a = world.user_pod[wishes.actor[lo:hi]]
+        pod_b = world.user_pod[wishes.target[lo:hi]]
+        cross = np.flatnonzero(pod_a != pod_b)
+        return cross, pod_a[cross], pod_b[cross]
+
+    def settle(i: int, lo: int, cross: NDArray[np.intp], pod_a: _I32, pod_b: _I32, u: _F64) -> None:
         hi = min(lo + _CHUNK, n)
         actor, target, ts = wishes.actor[lo:hi], wishes.target[lo:hi], wishes.ts[lo:hi]
-        pod_a = world.user_pod[actor]
-        pod_b = world.user_pod[target]
-        cross = np.flatnonzero(pod_a != pod_b)
-        # Which wishes are between pods does not depend on crossPod: the draw is theirs.
-        u = rng.random(len(cross))
         tries, u = _split_uniform(u, blk.attempt)
         waits, u = _split_uniform(u, blk.persist)
         entitled = world.external[actor[cross]] & world.external[target[cross]]
         stage = timeline.stage(ts[cross])
-        key = reach.key(pod_a[cross], pod_b[cross])
+        key = reach.key(pod_a, pod_b)
         shut = ~(entitled & reach.open(stage, key))
         fate[lo + cross[shut]] = np.where(tries[shut], Fate.BLOCKED, Fate.DROPPED)
         sent_ts[lo + cross[shut]] = _NOT_SENT
-        tried_parts.append(lo + cross[shut & tries])
+        tried_parts[i] = lo + cross[shut & tries]
         wait = np.flatnonzero(shut & waits & entitled)
-        later_parts.append((lo + cross[wait], key[wait], stage[wait], u[wait]))
+        later_parts[i] = (lo + cross[wait], key[wait], stage[wait], u[wait])
+
+    # The uniform draws are made here, block after block, from the one stream; what each
+    # block's draws decide runs on the other thread, beside the next block's pods (each
+    # block writes its own rows), so the arrays are the same whatever the threads.
+    with contextlib.ExitStack() as stack:
+        pool = (
+            stack.enter_context(ThreadPoolExecutor(1, thread_name_prefix="simkit-draw"))
+            if threads > 1
+            else None
+        )
+        settling: Future[None] | None = None
+        for i, lo in enumerate(starts):
+            cross, pod_a, pod_b = between_pods(lo)
+            # Which wishes are between pods does not depend on crossPod: the draw is theirs.
+            u = rng.random(len(cross))
+            if settling is not None:
+                settling.result()  # one block settled at a time beside this one
+            if pool is None:
+                settle(i, lo, cross, pod_a, pod_b, u)
+            else:
+                settling = pool.submit(settle, i, lo, cross, pod_a, pod_b, u)
+        if settling is not None:
+            settling.result()
     # A wish that waits is sent once its pair has been open for its delay, without a break.
     later = np.concatenate([np.zeros(0, dtype=np.int64), *(p[0] for p in later_parts)])
     key = np.concatenate([np.zeros(0, dtype=np.int64), *(p[1] for p in later_parts)])
@@ -1395,7 +1444,7 @@ def draw(
     plan = _plan(scenario, rngs, population)
     world, timeline = plan.world, plan.timeline
     wishes = _wishes(scenario, world, timeline, rngs["wishes"], threads)
-    fates = _fates(scenario, world, timeline, wishes, rngs["fates"])
+    fates = _fates(scenario, world, timeline, wishes, rngs["fates"], threads)
     answers = functools.partial(_answers, scenario, wishes, fates.sent_ts, rngs["answers"], rngs["removals"])
     with _beside(answers, threads) as answered:
         # numpy lets go of the interpreter lock in its loops: the two threads overlap.

@@ -719,6 +719,7 @@ def test_a_draw_on_two_threads_is_the_draw_on_one(monkeypatch: pytest.MonkeyPatc
         real(f, n, 97, threads)
 
     monkeypatch.setattr(simkit.generate, "each_span", small_spans)
+    monkeypatch.setattr(simkit.generate, "_CHUNK", 97)  # blocks of wishes and parts too
     from simkit.scenario import load_scenario
 
     scenario = load_scenario("data/scenarios/tiny.toml")
