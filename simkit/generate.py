@@ -430,27 +430,55 @@ class _Calls:
         return len(self.ts)
 
 
-def _by_block(n: int, dtype: type[np.generic], fill: Callable[[int, int], NDArray[Any]]) -> NDArray[Any]:
-    """An array of `n` values computed `_CHUNK` rows at a time by ``fill(lo, hi)``.
-
-    Element-wise work on 10^7 rows is cheaper in blocks: the temporaries of one block are
-    reused by the allocator for the next, where whole-column temporaries each cost fresh
-    memory from the system.
-    """
+def _drawn_by_block(
+    n: int,
+    dtype: type[np.generic],
+    draw: Callable[[int, int], _T],
+    finish: Callable[[int, int, _T], NDArray[Any]],
+    threads: int = 1,
+) -> NDArray[Any]:
+    """An array of `n` values made `_CHUNK` rows at a time (a block's temporaries are reused by
+    the allocator for the next, where whole-column ones each cost fresh memory from the
+    system): ``draw(lo, hi)`` takes the block's random numbers from its stream, here and block after
+    block; ``finish(lo, hi, drawn)`` makes the values of them. With `threads` 2 the finishing
+    runs on a second thread beside the next block's draw, one block at a time: the stream is
+    read in the same order, so the values are the same."""
     out = np.empty(n, dtype=dtype)
-    for lo in range(0, n, _CHUNK):
-        hi = min(lo + _CHUNK, n)
-        out[lo:hi] = fill(lo, hi)
+
+    def fill(lo: int, hi: int, drawn: _T) -> None:
+        out[lo:hi] = finish(lo, hi, drawn)
+
+    with contextlib.ExitStack() as stack:
+        pool = (
+            stack.enter_context(ThreadPoolExecutor(1, thread_name_prefix="simkit-draw"))
+            if threads > 1
+            else None
+        )
+        pending: Future[None] | None = None
+        for lo in range(0, n, _CHUNK):
+            hi = min(lo + _CHUNK, n)
+            drawn = draw(lo, hi)
+            if pending is not None:
+                pending.result()
+            if pool is None:
+                fill(lo, hi, drawn)
+            else:
+                pending = pool.submit(fill, lo, hi, drawn)
+        if pending is not None:
+            pending.result()
     return out
 
 
-def _times(rng: np.random.Generator, n: int, lo: int, hi: int, office_share: float) -> _I64:
+def _times(rng: np.random.Generator, n: int, lo: int, hi: int, office_share: float, threads: int = 1) -> _I64:
     """`n` moments in [lo, hi): a share `office_share` moved into office hours of their day."""
 
-    def block(a: int, b: int) -> _I64:
-        ts = rng.integers(lo, hi, b - a, dtype=np.int64)
-        if office_share > 0:
-            office = rng.random(b - a) < office_share
+    def draw(a: int, b: int) -> tuple[_I64, _F64 | None]:
+        return rng.integers(lo, hi, b - a, dtype=np.int64), rng.random(b - a) if office_share > 0 else None
+
+    def finish(a: int, b: int, drawn: tuple[_I64, _F64 | None]) -> _I64:
+        ts, u = drawn
+        if u is not None:
+            office = u < office_share
             clock = ts % _DAY_MS
             ts -= clock
             # Squeeze the whole day into office hours: uniform stays uniform.
@@ -458,7 +486,7 @@ def _times(rng: np.random.Generator, n: int, lo: int, hi: int, office_share: flo
             np.clip(ts, lo, hi - 1, out=ts)
         return ts
 
-    return _by_block(n, np.int64, block)
+    return _drawn_by_block(n, np.int64, draw, finish, threads)
 
 
 def _rank(rng: np.random.Generator, n: _I64, skew: float) -> _I64:
@@ -467,7 +495,11 @@ def _rank(rng: np.random.Generator, n: _I64, skew: float) -> _I64:
     With skew 0 every rank is equally likely; the top 1% of ranks receive a share
     0.01^(1 / (1 + skew)) of the draws (10% at skew 1, 32% at skew 3).
     """
-    u = rng.random(len(n))
+    return _rank_of(rng.random(len(n)), n, skew)
+
+
+def _rank_of(u: _F64, n: _I64, skew: float) -> _I64:
+    """The ranks :func:`_rank` gives for its uniform draws `u` (changed in place)."""
     if skew:
         u **= 1.0 + skew
     return np.minimum((u * n).astype(np.int64), n - 1)
@@ -514,7 +546,7 @@ def _wishes(
     n_cross[~can_cross] = 0
     cross_actor = np.repeat(rows, n_cross)
     within_actor = np.repeat(rows, count - n_cross)
-    targets = functools.partial(_targets, rng, timeline, world, beh.popularity_skew)
+    targets = functools.partial(_targets, rng, timeline, world, beh.popularity_skew, threads)
     actor, target = _distinct(
         world,
         cross_actor,
@@ -524,16 +556,22 @@ def _wishes(
         targets,
         threads,
     )
-    ts = _times(rng, len(actor), sc.time.start_ms, sc.time.end_ms, sc.time.office_hours_share)
+    ts = _times(rng, len(actor), sc.time.start_ms, sc.time.end_ms, sc.time.office_hours_share, threads)
     return _Wishes(ts, actor, target)
 
 
 def _targets(
-    rng: np.random.Generator, timeline: _Timeline, world: _World, skew: float, actor: _I32, cross: bool
+    rng: np.random.Generator,
+    timeline: _Timeline,
+    world: _World,
+    skew: float,
+    threads: int,
+    actor: _I32,
+    cross: bool,
 ) -> _I32:
     if cross:
-        return _cross_targets(rng, actor, timeline, world, skew)
-    return _within_targets(rng, actor, world, skew)
+        return _cross_targets(rng, actor, timeline, world, skew, threads)
+    return _within_targets(rng, actor, world, skew, threads)
 
 
 def _distinct(
@@ -610,7 +648,7 @@ def _split_keys(key: _I64, n: np.int64, threads: int = 2) -> tuple[_I32, _I32]:
 
 
 def _cross_targets(
-    rng: np.random.Generator, actor: _I32, timeline: _Timeline, world: _World, skew: float
+    rng: np.random.Generator, actor: _I32, timeline: _Timeline, world: _World, skew: float, threads: int = 1
 ) -> _I32:
     """For actors sorted by pod: another pod by affinity × size, then a popular user there.
 
@@ -635,29 +673,31 @@ def _cross_targets(
         rng.shuffle(chosen)
         target_pod[lo:hi] = chosen
 
-    def block(lo: int, hi: int) -> _I32:
+    def finish(lo: int, hi: int, u: _F64) -> _I32:
         pod = target_pod[lo:hi]
-        rank = _rank(rng, world.pod_size[pod], skew)
+        rank = _rank_of(u, world.pod_size[pod], skew)
         target: _I32 = world.order[world.pod_start[pod] + rank]
         return target
 
-    return _by_block(len(actor), np.int32, block)
+    return _drawn_by_block(len(actor), np.int32, lambda lo, hi: rng.random(hi - lo), finish, threads)
 
 
-def _within_targets(rng: np.random.Generator, actor: _I32, world: _World, skew: float) -> _I32:
+def _within_targets(
+    rng: np.random.Generator, actor: _I32, world: _World, skew: float, threads: int = 1
+) -> _I32:
     """A popular colleague of the actor's own (public) pod, never the actor."""
 
-    def block(lo: int, hi: int) -> _I32:
+    def finish(lo: int, hi: int, u: _F64) -> _I32:
         who = actor[lo:hi]
         pod = world.user_pod[who]
         n = world.pod_size[pod]
-        rank = _rank(rng, n, skew)
+        rank = _rank_of(u, n, skew)
         target: _I32 = world.order[world.pod_start[pod] + rank]
         me = target == who
         target[me] = world.order[world.pod_start[pod[me]] + (rank[me] + 1) % n[me]]
         return target
 
-    return _by_block(len(actor), np.int32, block)
+    return _drawn_by_block(len(actor), np.int32, lambda lo, hi: rng.random(hi - lo), finish, threads)
 
 
 def _delays(rng: np.random.Generator, n: int, median_ms: float, sigma: float) -> _I64:
