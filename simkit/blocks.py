@@ -1,4 +1,4 @@
-"""`blocks`: passes over long columns a block of rows at a time.
+"""`blocks`: passes over long columns a block of rows at a time, and on two threads.
 
 A whole-network run holds columns of tens of millions of rows. A numpy expression over a whole
 column makes temporaries as long as the column, often in 64 bits (``np.bincount`` copies
@@ -6,6 +6,10 @@ column makes temporaries as long as the column, often in 64 bits (``np.bincount`
 done a block at a time, the temporaries are a block long and the result is the same. The
 analysis of a run folder and the lookups of ids go through here, so that its memory stays
 proportional to the columns it keeps, not to the expressions it evaluates.
+
+numpy lets go of the GIL in its sorts, gathers and element-wise loops, so blocks that write
+their own rows can run on two threads where the machine has two CPUs (:func:`each_span`,
+:func:`run_all`, :func:`sort_in_place`); the arrays are the same whatever the threads.
 
 Plain Python and numpy: the core may import it.
 """
@@ -75,6 +79,13 @@ def map_blocks(
 _SORT_APART = 1 << 20
 
 
+def _cpus() -> int:
+    """The CPUs this process may run on."""
+    if hasattr(os, "sched_getaffinity"):  # Linux
+        return len(os.sched_getaffinity(0))
+    return os.cpu_count() or 1
+
+
 def sort_in_place(values: NDArray[Any], threads: int = 2) -> None:
     """Sort `values` in place, as ``values.sort()`` does, on two threads where it is long,
     `threads` allows it and the machine has two CPUs.
@@ -88,7 +99,7 @@ def sort_in_place(values: NDArray[Any], threads: int = 2) -> None:
     [1, 2, 3]
     """
     n = len(values)
-    if n < _SORT_APART or threads < 2 or len(os.sched_getaffinity(0)) < 2:
+    if n < _SORT_APART or threads < 2 or _cpus() < 2:
         values.sort()
         return
     half = n // 2
@@ -123,7 +134,7 @@ def run_all(tasks: list[Callable[[], object]], threads: int = 2) -> None:
     >>> run_all(tasks); sorted(done), tasks
     ([1, 2], [])
     """
-    threads = min(threads, len(tasks), len(os.sched_getaffinity(0)))
+    threads = min(threads, len(tasks), _cpus())
     if threads < 2:
         while tasks:
             tasks.pop(0)()

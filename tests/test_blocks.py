@@ -41,6 +41,6 @@ def test_sort_in_place_is_numpy_s_sort(values: list[int], apart: int) -> None:
     array = np.array(values, dtype=np.int64)
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(blocks, "_SORT_APART", apart)
-        patch.setattr(blocks.os, "sched_getaffinity", lambda pid: {0, 1})
+        patch.setattr(blocks, "_cpus", lambda: 2)
         blocks.sort_in_place(array)
     assert array.tolist() == sorted(values)
