@@ -448,6 +448,17 @@ def _drawn_by_block(
     def fill(lo: int, hi: int, drawn: _T) -> None:
         out[lo:hi] = finish(lo, hi, drawn)
 
+    _each_drawn(n, draw, fill, threads)
+    return out
+
+
+def _each_drawn(
+    n: int, draw: Callable[[int, int], _T], finish: Callable[[int, int, _T], None], threads: int = 1
+) -> None:
+    """For each block of `_CHUNK` rows of ``range(n)`` in turn, ``draw(lo, hi)`` here (a
+    random stream is read in block order), then ``finish(lo, hi, drawn)``: on a second thread
+    beside the next block's draw with `threads` 2, one block at a time (each block's finish
+    writes its own rows)."""
     with contextlib.ExitStack() as stack:
         pool = (
             stack.enter_context(ThreadPoolExecutor(1, thread_name_prefix="simkit-draw"))
@@ -461,12 +472,11 @@ def _drawn_by_block(
             if pending is not None:
                 pending.result()
             if pool is None:
-                fill(lo, hi, drawn)
+                finish(lo, hi, drawn)
             else:
-                pending = pool.submit(fill, lo, hi, drawn)
+                pending = pool.submit(finish, lo, hi, drawn)
         if pending is not None:
             pending.result()
-    return out
 
 
 def _times(rng: np.random.Generator, n: int, lo: int, hi: int, office_share: float, threads: int = 1) -> _I64:
@@ -755,20 +765,20 @@ def _fates(
     reach = _Reach.of(timeline, world)
     sent_ts = wishes.ts.copy()
     fate = np.full(n, Fate.SENT, dtype=np.int8)
-    starts = list(range(0, n, _CHUNK))
-    tried_parts: list[_I64] = [np.zeros(0, dtype=np.int64)] * len(starts)
-    later_parts: list[tuple[_I64, _I64, _I64, _F64]] = [None] * len(starts)  # type: ignore[list-item]
+    blocks = -(-n // _CHUNK)  # each block's own entry in the parts, whichever thread fills it
+    tried_parts: list[_I64] = [np.zeros(0, dtype=np.int64)] * blocks
+    later_parts: list[tuple[_I64, _I64, _I64, _F64]] = [None] * blocks  # type: ignore[list-item]
 
-    def between_pods(lo: int) -> tuple[NDArray[np.intp], _I32, _I32]:
-        """The block's wishes between two pods, and their pods."""
-        hi = min(lo + _CHUNK, n)
+    def between_pods(lo: int, hi: int) -> tuple[NDArray[np.intp], _I32, _I32, _F64]:
+        """The block's wishes between two pods, their pods, and a uniform draw each."""
         pod_a = world.user_pod[wishes.actor[lo:hi]]
         pod_b = world.user_pod[wishes.target[lo:hi]]
         cross = np.flatnonzero(pod_a != pod_b)
-        return cross, pod_a[cross], pod_b[cross]
+        # Which wishes are between pods does not depend on crossPod: the draw is theirs.
+        return cross, pod_a[cross], pod_b[cross], rng.random(len(cross))
 
-    def settle(i: int, lo: int, cross: NDArray[np.intp], pod_a: _I32, pod_b: _I32, u: _F64) -> None:
-        hi = min(lo + _CHUNK, n)
+    def settle(lo: int, hi: int, drawn: tuple[NDArray[np.intp], _I32, _I32, _F64]) -> None:
+        cross, pod_a, pod_b, u = drawn
         actor, target, ts = wishes.actor[lo:hi], wishes.target[lo:hi], wishes.ts[lo:hi]
         tries, u = _split_uniform(u, blk.attempt)
         waits, u = _split_uniform(u, blk.persist)
@@ -778,32 +788,13 @@ def _fates(
         shut = ~(entitled & reach.open(stage, key))
         fate[lo + cross[shut]] = np.where(tries[shut], Fate.BLOCKED, Fate.DROPPED)
         sent_ts[lo + cross[shut]] = _NOT_SENT
-        tried_parts[i] = lo + cross[shut & tries]
+        tried_parts[lo // _CHUNK] = lo + cross[shut & tries]
         wait = np.flatnonzero(shut & waits & entitled)
-        later_parts[i] = (lo + cross[wait], key[wait], stage[wait], u[wait])
+        later_parts[lo // _CHUNK] = (lo + cross[wait], key[wait], stage[wait], u[wait])
 
     # The uniform draws are made here, block after block, from the one stream; what each
-    # block's draws decide runs on the other thread, beside the next block's pods (each
-    # block writes its own rows), so the arrays are the same whatever the threads.
-    with contextlib.ExitStack() as stack:
-        pool = (
-            stack.enter_context(ThreadPoolExecutor(1, thread_name_prefix="simkit-draw"))
-            if threads > 1
-            else None
-        )
-        settling: Future[None] | None = None
-        for i, lo in enumerate(starts):
-            cross, pod_a, pod_b = between_pods(lo)
-            # Which wishes are between pods does not depend on crossPod: the draw is theirs.
-            u = rng.random(len(cross))
-            if settling is not None:
-                settling.result()  # one block settled at a time beside this one
-            if pool is None:
-                settle(i, lo, cross, pod_a, pod_b, u)
-            else:
-                settling = pool.submit(settle, i, lo, cross, pod_a, pod_b, u)
-        if settling is not None:
-            settling.result()
+    # block's draws decide is settled on the other thread, beside the next block's draw.
+    _each_drawn(n, between_pods, settle, threads)
     # A wish that waits is sent once its pair has been open for its delay, without a break.
     later = np.concatenate([np.zeros(0, dtype=np.int64), *(p[0] for p in later_parts)])
     key = np.concatenate([np.zeros(0, dtype=np.int64), *(p[1] for p in later_parts)])
