@@ -42,7 +42,7 @@ from numpy.typing import NDArray
 if TYPE_CHECKING:
     from pandas._libs.tslibs.nattype import NaTType
 
-from simkit.blocks import bincount, spans
+from simkit.blocks import bincount, bincount_cells, map_blocks, spans
 from simkit.engines import replay
 from simkit.errors import RunDirError
 from simkit.events import FATES, Demand, Events, Fate, apply_order
@@ -718,14 +718,8 @@ def _crosstab(
     index = (
         pd.MultiIndex.from_arrays(found, names=names) if len(keys) > 1 else pd.Index(found[0], name=names[0])
     )
-    cells = np.zeros(len(index) * width, dtype=np.int64)
-    for start, stop in spans(len(group)):
-        block = group[start:stop].astype(np.int64)
-        block *= width
-        block += status[start:stop]
-        cells += np.bincount(block, minlength=len(cells))
-    counts = cells
-    return pd.DataFrame(counts.reshape(-1, width).astype(np.int64), index=index, columns=list(STATUS_COLUMNS))
+    counts = bincount_cells(group, status, width, len(index))
+    return pd.DataFrame(counts, index=index, columns=list(STATUS_COLUMNS))
 
 
 # Count by a dense table of every combination of pods up to this many cells; sort beyond.
@@ -966,12 +960,11 @@ def pod_matrix(
         hit = chosen_ids[at] == pods if len(ids) else np.zeros(len(pods), dtype=bool)
         return np.where(hit, order[at] if len(ids) else 0, left)
 
-    cells = np.zeros(size * size, dtype=np.int64)
-    for start, stop in spans(len(kind)):
-        chosen = kind[start:stop] == STATUS_COLUMNS.index(status)
-        cell = slots(pod_a[start:stop][chosen]) * size + slots(pod_b[start:stop][chosen])
-        cells += np.bincount(cell, minlength=size * size)
-    grid = cells.reshape(size, size)[: len(labels), : len(labels)].copy()
+    chosen = kind == STATUS_COLUMNS.index(status)
+    cells = bincount_cells(
+        map_blocks(slots, pod_a[chosen], np.int32), map_blocks(slots, pod_b[chosen], np.int32), size, size
+    )
+    grid = cells[: len(labels), : len(labels)].copy()
     # Records between two pods were counted once, at (pod_a, pod_b); mirror them.
     grid = grid + grid.T - np.diag(np.diag(grid))
     out = pd.DataFrame(grid, index=pd.Index(labels, name="pod"), columns=pd.Index(labels, name="pod"))
@@ -1315,13 +1308,7 @@ def _unmet_demand(frames: RunFrames) -> pd.DataFrame:
     fate = _codes(wishes[_WISH_FATE], FATES)
     if not every:
         fate = fate[known]
-    cells = np.zeros(n * len(FATES), dtype=np.int64)
-    for start, stop in spans(len(pair)):
-        block = pair[start:stop].astype(np.int64)
-        block *= len(FATES)
-        block += fate[start:stop]
-        cells += np.bincount(block, minlength=n * len(FATES))
-    by_fate = cells.reshape(n, len(FATES))
+    by_fate = bincount_cells(pair, fate, len(FATES), n)
     table = pd.DataFrame(by_fate, index=index, columns=list(FATES))
     table.insert(0, "wishes", by_fate.sum(axis=1).astype(np.int64))
     table["unmet"] = table[list(_UNMET)].sum(axis=1).astype(np.int64)

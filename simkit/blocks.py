@@ -25,7 +25,16 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-__all__ = ["ROWS_AT_ONCE", "bincount", "each_span", "map_blocks", "run_all", "sort_in_place", "spans"]
+__all__ = [
+    "ROWS_AT_ONCE",
+    "bincount",
+    "bincount_cells",
+    "each_span",
+    "map_blocks",
+    "run_all",
+    "sort_in_place",
+    "spans",
+]
 
 ROWS_AT_ONCE = 4_000_000
 """Rows a pass holds at once: a block's 64-bit temporaries take 32 MB."""
@@ -57,6 +66,24 @@ def bincount(values: NDArray[np.integer[Any]], minlength: int = 0) -> NDArray[np
         else:
             counts += block
     return counts
+
+
+def bincount_cells(
+    row: NDArray[np.integer[Any]], column: NDArray[np.integer[Any]], width: int, rows: int
+) -> NDArray[np.int64]:
+    """How many times each cell ``(row, column)`` of a table `rows` x `width` occurs, as a
+    `rows` x `width` array: ``np.bincount(row * width + column)``, a block at a time.
+
+    >>> bincount_cells(np.array([0, 1, 1]), np.array([2, 0, 0]), width=3, rows=2).tolist()
+    [[0, 0, 1], [2, 0, 0]]
+    """
+    cells = np.zeros(rows * width, dtype=np.int64)
+    for start, stop in spans(len(row)):
+        block = row[start:stop].astype(np.int64)
+        block *= width
+        block += column[start:stop]
+        cells += np.bincount(block, minlength=len(cells))
+    return cells.reshape(rows, width)
 
 
 def map_blocks(

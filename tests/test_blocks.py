@@ -44,3 +44,12 @@ def test_sort_in_place_is_numpy_s_sort(values: list[int], apart: int) -> None:
         patch.setattr(blocks, "_cpus", lambda: 2)
         blocks.sort_in_place(array)
     assert array.tolist() == sorted(values)
+
+
+@given(st.lists(st.tuples(st.integers(0, 4), st.integers(0, 2)), max_size=30))
+def test_bincount_cells_is_a_table_of_numpy_s_bincount(cells: list[tuple[int, int]]) -> None:
+    row = np.array([r for r, _ in cells], dtype=np.int32)
+    column = np.array([c for _, c in cells], dtype=np.int8)
+    got = blocks.bincount_cells(row, column, width=3, rows=5)
+    expected = np.bincount(row.astype(np.int64) * 3 + column, minlength=15).reshape(5, 3)
+    assert got.dtype == np.int64 and got.tolist() == expected.tolist()
