@@ -17,8 +17,9 @@ pyarrow (issue 15's target: at most 2 on the whole network)::
 ``--stages`` then runs the scenario again in a fresh process through ``simkit.cli.main``,
 timing the imports and each stage (generation, writing the inputs and the demand, replay,
 writing the outputs, hashing, the commit's fsync and renames); stages that overlap (the
-inputs are written while the replay runs) add up to more than the whole. ``--encodings RUN`` measures, per column of the run's big tables (the first
-``--rows`` rows), the write time and file size of each Parquet encoding and compression,
+inputs are written and hashed while the replay runs) add up to more than the whole.
+``--encodings RUN`` measures, per column of the run's big tables (the first ``--rows`` rows), the write time and file size of each Parquet encoding and compression, with
+and without statistics,
 the measurements behind the per-column settings of ``simkit.io.runs``. A whole-network
 command needs about 8 GB: run one at a time on a shared machine.
 """
@@ -74,7 +75,6 @@ def stages(scenario: str, out: Path) -> None:
     start = time.perf_counter()
     import simkit.cli
     import simkit.io.commit as commit
-    import simkit.io.runs as runs
     import simkit.pipeline as pipeline
 
     imports = time.perf_counter() - start
@@ -99,7 +99,7 @@ def stages(scenario: str, out: Path) -> None:
         (pipeline, "write_demand", "write demand"),
         (pipeline, "replay", "replay"),
         (pipeline, "write_outputs", "write outputs (with manifest)"),
-        (runs, "_sha256", "  of which hashing (SHA-256 of every file)"),
+        (commit, "file_sha256", "hashing (SHA-256 of every file, beside)"),
         (commit.RunFolderTransaction, "commit", "commit (fsync every file, renames)"),
     ]
     for module, name, label in plan:
@@ -133,6 +133,21 @@ def _variants(column: pa.ChunkedArray) -> Iterator[tuple[str, dict[str, Any]]]:
                     "column_encoding": "DELTA_BINARY_PACKED",
                 },
             )
+    # What each row group's statistics (min, max, null count) cost, with simkit's compression.
+    yield (
+        "zstd dictionary, no statistics",
+        {"compression": "zstd", "use_dictionary": True, "write_statistics": False},
+    )
+    if integer:
+        yield (
+            "zstd delta, no statistics",
+            {
+                "compression": "zstd",
+                "use_dictionary": False,
+                "column_encoding": "DELTA_BINARY_PACKED",
+                "write_statistics": False,
+            },
+        )
 
 
 def _timed_write(table: pa.Table, path: Path, options: dict[str, Any], repeat: int) -> tuple[float, int]:

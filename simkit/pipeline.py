@@ -12,7 +12,6 @@ applies no rule and draws no chart.
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import json
 import os
 import sys
@@ -28,7 +27,7 @@ import numpy as np
 from simkit.engines import DEFAULT_ENGINE, replay
 from simkit.errors import RunDirError, ScenarioError, SimkitError
 from simkit.generate import draw, draw_population, estimate
-from simkit.io.commit import Handoff, RunFolderTransaction, alongside, is_own, settle
+from simkit.io.commit import Handoff, RunFolderTransaction, alongside, file_sha256, is_own, settle
 from simkit.io.runs import (
     CSV_OUTPUTS,
     OWN_FILES,
@@ -144,7 +143,7 @@ def _own_unchanged(folder: Path, recorded: Any) -> dict[str, Any]:
         file = folder / str(record.get("file", "")) if isinstance(record, dict) else None
         if file is None or file.name not in OWN_FILES or not file.is_file():
             continue
-        if _sha256(file) == record.get("sha256"):
+        if file_sha256(file) == record.get("sha256"):
             kept[name] = record
     return kept
 
@@ -308,10 +307,19 @@ def simulate(
                 demand = handoff.take(stop)
                 if demand is None:
                     return {}
-                write_demand(txn, demand)
+                demand_file = write_demand(txn, demand)
                 del demand  # the writer's was the only reference: its memory goes now
                 tables = handoff.take(stop)
-                return {} if tables is None or stop.is_set() else write_inputs(txn, *tables, stop=stop)
+                if tables is None or stop.is_set():
+                    return {}
+                files = write_inputs(txn, *tables, stop=stop)
+                # The digests the manifest records, while the replay runs (hashlib lets go of
+                # the GIL): write_outputs then hashes only the outputs.
+                for file in (*files.values(), *([demand_file] if demand_file else [])):
+                    if stop.is_set():
+                        break
+                    txn.sha256(file)
+                return files
 
             # The demand and the inputs are written while the log is sorted and replayed:
             # pyarrow's encoders let go of the GIL, and the columnar engine's numpy passes much
@@ -416,15 +424,10 @@ def _population_record(sc: Scenario, given: Population | None, files: Mapping[st
     if given is not None:
         rows = {"pods": given.n_pods, "users": given.n_users, "crosspod": len(given.crosspod)}
         record["tables"] = {
-            name: {"file": file.name, "rows": rows[name], "sha256": _sha256(file)}
+            name: {"file": file.name, "rows": rows[name], "sha256": file_sha256(file)}
             for name, file in sorted(files.items())
         }
     return record
-
-
-def _sha256(file: Path) -> str:
-    with file.open("rb") as fh:
-        return hashlib.file_digest(fh, "sha256").hexdigest()
 
 
 def population_of(source: Scenario | str | os.PathLike[str], overrides: Sequence[str] = ()) -> Population:

@@ -340,6 +340,7 @@ def test_a_population_without_usernames_writes_the_three_column_users_table(tmp_
         compression="zstd",
         use_dictionary=["external"],
         column_encoding={"user_id": "DELTA_BINARY_PACKED", "pod_id": "DELTA_BINARY_PACKED"},
+        write_statistics=["user_id", "pod_id"],
         store_schema=False,
     )
     assert (tmp_path / "users.parquet").read_bytes() == (tmp_path / "plain.parquet").read_bytes()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import shutil
 import signal
@@ -39,7 +40,7 @@ def _digests(folder: Path) -> dict[str, str]:
 @pytest.mark.parametrize(
     "name", ["pods", "users", "crosspod", "policy", "events", "outcomes", "connections", "demand"]
 )
-def test_ids_and_times_are_delta_encoded_and_every_other_column_keeps_a_dictionary(
+def test_ids_and_times_are_delta_encoded_with_statistics_and_every_other_column_keeps_a_dictionary(
     tiny_run: Path, name: str
 ) -> None:
     metadata = pq.read_metadata(tiny_run / f"{name}.parquet")
@@ -49,6 +50,8 @@ def test_ids_and_times_are_delta_encoded_and_every_other_column_keeps_a_dictiona
             chunk = metadata.row_group(group).column(i)
             kind = TABLES[name].column(chunk.path_in_schema).type
             assert chunk.compression == "ZSTD"
+            # Row groups can be skipped by their ids and times, never by their labels or codes.
+            assert chunk.is_stats_set == (kind in (ColumnType.ID, ColumnType.TS)), chunk.path_in_schema
             if kind in (ColumnType.ID, ColumnType.TS):
                 assert "DELTA_BINARY_PACKED" in chunk.encodings, chunk.path_in_schema
                 assert not chunk.has_dictionary_page, chunk.path_in_schema
@@ -162,3 +165,42 @@ def test_a_failed_draw_stops_the_writer_and_leaves_nothing(
         simulate(SCENARIO, tmp_path / "new")
     assert not [t for t in threading.enumerate() if t.name.startswith("simkit-write")]
     assert list(tmp_path.iterdir()) == []
+
+
+def test_a_staged_file_is_hashed_once_whoever_asks(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    hashed: list[Path] = []
+    inner = simkit.io.commit.file_sha256
+    monkeypatch.setattr(simkit.io.commit, "file_sha256", lambda f: hashed.append(f) or inner(f))
+    (tmp_path / "old.txt").write_text("old")
+    with simkit.io.commit.RunFolderTransaction(tmp_path, "test") as txn:
+        txn.stage("new.txt").write_text("new")
+        digests = {txn.sha256(tmp_path / name) for name in ("new.txt", "new.txt", "old.txt", "old.txt")}
+        assert digests == {hashlib.sha256(b"new").hexdigest(), hashlib.sha256(b"old").hexdigest()}
+        # The staged file once, the folder's own file each time (it is not the transaction's).
+        assert [p.name for p in hashed].count("old.txt") == 2
+        assert len([p for p in hashed if p.name != "old.txt"]) == 1
+        staged_again = txn.stage("new.txt")
+        staged_again.write_text("newer")
+        assert txn.sha256(tmp_path / "new.txt") == hashlib.sha256(b"newer").hexdigest()
+
+
+def test_simkit_run_hashes_each_file_once_and_the_manifest_records_the_files(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    hashed: list[str] = []
+    inner = simkit.io.commit.file_sha256
+
+    def counted(file: Path) -> str:
+        hashed.append(file.name.split(".")[1])  # .NAME.XXXXXXXX.tmp
+        return inner(file)
+
+    monkeypatch.setattr(simkit.io.commit, "file_sha256", counted)
+    simulate(SCENARIO, tmp_path / "run")
+    monkeypatch.undo()
+    manifest = json.loads((tmp_path / "run" / "manifest.json").read_text(encoding="utf-8"))
+    recorded = {**manifest["inputs"], **manifest["outputs"], **manifest.get("own", {})}
+    assert sorted(hashed) == sorted(record["file"].split(".")[0] for record in recorded.values())
+    for record in recorded.values():
+        assert (
+            hashlib.sha256((tmp_path / "run" / record["file"]).read_bytes()).hexdigest() == record["sha256"]
+        )

@@ -41,6 +41,7 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import hashlib
 import json
 import os
 import queue
@@ -265,6 +266,12 @@ def settle(folder: str | os.PathLike[str]) -> None:
         ) from None
 
 
+def file_sha256(file: Path) -> str:
+    """The SHA-256 of `file`'s bytes, in hex (hashlib lets go of the GIL while it hashes)."""
+    with file.open("rb") as fh:
+        return hashlib.file_digest(fh, "sha256").hexdigest()
+
+
 class RunFolderTransaction:
     """Replace files of the existing folder `folder` all at once (see the module's text).
 
@@ -290,6 +297,7 @@ class RunFolderTransaction:
         self.folder = Path(folder)
         self.command = command
         self._staged: dict[str, Path] = {}
+        self._digests: dict[Path, str] = {}
         self._committed = False
         self._stack = contextlib.ExitStack()
 
@@ -334,6 +342,19 @@ class RunFolderTransaction:
         if path.parent == self.folder and path.name in self._staged:
             return self._staged[path.name]
         return path
+
+    def sha256(self, path: Path) -> str:
+        """The SHA-256 of the content `path` (a file of the folder) will have after the
+        commit: of its temporary file if it is staged (hashed once, whichever thread asks
+        first: a staged file is not written again once its writer is done), else of `path`
+        as it is."""
+        current = self.current(path)
+        if current is path:
+            return file_sha256(path)
+        digest = self._digests.get(current)
+        if digest is None:
+            digest = self._digests[current] = file_sha256(current)
+        return digest
 
     @property
     def staged(self) -> tuple[str, ...]:
