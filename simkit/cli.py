@@ -68,8 +68,13 @@ _PARTNERS_SHOWN = 3
 
 
 def _run(args: argparse.Namespace) -> int:
+    from simkit.memory import keep_freed_memory
     from simkit.pipeline import simulate
     from simkit.scenario import load_scenario
+
+    # A process that ends with the run: reuse what it frees rather than fault in fresh pages
+    # (on the whole network, 34 s instead of 40 s; see docs/performance.md).
+    keep_freed_memory()
 
     scenario = load_scenario(args.scenario, args.overrides)
     out = args.out if args.out is not None else Path("runs") / args.scenario.stem

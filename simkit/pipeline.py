@@ -40,6 +40,7 @@ from simkit.io.runs import (
     write_inputs,
     write_outputs,
 )
+from simkit.memory import return_freed_memory
 from simkit.population import Population
 from simkit.results import Replay
 from simkit.scenario import DEFAULT_MAX_EVENTS, Scenario, load_scenario
@@ -331,6 +332,9 @@ def simulate(
                     population, events, policy = drawn.population, drawn.events, drawn.policy
                     del drawn
                     handoff.put((population, events, policy))
+                    # What the draw freed goes back before the replay (under `simkit run`,
+                    # malloc keeps what is freed for reuse): the replay's peak stays low.
+                    return_freed_memory()
                 with steps.step(f"replaying {len(events):,} events ({engine} engine), writing them"):
                     result = replay(population, events, policy, engine=engine)
             files = log_written.result()
