@@ -1120,9 +1120,14 @@ def _labels(codes: NDArray[np.integer[Any]], names: list[str], as_strings: bool 
     Parquet writer stores it dictionary-encoded as it is, instead of building every string
     and hashing it again (at 10^8 rows, gigabytes and many seconds).
     """
-    mask = codes < 0
     # int8 codes: every label list here is short (statuses, reasons, actions).
-    indices = pa.array(np.where(mask, 0, codes).astype(np.int8), mask=mask)
+    index = np.maximum(codes, 0).astype(np.int8, copy=False)
+    mask = codes < 0
+    nulls = int(np.count_nonzero(mask))
+    # The validity bitmap packed by numpy: 2-3 times faster than pa.array(..., mask=...)
+    # at 10^8 rows, where the outputs are written.
+    valid = pa.py_buffer(np.packbits(~mask, bitorder="little")) if nulls else None
+    indices = pa.Array.from_buffers(pa.int8(), len(index), [valid, pa.py_buffer(index)], null_count=nulls)
     labels = pa.DictionaryArray.from_arrays(indices, pa.array(names, pa.string()))
     return labels.cast(pa.string()) if as_strings else labels
 
