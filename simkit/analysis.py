@@ -27,7 +27,9 @@ Conventions
 
 from __future__ import annotations
 
+import contextlib
 import os
+import threading
 from collections.abc import Callable, Hashable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -105,6 +107,14 @@ _BIN_WIDTHS = tuple(
 )
 
 
+@dataclass(frozen=True)
+class _LockFor:
+    """The key, in a frames' cache of derived tables, of the lock under which the table
+    `key` is computed."""
+
+    key: Hashable
+
+
 @dataclass(frozen=True, eq=False, repr=False)
 class RunFrames:
     """A run as pandas frames: its input tables and what the replay answered.
@@ -154,12 +164,17 @@ class RunFrames:
     def _derived(self, key: Hashable, compute: Callable[[RunFrames], _T]) -> _T:
         """The derived table `key` of these frames, computed by `compute` the first time.
 
-        The frames are frozen, so a table derived from them never goes stale. Frames are
-        handed out as shallow copies, so a caller adding or dropping a column changes only
+        The frames are frozen, so a table derived from them never goes stale; a table is
+        computed once even when several threads ask for it. Frames are handed out as shallow
+        copies, so a caller adding or dropping a column changes only
         its own copy.
         """
         if key not in self._cache:
-            self._cache[key] = compute(self)
+            # One computation per table even when two threads ask at once (the report
+            # computes some tables beside the others): the second waits for the first.
+            with self._cache.setdefault(_LockFor(key), threading.Lock()):
+                if key not in self._cache:
+                    self._cache[key] = compute(self)
         value = self._cache[key]
         if isinstance(value, pd.DataFrame):
             return value.copy(deep=False)  # type: ignore[return-value]
@@ -170,7 +185,8 @@ class RunFrames:
         knows its order (the report, before its graph metrics), so that the memory they
         hold serves what comes next. Asked again, a table is computed again."""
         for key in keys:
-            self._cache.pop(key, None)
+            with self._cache.get(_LockFor(key), contextlib.nullcontext()):
+                self._cache.pop(key, None)
 
     def __repr__(self) -> str:
         wishes = f", {len(self.demand):,} wishes" if self.demand is not None else ""

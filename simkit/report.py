@@ -26,7 +26,7 @@ import multiprocessing
 import os
 import sys
 from collections.abc import Callable, Iterable, Iterator, Mapping
-from concurrent.futures import Executor, Future
+from concurrent.futures import Executor, Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -138,10 +138,22 @@ def _ready() -> None:
 
 
 class _Tables:
-    """The tables the charts and the summary share, each computed when first asked."""
+    """The tables the charts and the summary share, each computed when first asked.
 
-    def __init__(self, frames: analysis.RunFrames) -> None:
+    With `beside`, the two that take longest on a large run (where enabling crossPod would
+    help, which needs the wishes; how soon requests are answered) start at once on that
+    executor's thread, while this thread computes the others: numpy lets go of the GIL in
+    the sorts and gathers that make most of their time.
+    """
+
+    def __init__(self, frames: analysis.RunFrames, beside: Executor | None = None) -> None:
         self.frames = frames
+        self._early: dict[str, Future[Any]] = {}
+        if beside is not None:
+            self._early = {
+                "candidates": beside.submit(self._candidates),
+                "answered": beside.submit(self._answered),
+            }
 
     @functools.cached_property
     def periods(self) -> pd.DataFrame:
@@ -153,13 +165,21 @@ class _Tables:
 
     @functools.cached_property
     def candidates(self) -> pd.DataFrame | None:
+        early = self._early.pop("candidates", None)
+        return early.result() if early is not None else self._candidates()
+
+    @functools.cached_property
+    def answered(self) -> pd.DataFrame:
+        early = self._early.pop("answered", None)
+        return early.result() if early is not None else self._answered()
+
+    def _candidates(self) -> pd.DataFrame | None:
         frames = self.frames
         if frames.demand is None:
             return None
         return analysis.with_pod_names(analysis.crosspod_candidates(frames, top=_CANDIDATE_ROWS), frames)
 
-    @functools.cached_property
-    def answered(self) -> pd.DataFrame:
+    def _answered(self) -> pd.DataFrame:
         return analysis.answered_within(self.frames)
 
 
@@ -590,7 +610,26 @@ def _write_with(
     manifest = json.loads(manifest_file.read_text(encoding="utf-8")) if manifest_file.is_file() else {}
 
     stages.start("tables")
-    tables = _Tables(frames)
+    beside = ThreadPoolExecutor(1, thread_name_prefix="simkit-report")
+    try:
+        return _tables_on(root, frames, target, manifest, top, graphml, stages, pool, beside)
+    finally:
+        # Its tables are taken before the graph metrics; after a failure, it is not waited for.
+        beside.shutdown(wait=False, cancel_futures=True)
+
+
+def _tables_on(
+    root: Path,
+    frames: analysis.RunFrames,
+    target: Path,
+    manifest: Mapping[str, Any],
+    top: int,
+    graphml: bool,
+    stages: _Stages,
+    pool: Executor | None,
+    beside: Executor,
+) -> Report:
+    tables = _Tables(frames, beside)
     charts: dict[str, _Chart] = {}
     away: dict[str, Future[bytes]] = {}
     for name, chart in _charts(tables, top):
@@ -599,6 +638,7 @@ def _write_with(
             # The helper draws it while this process computes the rest.
             away[name] = pool.submit(_png, chart)
     headline = analysis.summary(frames)
+    tables.candidates, tables.answered  # noqa: B018  (done with the history, the requests)
     # The record history and the requests (a gigabyte on the whole network) have served every
     # table above; the graph metrics need their room.
     frames._forget("moves", "asked")
