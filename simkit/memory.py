@@ -9,8 +9,9 @@ whole-network run folder (``perf``: ``clear_page_erms`` under ``do_huge_pmd_anon
 :func:`keep_freed_memory` has ``malloc`` serve every block from its heap and keep what is freed
 for the next arrays; :func:`return_freed_memory` hands what is free back at a point of the
 caller's choosing, so the high-water mark does not stay. The command line sets the first for
-``simkit report``, a process that ends when its job does; a long-lived process (a notebook, the
-emulator) is better left as it is. Both do nothing where the C library is not glibc.
+``simkit run`` and ``simkit report``, processes that end when their job does (``simkit run``
+hands back what the draw freed before the replay, ``simkit report`` what reading the run
+freed); a long-lived process (a notebook, the emulator) is better left as it is. Both do nothing where the C library is not glibc.
 
 Plain Python (``ctypes``): the core may import it.
 """
