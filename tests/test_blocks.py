@@ -46,6 +46,24 @@ def test_sort_in_place_is_numpy_s_sort(values: list[int], apart: int) -> None:
     assert array.tolist() == sorted(values)
 
 
+@given(st.lists(st.lists(st.integers(0, 999), max_size=6), max_size=25), st.integers(1, 5), st.integers(1, 2))
+def test_sort_grouped_in_place_is_numpy_s_sort(groups: list[list[int]], piece: int, threads: int) -> None:
+    # Keys group * 1000 + x, the groups in order and the x in any order within each: sorted
+    # a few whole groups at a time (pieces of 1 to 5 values here), the same array as one sort.
+    group = np.array([g for g, xs in enumerate(groups) for _ in xs], dtype=np.int64)
+    keys = np.array([g * 1000 + x for g, xs in enumerate(groups) for x in xs], dtype=np.int64)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(blocks, "_SORT_PIECE", piece)
+        patch.setattr(blocks, "_cpus", lambda: 2)
+        blocks.sort_grouped_in_place(keys, group, threads)
+    assert keys.tolist() == sorted(g * 1000 + x for g, xs in enumerate(groups) for x in xs)
+
+
+def test_sort_grouped_in_place_wants_a_group_per_value() -> None:
+    with pytest.raises(ValueError, match="3 values but 2 groups"):
+        blocks.sort_grouped_in_place(np.array([3, 2, 1]), np.array([0, 0]))
+
+
 @given(st.lists(st.tuples(st.integers(0, 4), st.integers(0, 2)), max_size=30))
 def test_bincount_cells_is_a_table_of_numpy_s_bincount(cells: list[tuple[int, int]]) -> None:
     row = np.array([r for r, _ in cells], dtype=np.int32)
