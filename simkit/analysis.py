@@ -28,6 +28,7 @@ Conventions
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
 import threading
 from collections.abc import Callable, Hashable, Iterator
@@ -44,7 +45,7 @@ from numpy.typing import NDArray
 if TYPE_CHECKING:
     from pandas._libs.tslibs.nattype import NaTType
 
-from simkit.blocks import bincount, bincount_cells, map_blocks, spans
+from simkit.blocks import bincount, bincount_cells, map_blocks, run_all, spans
 from simkit.engines import replay
 from simkit.errors import RunDirError
 from simkit.events import FATES, Demand, Events, Fate, apply_order
@@ -1713,16 +1714,21 @@ def _moves_of_log(events: Events, outcomes: Outcomes) -> _Moves:
     row = np.empty(total, dtype=small)
     before, after, effect = (np.empty(total, dtype=np.int8) for _ in range(3))
     by_pair = np.empty(total, dtype=small)
-    grouped = 0  # positions of the moves grouped by pair so far; no pair has changes in two shares
-    for i, part in enumerate(pieces):
+    # Where each share's moves go among those grouped by pair: no pair has changes in two shares.
+    grouped = np.cumsum([0, *(len(part[4]) for part in pieces if part is not None)]).tolist()
+
+    def place(i: int) -> None:
+        part = pieces[i]
         assert part is not None
         pieces[i] = None
         rows, part_before, part_after, part_effect, part_by_pair = part
         del part
         at = dest[rows if rank_of is None else rank_of[rows]]
         row[at], before[at], after[at], effect[at] = rows, part_before, part_after, part_effect
-        by_pair[grouped : grouped + len(part_by_pair)] = at[part_by_pair]
-        grouped += len(part_by_pair)
+        by_pair[grouped[i] : grouped[i + 1]] = at[part_by_pair]
+
+    # The shares are put in place on two threads: each writes positions no other share has.
+    run_all([functools.partial(place, i) for i in range(len(pieces))], _SHARE_THREADS)
     return _Moves(row, before, after, effect, events, by_pair)
 
 
