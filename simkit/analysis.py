@@ -743,6 +743,33 @@ def _crosstab(
 _DENSE_CELLS = 1 << 24
 
 
+# Ids spanning at most this many values (pod ids do) are found in a table, not searched.
+_DENSE_IDS = 1 << 22
+
+
+def _id_positions(
+    keys: list[NDArray[np.integer[Any]]],
+) -> tuple[NDArray[np.integer[Any]], Callable[[NDArray[np.integer[Any]]], NDArray[np.signedinteger[Any]]]]:
+    """The distinct values of `keys` (sorted), and a function from a block of them to their
+    positions among those: a table indexed by value where the values span little (one
+    gather, three to five times a binary search over a thousand pods), else a search."""
+    dtype = np.result_type(*keys)
+    filled = [k for k in keys if len(k)]
+    if filled:
+        lo = min(int(k.min()) for k in filled)
+        span = max(int(k.max()) for k in filled) - lo + 1
+        if span <= _DENSE_IDS:
+            present = np.zeros(span, dtype=bool)
+            for column in filled:
+                for start, stop in spans(len(column)):
+                    present[column[start:stop] - lo] = True
+            position = np.cumsum(present, dtype=np.int64) - 1
+            ids = (np.flatnonzero(present) + lo).astype(dtype)
+            return ids, lambda block: position[block - lo]
+    ids = _distinct(np.concatenate([pd.unique(k) for k in keys])).astype(dtype, copy=False)
+    return ids, lambda block: np.searchsorted(ids, block)
+
+
 def _groups(
     keys: list[NDArray[np.integer[Any]]],
 ) -> tuple[list[NDArray[np.integer[Any]]], NDArray[np.signedinteger[Any]]]:
@@ -752,16 +779,16 @@ def _groups(
     A run has few pods and many rows: with few enough pods, each combination's cell in a
     dense table is found in one pass (no sort of the rows).
     """
-    ids = _distinct(np.concatenate([pd.unique(k) for k in keys]))
+    ids, find = _id_positions(keys)
     n = max(len(ids), 1)
     small = np.int32 if n ** len(keys) < 2**31 else np.int64
     # Each row's cell in the table of every combination, made a block of rows at a time.
     code: NDArray[np.signedinteger[Any]] = np.empty(len(keys[0]), dtype=small)
     for start, stop in spans(len(code)):
-        block: NDArray[np.signedinteger[Any]] = np.searchsorted(ids, keys[0][start:stop]).astype(small)
+        block: NDArray[np.signedinteger[Any]] = find(keys[0][start:stop]).astype(small)
         for column in keys[1:]:
             block *= n
-            block += np.searchsorted(ids, column[start:stop]).astype(small)
+            block += find(column[start:stop]).astype(small)
         code[start:stop] = block
     if n ** len(keys) <= _DENSE_CELLS:
         present = bincount(code, minlength=n ** len(keys)) > 0

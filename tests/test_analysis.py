@@ -1108,3 +1108,15 @@ def test_history_of_a_generated_log_read_in_shares_is_the_same(
     pd.testing.assert_frame_equal(analysis.requests(shared), analysis.requests(whole))
     pd.testing.assert_frame_equal(analysis.status_timeline(shared), analysis.status_timeline(whole))
     pd.testing.assert_frame_equal(analysis.crosspod_periods(shared), analysis.crosspod_periods(whole))
+
+
+@pytest.mark.parametrize("by", ["pod", "pod_pair"])
+def test_status_counts_are_the_same_whether_pods_are_found_in_a_table_or_searched(
+    hand: analysis.RunFrames, by: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    table = analysis.status_counts(hand, by=by)  # type: ignore[arg-type]
+    monkeypatch.setattr(analysis, "_DENSE_IDS", 0)  # every pod id searched
+    frames = analysis.RunFrames(
+        hand.pods, hand.users, hand.crosspod, hand.policy, hand.events, hand.connections
+    )
+    pd.testing.assert_frame_equal(analysis.status_counts(frames, by=by), table)  # type: ignore[arg-type]
