@@ -1742,7 +1742,7 @@ def _moves_of_log(events: Events, outcomes: Outcomes) -> _Moves:
     before, after, effect = (np.empty(total, dtype=np.int8) for _ in range(3))
     by_pair = np.empty(total, dtype=small)
     # Where each share's moves go among those grouped by pair: no pair has changes in two shares.
-    grouped = np.cumsum([0, *(len(part[4]) for part in pieces if part is not None)]).tolist()
+    grouped = np.cumsum([0, *(len(part[4]) if part is not None else 0 for part in pieces)]).tolist()
 
     def place(i: int) -> None:
         part = pieces[i]

@@ -1418,8 +1418,8 @@ def write_outputs(
 
     # Every file is hashed in another thread (hashlib lets go of the GIL) while this one
     # writes the tables and counts the summary; those the transaction has hashed already
-    # (`simkit run` hashes its inputs while it replays them) are not hashed again. That thread only reads: an error or an
-    # interrupt here leaves it nothing to clean up.
+    # (`simkit run` hashes its inputs while it replays them) are not hashed again. That
+    # thread only reads: an error or an interrupt here leaves it nothing to clean up.
     pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="simkit-hash")
     try:
         inputs = {name: pool.submit(txn.sha256, file) for name, file in sorted(run.files.items())}
