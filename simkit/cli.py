@@ -73,7 +73,7 @@ def _run(args: argparse.Namespace) -> int:
     from simkit.scenario import load_scenario
 
     # A process that ends with the run: reuse what it frees rather than fault in fresh pages
-    # (on the whole network, 34 s instead of 40 s; see docs/performance.md).
+    # (on the whole network about 5 % faster, the draw most; see docs/performance.md).
     keep_freed_memory()
 
     scenario = load_scenario(args.scenario, args.overrides)
