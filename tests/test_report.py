@@ -13,8 +13,11 @@ from pathlib import Path
 import networkx as nx
 import pandas as pd
 import pytest
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
 
 import simkit.analysis as analysis
+import simkit.plots as plots
 import simkit.report as report
 from simkit import graph, replay_run, simulate
 from simkit.cli import main
@@ -413,3 +416,39 @@ def test_the_program_ends_at_once_with_its_output_whole(story_dir: Path, tmp_pat
     )
     assert failed.returncode == 1 and failed.stdout == ""
     assert len(failed.stderr.splitlines()) == 1 and str(tmp_path / "missing") in failed.stderr
+
+
+def _figures_of(run_dir: Path) -> Iterator[tuple[str, Figure]]:
+    """Each chart of the report of `run_dir` on a figure laid out as the report lays it out."""
+    tables = report._Tables(analysis.load(run_dir))
+    for name, chart in report._charts(tables, 20):
+        fig = Figure(figsize=chart.size, dpi=report._DPI)
+        FigureCanvasAgg(fig)
+        getattr(plots, chart.plot)(*chart.args, ax=fig.subplots(), **chart.kwargs)
+        report._fit(fig)
+        yield name, fig
+
+
+@pytest.mark.parametrize("run", ["story", "tiny"])
+def test_every_chart_is_drawn_whole_inside_its_figure(
+    run: str, story_dir: Path, tiny_dir: Path, tiny_report: Report
+) -> None:
+    for name, fig in _figures_of(story_dir if run == "story" else tiny_dir):
+        renderer = fig.canvas.get_renderer()  # type: ignore[attr-defined]
+        drawn = fig.get_tightbbox(renderer).transformed(fig.dpi_scale_trans)
+        pad = report._FIT_PAD * fig.dpi
+        # Within a pixel of the padded edges: nothing cut off, and no wide empty margin.
+        assert drawn.x0 == pytest.approx(pad, abs=1), name
+        assert drawn.y0 == pytest.approx(pad, abs=1), name
+        assert drawn.x1 == pytest.approx(fig.bbox.width - pad, abs=1), name
+        assert drawn.y1 == pytest.approx(fig.bbox.height - pad, abs=1), name
+
+
+def test_fit_measures_again_when_moving_changed_the_ticks() -> None:
+    fig = Figure(figsize=(8.0, 4.5), dpi=report._DPI)
+    FigureCanvasAgg(fig)
+    ax = fig.subplots()
+    ax.plot([0, 1], [0, 1])
+    ax.set_ylabel("a label\non three\nlines")
+    ax.set_position((0.45, 0.45, 0.1, 0.1))  # a short axis: few ticks until it is stretched
+    assert report._fit(fig) >= 2
