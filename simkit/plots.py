@@ -686,8 +686,6 @@ def pod_graph(
     >>> [t.get_text() for t in ax.get_legend().get_texts()][:3]
     ['crossPod enabled at the end', 'no crossPod at the end', 'private pod']
     """
-    from simkit.graph import pod_layout
-
     ax = _axes(ax)
     ax.set_axis_off()
     gathered = [p for p in g.nodes if g.nodes[p].get("gathered")]
@@ -698,7 +696,11 @@ def pod_graph(
     if not g.number_of_nodes():
         _no_data(ax, "pods")
         return ax
-    pos = dict(pos) if pos is not None else pod_layout(g)
+    if pos is None:
+        from simkit.graph import pod_layout  # scipy and the run's tables: only when needed
+
+        pos = pod_layout(g)
+    pos = dict(pos)
     nodes = list(g.nodes)
     users = np.array([g.nodes[p].get("users", 1) for p in nodes], dtype=float)
     most = float(users.max()) if users.max() > 0 else 1.0

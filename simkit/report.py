@@ -12,17 +12,15 @@ policy stages, and where enabling crossPod would connect the most people off the
 ``simkit run`` recorded beside the log (``demand.parquet``; a recorded log has none, and the
 page says its demand is unknown).
 
-On Linux with two CPUs or more, a helper process forked before the run is read draws four of
-the charts while this one computes the rest (see ``_helper``); the files are the same bytes
-whichever process draws them.
+The charts are drawn by :mod:`simkit.drawing`: on Linux with two CPUs or more, in two helper
+processes while this one computes the rest; the files are the same bytes whichever process
+draws them.
 """
 
 from __future__ import annotations
 
 import functools
-import io
 import json
-import multiprocessing
 import os
 import sys
 from collections.abc import Callable, Iterable, Iterator, Mapping
@@ -33,13 +31,10 @@ from typing import Any
 
 import networkx as nx
 import pandas as pd
-from matplotlib.backends.backend_agg import FigureCanvasAgg
-from matplotlib.figure import Figure
-from matplotlib.transforms import Bbox
 
 import simkit.analysis as analysis
 import simkit.graph as graph
-import simkit.plots as plots
+from simkit.drawing import Chart, Drawers
 from simkit.errors import RunDirError
 from simkit.io.commit import write_files
 from simkit.io.runs import verify_run
@@ -61,33 +56,12 @@ CHARTS: tuple[str, ...] = (
 """The chart files of a report, in the order the summary shows them."""
 
 _SUMMARY = "report.md"
-_DPI = 100
-# Space left around a chart's drawing by `_fit`, in inches (constrained layout's default).
-_FIT_PAD = 3 / 72
-# Passes `_fit` makes at most, and the least share of the figure it leaves the Axes.
-_FIT_PASSES = 3
-_FIT_LEAST = 0.05
-# How close to the padded edges, in pixels, the drawing must come for `_fit` to stop early.
-_FIT_CLOSE = 0.5
 # The timeline is drawn from at most about this many bins, whatever the run's length.
 _TIMELINE_BINS = 400
 # Periods between crossPod stages listed one by one in the summary.
 _POLICY_ROWS = 20
 # Pod pairs at most in the table and chart of where enabling crossPod would help most.
 _CANDIDATE_ROWS = 20
-# prctl's option to signal a process when its parent ends (linux/prctl.h).
-_PR_SET_PDEATHSIG = 1
-# The charts drawn in a helper process, beside the others: those whose tables are known first
-# but the status timeline, which this process draws, so that both finish about together
-# (on `baseline`, 0.75 s and 0.95 s of drawing, ending within 10 ms of each other).
-_AWAY = frozenset(
-    {
-        "status-by-pod.png",
-        "pod-heatmap.png",
-        "pod-graph.png",
-        "crosspod-candidates.png",
-    }
-)
 
 
 @dataclass(frozen=True)
@@ -103,103 +77,6 @@ class Report:
         rows = _headline_rows(self.headline)
         width = max(len(k) for k, _ in rows) + 2
         return "\n".join(f"{k + ':':<{width}}{v}" for k, v in rows)
-
-
-@dataclass(frozen=True)
-class _Chart:
-    """One chart file: the :mod:`simkit.plots` function that draws it, what it is given, and
-    the figure size in inches. Plain data, so that another process can draw it."""
-
-    plot: str
-    args: tuple[Any, ...]
-    kwargs: dict[str, Any]
-    size: tuple[float, float]
-
-
-def _png(chart: _Chart) -> bytes:
-    """The chart drawn on its own figure with the Agg renderer, as PNG bytes.
-
-    The figure is laid out by :func:`_fit`, not by matplotlib's constrained layout: on
-    `baseline` that layout took a third of the nine charts' drawing (0.55 of 1.75 s), and
-    one measured pass does the same for a chart of one Axes and its colorbar.
-    """
-    fig = Figure(figsize=chart.size, dpi=_DPI)
-    FigureCanvasAgg(fig)
-    getattr(plots, chart.plot)(*chart.args, ax=fig.subplots(), **chart.kwargs)
-    _fit(fig)
-    buffer = io.BytesIO()
-    # No "Software" entry: the bytes must not change with matplotlib's version. zlib's
-    # fastest level: a third less encoding, and smaller files than its default on these charts.
-    fig.savefig(buffer, format="png", dpi=_DPI, metadata={"Software": None}, pil_kwargs={"compress_level": 1})
-    return buffer.getvalue()
-
-
-def _ticks(fig: Figure) -> list[tuple[tuple[float, ...], tuple[float, ...]]]:
-    """Where every Axes of `fig` has its ticks: what moving an Axes can change."""
-    return [(tuple(a.get_xticks()), tuple(a.get_yticks())) for a in fig.axes]
-
-
-def _fit(fig: Figure, passes: int = _FIT_PASSES) -> int:
-    """Move the Axes of `fig` so that they and everything drawn around them (titles, labels,
-    tick labels, legends outside, a colorbar) fill the figure, `_FIT_PAD` from its edges.
-
-    The Axes keep their places relative to one another (a colorbar beside its heat map):
-    their bounding box is stretched so that the box of all they draw meets the padded
-    edges. Decorations keep their size in pixels, so one pass is exact unless moving an
-    Axes changed its ticks (a longer axis can hold more) or an Axes keeps its own shape (a
-    colorbar's); then it measures again, up to `passes` times. Returns the passes measured.
-    """
-    renderer = fig.canvas.get_renderer()  # type: ignore[attr-defined]
-    width, height = fig.bbox.width, fig.bbox.height
-    pad = _FIT_PAD * fig.dpi
-    shaped = any(a.get_box_aspect() is not None or a.get_aspect() != "auto" for a in fig.axes)
-    for done in range(1, passes + 1):
-        ticks = _ticks(fig)
-        drawn = Bbox.union([b for a in fig.axes if (b := a.get_tightbbox(renderer)) is not None])
-        off = (pad - drawn.x0, pad - drawn.y0, width - pad - drawn.x1, height - pad - drawn.y1)
-        if done > 1 and max(map(abs, off)) < _FIT_CLOSE:
-            return done
-        area = Bbox.union([a.get_position() for a in fig.axes])
-        fitted = Bbox.from_extents(
-            area.x0 + off[0] / width,
-            area.y0 + off[1] / height,
-            area.x1 + off[2] / width,
-            area.y1 + off[3] / height,
-        )
-        if fitted.width <= _FIT_LEAST or fitted.height <= _FIT_LEAST:
-            return done  # labels wider than the figure: leave matplotlib's places
-        sx, sy = fitted.width / area.width, fitted.height / area.height
-        for a in fig.axes:
-            at = a.get_position(original=True)
-            a.set_position(
-                (
-                    fitted.x0 + (at.x0 - area.x0) * sx,
-                    fitted.y0 + (at.y0 - area.y0) * sy,
-                    at.width * sx,
-                    at.height * sy,
-                )
-            )
-        if not shaped and _ticks(fig) == ticks:
-            return done
-    return passes
-
-
-def _die_with(parent: int) -> None:
-    """Have Linux end the helper process when the report's process ends, however it ends
-    (killed, it could not tell its helper to stop)."""
-    import ctypes
-    import signal
-
-    try:
-        ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
-    except (OSError, AttributeError):
-        return
-    if os.getppid() != parent:  # it ended before it could be asked
-        os._exit(0)
-
-
-def _ready() -> None:
-    """Nothing: the first task of the helper process, which starts it."""
 
 
 class _Tables:
@@ -248,23 +125,23 @@ class _Tables:
         return analysis.answered_within(self.frames)
 
 
-def _charts(tables: _Tables, top: int) -> Iterator[tuple[str, _Chart]]:
+def _charts(tables: _Tables, top: int) -> Iterator[tuple[str, Chart]]:
     """Each chart file and how to draw it; those the helper draws first, as soon as they
     are known, so that it draws while the others are computed."""
     frames = tables.frames
     stages: list[pd.Timestamp] = list(tables.periods["start"].iloc[1:])
     wide = (8.0, 4.5)
     timeline = analysis.status_timeline(frames, most=_TIMELINE_BINS)
-    yield "status-timeline.png", _Chart("status_timeline", (timeline,), {"marks": stages}, wide)
+    yield "status-timeline.png", Chart("status_timeline", (timeline,), {"marks": stages}, wide)
     largest = analysis.largest_pods(frames, top)
     by_pod = analysis.with_pod_names(analysis.status_counts(frames, by="pod").loc[largest], frames)
     tall = (8.0, max(3.0, 1.2 + 0.3 * len(largest)))
-    yield "status-by-pod.png", _Chart("status_distribution", (by_pod,), {"order": "most users first"}, tall)
+    yield "status-by-pod.png", Chart("status_distribution", (by_pod,), {"order": "most users first"}, tall)
     matrix = analysis.pod_matrix(frames, top=top, other=True)
     crosspod = analysis.crosspod_matrix(frames, matrix.index)
     yield (
         "pod-heatmap.png",
-        _Chart(
+        Chart(
             "pod_heatmap",
             (analysis.with_pod_names(matrix, frames), analysis.with_pod_names(crosspod, frames)),
             {},
@@ -273,21 +150,23 @@ def _charts(tables: _Tables, top: int) -> Iterator[tuple[str, _Chart]]:
     )
     yield (
         "error-reasons.png",
-        _Chart("error_reasons", (analysis.error_counts(frames),), {"marks": stages}, (9.5, 4.5)),
+        Chart("error_reasons", (analysis.error_counts(frames),), {"marks": stages}, (9.5, 4.5)),
     )
-    yield "pod-graph.png", _Chart("pod_graph", (graph.top_pods(tables.pods, top),), {}, (10.0, 7.0))
+    # Laid out here, where simkit.graph (and scipy, which networkx's layout uses) is imported.
+    pods = graph.top_pods(tables.pods, top)
+    yield "pod-graph.png", Chart("pod_graph", (pods,), {"pos": graph.pod_layout(pods)}, (10.0, 7.0))
     candidates = tables.candidates
     pairs = len(candidates) if candidates is not None else 0
     yield (
         "crosspod-candidates.png",
-        _Chart("crosspod_candidates", (candidates,), {}, (8.0, max(3.0, 1.6 + 0.32 * pairs))),
+        Chart("crosspod_candidates", (candidates,), {}, (8.0, max(3.0, 1.6 + 0.32 * pairs))),
     )
     yield (
         "request-counters.png",
-        _Chart("request_counters", (analysis.request_counter_counts(frames),), {}, wide),
+        Chart("request_counters", (analysis.request_counter_counts(frames),), {}, wide),
     )
-    yield "time-to-answer.png", _Chart("time_to_answer", (tables.answered,), {}, wide)
-    yield "degree-distribution.png", _Chart("degree_distribution", (graph.degree_counts(frames),), {}, wide)
+    yield "time-to-answer.png", Chart("time_to_answer", (tables.answered,), {}, wide)
+    yield "degree-distribution.png", Chart("degree_distribution", (graph.degree_counts(frames),), {}, wide)
 
 
 # -- the summary page ---------------------------------------------------------------------
@@ -610,32 +489,6 @@ class _Stages:
             self._bar.set_description(label)
 
 
-def _helper() -> Executor | None:
-    """A process to draw some of the charts in, beside this one; None where there is none.
-
-    It is forked before the run is read, so it shares the modules already imported (and the
-    caller's matplotlib settings) but none of the run's frames, and costs no start-up time.
-    On one CPU, or where forking is not the way to start a process (not Linux), the charts
-    are all drawn here.
-    """
-    if sys.platform != "linux" or len(os.sched_getaffinity(0)) < 2:
-        return None
-    from concurrent.futures import ProcessPoolExecutor
-
-    pool = ProcessPoolExecutor(
-        1,
-        mp_context=multiprocessing.get_context("fork"),
-        initializer=_die_with,
-        initargs=(os.getpid(),),
-    )
-    try:
-        pool.submit(_ready)  # the process starts now, while this one holds no frames
-    except (OSError, DeprecationWarning):  # a fork refused, or warned against (threads)
-        pool.shutdown(wait=False, cancel_futures=True)
-        return None
-    return pool
-
-
 def _write(
     root: Path,
     out: str | os.PathLike[str] | None,
@@ -643,23 +496,6 @@ def _write(
     top: int,
     graphml: bool,
     stages: _Stages,
-) -> Report:
-    pool = _helper()
-    try:
-        return _write_with(root, out, outputs, top, graphml, stages, pool)
-    finally:
-        if pool is not None:
-            pool.shutdown(cancel_futures=True)
-
-
-def _write_with(
-    root: Path,
-    out: str | os.PathLike[str] | None,
-    outputs: str | os.PathLike[str] | None,
-    top: int,
-    graphml: bool,
-    stages: _Stages,
-    pool: Executor | None,
 ) -> Report:
     stages.start("reading the run")
     frames = analysis.load(root, outputs)
@@ -675,9 +511,11 @@ def _write_with(
     manifest = json.loads(manifest_file.read_text(encoding="utf-8")) if manifest_file.is_file() else {}
 
     stages.start("tables")
+    # The charts' helpers, and a thread for the two slowest tables: both start now.
     beside = ThreadPoolExecutor(1, thread_name_prefix="simkit-report")
     try:
-        return _tables_on(root, frames, target, manifest, top, graphml, stages, pool, beside)
+        with Drawers() as drawers:
+            return _tables_on(root, frames, target, manifest, top, graphml, stages, drawers, beside)
     finally:
         # Its tables are taken before the graph metrics; after a failure, it is not waited for.
         beside.shutdown(wait=False, cancel_futures=True)
@@ -691,17 +529,12 @@ def _tables_on(
     top: int,
     graphml: bool,
     stages: _Stages,
-    pool: Executor | None,
+    drawers: Drawers,
     beside: Executor,
 ) -> Report:
     tables = _Tables(frames, beside)
-    charts: dict[str, _Chart] = {}
-    away: dict[str, Future[bytes]] = {}
     for name, chart in _charts(tables, top):
-        charts[name] = chart
-        if pool is not None and name in _AWAY:
-            # The helper draws it while this process computes the rest.
-            away[name] = pool.submit(_png, chart)
+        drawers.submit(name, chart)  # drawn beside this process, which computes the rest
     headline = analysis.summary(frames)
     tables.candidates, tables.answered  # noqa: B018  (done with the history, the requests)
     # The record history and the requests (a gigabyte on the whole network) have served every
@@ -710,16 +543,9 @@ def _tables_on(
     stages.start("graph metrics")
     network = graph.metrics(frames, tables.pods)  # on the record arrays: no user graph is built
     pngs: dict[str, bytes] = {}
-    for name, chart in charts.items():
-        if name not in away:
-            stages.start(name)
-            pngs[name] = _png(chart)
-    for name, drawn in away.items():
+    for name in CHARTS:
         stages.start(name)
-        try:
-            pngs[name] = drawn.result()
-        except Exception:  # the helper failed it (or died): draw it here, as it would
-            pngs[name] = _png(charts[name])
+        pngs[name] = drawers.result(name)
     files: dict[str, bytes | Callable[[Path], object]] = {name: pngs[name] for name in CHARTS}
     written = [target / name for name in CHARTS]
     if graphml:

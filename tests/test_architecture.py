@@ -107,6 +107,7 @@ LAYERS: list[set[str]] = [
     {
         "simkit.analysis",
         "simkit.comparison",
+        "simkit.drawing",
         "simkit.graph",
         "simkit.plots",
         "simkit.report",

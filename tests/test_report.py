@@ -13,14 +13,12 @@ from pathlib import Path
 import networkx as nx
 import pandas as pd
 import pytest
-from matplotlib.backends.backend_agg import FigureCanvasAgg
-from matplotlib.figure import Figure
 
 import simkit.analysis as analysis
-import simkit.plots as plots
 import simkit.report as report
 from simkit import graph, replay_run, simulate
 from simkit.cli import main
+from simkit.drawing import Chart, Drawers
 from simkit.errors import RunDirError
 from simkit.report import CHARTS, Report, write_report
 
@@ -115,7 +113,7 @@ def test_top_limits_the_pod_graph_and_the_heat_map(
     drawn: dict[str, object] = {}
     charts_of = report._charts
 
-    def spy(*args: object, **kwargs: object) -> Iterator[tuple[str, report._Chart]]:
+    def spy(*args: object, **kwargs: object) -> Iterator[tuple[str, Chart]]:
         for name, chart in charts_of(*args, **kwargs):  # type: ignore[arg-type]
             drawn[name] = chart.args[0]
             yield name, chart
@@ -144,29 +142,34 @@ def test_same_run_same_bytes(story_dir: Path, story_report: Report, tmp_path: Pa
         assert first.read_bytes() == second.read_bytes(), first.name
 
 
-def test_charts_drawn_here_or_in_the_helper_are_the_same_bytes(
+def test_charts_drawn_here_or_in_the_helpers_are_the_same_bytes(
     story_dir: Path, story_report: Report, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    # The story report drew four charts in the helper (on two CPUs or more); now all here.
-    monkeypatch.setattr(report, "_helper", lambda: None)
+    # The story report drew its charts in the helpers (on two CPUs or more); now all here.
+    monkeypatch.setattr(report, "Drawers", lambda: Drawers(helpers=False))
     alone = write_report(story_dir, tmp_path / "alone")
     for first, second in zip(story_report.files, alone.files, strict=True):
         assert first.read_bytes() == second.read_bytes(), first.name
 
 
-def test_a_chart_the_helper_cannot_draw_is_drawn_here(
+def test_a_chart_the_helpers_cannot_draw_is_drawn_here(
     story_dir: Path, story_report: Report, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     class Broken:
         def submit(self, *args: object) -> Future[bytes]:
             failed: Future[bytes] = Future()
-            failed.set_exception(BrokenProcessPool("the helper died"))
+            failed.set_exception(BrokenProcessPool("a helper died"))
             return failed
 
         def shutdown(self, **kwargs: object) -> None:
             pass
 
-    monkeypatch.setattr(report, "_helper", Broken)
+    def broken() -> Drawers:
+        drawers = Drawers(helpers=False)
+        drawers._pool = Broken()  # type: ignore[assignment]
+        return drawers
+
+    monkeypatch.setattr(report, "Drawers", broken)
     again = write_report(story_dir, tmp_path / "again")
     for first, second in zip(story_report.files, again.files, strict=True):
         assert first.read_bytes() == second.read_bytes(), first.name
@@ -416,39 +419,3 @@ def test_the_program_ends_at_once_with_its_output_whole(story_dir: Path, tmp_pat
     )
     assert failed.returncode == 1 and failed.stdout == ""
     assert len(failed.stderr.splitlines()) == 1 and str(tmp_path / "missing") in failed.stderr
-
-
-def _figures_of(run_dir: Path) -> Iterator[tuple[str, Figure]]:
-    """Each chart of the report of `run_dir` on a figure laid out as the report lays it out."""
-    tables = report._Tables(analysis.load(run_dir))
-    for name, chart in report._charts(tables, 20):
-        fig = Figure(figsize=chart.size, dpi=report._DPI)
-        FigureCanvasAgg(fig)
-        getattr(plots, chart.plot)(*chart.args, ax=fig.subplots(), **chart.kwargs)
-        report._fit(fig)
-        yield name, fig
-
-
-@pytest.mark.parametrize("run", ["story", "tiny"])
-def test_every_chart_is_drawn_whole_inside_its_figure(
-    run: str, story_dir: Path, tiny_dir: Path, tiny_report: Report
-) -> None:
-    for name, fig in _figures_of(story_dir if run == "story" else tiny_dir):
-        renderer = fig.canvas.get_renderer()  # type: ignore[attr-defined]
-        drawn = fig.get_tightbbox(renderer).transformed(fig.dpi_scale_trans)
-        pad = report._FIT_PAD * fig.dpi
-        # Within a pixel of the padded edges: nothing cut off, and no wide empty margin.
-        assert drawn.x0 == pytest.approx(pad, abs=1), name
-        assert drawn.y0 == pytest.approx(pad, abs=1), name
-        assert drawn.x1 == pytest.approx(fig.bbox.width - pad, abs=1), name
-        assert drawn.y1 == pytest.approx(fig.bbox.height - pad, abs=1), name
-
-
-def test_fit_measures_again_when_moving_changed_the_ticks() -> None:
-    fig = Figure(figsize=(8.0, 4.5), dpi=report._DPI)
-    FigureCanvasAgg(fig)
-    ax = fig.subplots()
-    ax.plot([0, 1], [0, 1])
-    ax.set_ylabel("a label\non three\nlines")
-    ax.set_position((0.45, 0.45, 0.1, 0.1))  # a short axis: few ticks until it is stretched
-    assert report._fit(fig) >= 2
