@@ -38,7 +38,7 @@ DPI = 100
 # Space left around a chart's drawing by `fit`, in inches (constrained layout's default).
 FIT_PAD = 3 / 72
 # Passes `fit` makes at most, and the least share of the figure it leaves the Axes.
-_FIT_PASSES = 3
+_FIT_PASSES = 4
 _FIT_LEAST = 0.05
 # How close to the padded edges, in pixels, the drawing must come for `fit` to stop early.
 _FIT_CLOSE = 0.5
@@ -90,6 +90,18 @@ def _ticks(fig: Figure) -> list[tuple[tuple[float, ...], tuple[float, ...]]]:
     return [(tuple(a.get_xticks()), tuple(a.get_yticks())) for a in fig.axes]
 
 
+def _beyond(fig: Figure, renderer: Any) -> bool:
+    """Whether a text of an Axes of `fig` reaches outside that Axes."""
+    for a in fig.axes:
+        inside = a.bbox
+        for text in a.texts:
+            if text.get_visible():
+                box = text.get_window_extent(renderer)
+                if box.x0 < inside.x0 or box.x1 > inside.x1 or box.y0 < inside.y0 or box.y1 > inside.y1:
+                    return True
+    return False
+
+
 def fit(fig: Figure, passes: int = _FIT_PASSES) -> int:
     """Move the Axes of `fig` so that they and everything drawn around them (titles, labels,
     tick labels, legends outside, a colorbar) fill the figure, `FIT_PAD` from its edges.
@@ -99,8 +111,9 @@ def fit(fig: Figure, passes: int = _FIT_PASSES) -> int:
     their places relative to one another (a colorbar beside its heat map): their bounding
     box is stretched so that the box of all they draw meets the padded edges. Decorations
     keep their size in pixels, so one pass is exact unless moving an Axes changed its ticks
-    (a longer axis can hold more) or an Axes keeps its own shape (a colorbar's); then it
-    measures again, up to `passes` times. Returns the passes measured.
+    (a longer axis can hold more), an Axes keeps its own shape (a colorbar's) or a text in
+    data coordinates reaches beyond its Axes (a long bar's label); then it measures again,
+    up to `passes` times. Returns the passes measured.
     """
     from matplotlib.transforms import Bbox
 
@@ -111,6 +124,10 @@ def fit(fig: Figure, passes: int = _FIT_PASSES) -> int:
     for done in range(1, passes + 1):
         ticks = _ticks(fig)
         drawn = Bbox.union([b for a in fig.axes if (b := a.get_tightbbox(renderer)) is not None])
+        if done == 1:
+            # A text placed in data coordinates beyond its Axes (a bar's label) moves with the
+            # data's scale, not with the Axes' edge: measured again, as a shape is.
+            shaped = shaped or _beyond(fig, renderer)
         off = (pad - drawn.x0, pad - drawn.y0, width - pad - drawn.x1, height - pad - drawn.y1)
         if done > 1 and max(map(abs, off)) < _FIT_CLOSE:
             return done

@@ -71,6 +71,18 @@ def test_every_report_chart_is_drawn_whole_inside_its_figure(
         assert drawn.y1 == pytest.approx(fig.bbox.height - pad, abs=1), name
 
 
+def test_a_long_bar_label_beyond_its_axes_stays_inside_the_figure() -> None:
+    # The whole network's largest pair: its label reaches past the Axes' right edge.
+    index = pd.MultiIndex.from_tuples([("bank-0015", "bank-0688"), ("bank-0591", "bank-0688")])
+    candidates = pd.DataFrame(
+        {"crosspod_unmet": [373_410, 193_775], "crosspod_users": [107_730, 88_488]}, index=index
+    )
+    (_, fig), *_ = _figures({"c.png": Chart("crosspod_candidates", (candidates,), {}, (8.0, 3.0))})
+    renderer = fig.canvas.get_renderer()  # type: ignore[attr-defined]
+    drawn = fig.get_tightbbox(renderer).transformed(fig.dpi_scale_trans)
+    assert drawn.x1 <= fig.bbox.width - drawing.FIT_PAD * fig.dpi + 1
+
+
 def test_fit_measures_again_when_moving_changed_the_ticks() -> None:
     fig = Figure(figsize=(8.0, 4.5), dpi=drawing.DPI)
     FigureCanvasAgg(fig)

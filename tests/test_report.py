@@ -146,7 +146,7 @@ def test_charts_drawn_here_or_in_the_helpers_are_the_same_bytes(
     story_dir: Path, story_report: Report, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # The story report drew its charts in the helpers (on two CPUs or more); now all here.
-    monkeypatch.setattr(report, "Drawers", lambda: Drawers(helpers=False))
+    monkeypatch.setattr(report, "Drawers", lambda processes: Drawers(helpers=False))
     alone = write_report(story_dir, tmp_path / "alone")
     for first, second in zip(story_report.files, alone.files, strict=True):
         assert first.read_bytes() == second.read_bytes(), first.name
@@ -164,7 +164,7 @@ def test_a_chart_the_helpers_cannot_draw_is_drawn_here(
         def shutdown(self, **kwargs: object) -> None:
             pass
 
-    def broken() -> Drawers:
+    def broken(processes: int) -> Drawers:
         drawers = Drawers(helpers=False)
         drawers._pool = Broken()  # type: ignore[assignment]
         return drawers
@@ -173,6 +173,22 @@ def test_a_chart_the_helpers_cannot_draw_is_drawn_here(
     again = write_report(story_dir, tmp_path / "again")
     for first, second in zip(story_report.files, again.files, strict=True):
         assert first.read_bytes() == second.read_bytes(), first.name
+
+
+@pytest.mark.parametrize(("one_from", "processes"), [(10**9, 2), (1, 1)])
+def test_a_large_run_is_drawn_by_one_helper(
+    story_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, one_from: int, processes: int
+) -> None:
+    asked: list[int] = []
+
+    def spy(processes: int) -> Drawers:
+        asked.append(processes)
+        return Drawers(helpers=False)
+
+    monkeypatch.setattr(report, "_ONE_DRAWER_FROM", one_from)
+    monkeypatch.setattr(report, "Drawers", spy)
+    write_report(story_dir, tmp_path / "r")
+    assert asked == [processes]
 
 
 def test_headline_text_lines_up(story_report: Report) -> None:
