@@ -111,7 +111,7 @@ def fit(fig: Figure, passes: int = _FIT_PASSES) -> int:
     their places relative to one another (a colorbar beside its heat map): their bounding
     box is stretched so that the box of all they draw meets the padded edges. Decorations
     keep their size in pixels, so one pass is exact unless moving an Axes changed its ticks
-    (a longer axis can hold more), an Axes keeps its own shape (a colorbar's) or a text in
+    (a longer axis can hold more), an Axes keeps its data's shape (equal scales) or a text in
     data coordinates reaches beyond its Axes (a long bar's label); then it measures again,
     up to `passes` times. Returns the passes measured.
     """
@@ -120,7 +120,15 @@ def fit(fig: Figure, passes: int = _FIT_PASSES) -> int:
     renderer = fig.canvas.get_renderer()  # type: ignore[attr-defined]
     width, height = fig.bbox.width, fig.bbox.height
     pad = FIT_PAD * fig.dpi
-    shaped = any(a.get_box_aspect() is not None or a.get_aspect() != "auto" for a in fig.axes)
+    for a in fig.axes:
+        if a.get_box_aspect() is not None and a.get_aspect() == "auto":
+            # A box of a fixed shape (a colorbar's) within its place: it takes that box as its
+            # place, and is stretched with the others from there (to within a few percent of
+            # its shape), so that one pass fits it.
+            a.apply_aspect()
+            a.set_position(a.get_position(original=False))
+            a.set_box_aspect(None)
+    shaped = any(a.get_aspect() != "auto" for a in fig.axes)
     for done in range(1, passes + 1):
         ticks = _ticks(fig)
         drawn = Bbox.union([b for a in fig.axes if (b := a.get_tightbbox(renderer)) is not None])

@@ -15,10 +15,9 @@ legend lists only what is drawn, and a chart of a sample says what was left out.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import matplotlib.dates as mdates
-import networkx as nx
 import numpy as np
 import pandas as pd
 from matplotlib.axes import Axes
@@ -37,6 +36,9 @@ from matplotlib.ticker import (
 )
 
 from simkit.rules import Reason
+
+if TYPE_CHECKING:  # a pod graph comes with networkx imported; drawing charts needs none
+    import networkx as nx
 
 __all__ = [
     "REASON_COLORS",
