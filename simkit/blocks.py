@@ -30,6 +30,7 @@ __all__ = [
     "ROWS_AT_ONCE",
     "bincount",
     "bincount_cells",
+    "compress",
     "each_span",
     "map_blocks",
     "run_all",
@@ -170,6 +171,32 @@ def sort_grouped_in_place(values: NDArray[Any], groups: NDArray[Any], threads: i
         [functools.partial(_sort_slice, values, lo, hi) for lo, hi in itertools.pairwise(edges) if hi > lo],
         threads,
     )
+
+
+def compress(values: NDArray[Any], keep: NDArray[np.bool_], threads: int = 2, extra: int = 0) -> NDArray[Any]:
+    """``values[keep]``, a block at a time on up to `threads` threads, into an array with
+    `extra` rows left at its end (unset), for the caller to fill.
+
+    A boolean index over a whole column runs at about 1 GB/s and faults in its result at
+    once; by block, each block's mask and values stay in the caches (on 55M int64 values:
+    0.95 s whole, 0.1-0.3 s by block on two threads).
+
+    >>> compress(np.array([5, 6, 7, 8]), np.array([True, False, True, True]), extra=1)[:3].tolist()
+    [5, 7, 8]
+    """
+    n = len(values)
+    step = ROWS_AT_ONCE
+    bounds = [(lo, min(lo + step, n)) for lo in range(0, n, step)]
+    counts = np.array([np.count_nonzero(keep[lo:hi]) for lo, hi in bounds], dtype=np.int64)
+    at = np.concatenate([np.zeros(1, dtype=np.int64), np.cumsum(counts)]).tolist()
+    out = np.empty(at[-1] + extra, dtype=values.dtype)
+
+    def copy(i: int) -> None:
+        lo, hi = bounds[i]
+        out[at[i] : at[i + 1]] = values[lo:hi][keep[lo:hi]]
+
+    run_all([functools.partial(copy, i) for i in range(len(bounds))], threads)
+    return out
 
 
 def _sort_slice(values: NDArray[Any], lo: int, hi: int) -> None:

@@ -40,7 +40,7 @@ from typing import Any, TypeVar
 import numpy as np
 from numpy.typing import NDArray
 
-from simkit.blocks import each_span, run_all, sort_grouped_in_place, sort_in_place
+from simkit.blocks import compress, each_span, run_all, sort_grouped_in_place, sort_in_place
 from simkit.events import Demand, Events, Fate, Policy
 from simkit.population import Population
 from simkit.rules import ACTIONS, Action
@@ -440,9 +440,9 @@ def _drawn_by_block(
     """An array of `n` values made `_CHUNK` rows at a time (a block's temporaries are reused by
     the allocator for the next, where whole-column ones each cost fresh memory from the
     system): ``draw(lo, hi)`` takes the block's random numbers from its stream, here and block after
-    block; ``finish(lo, hi, drawn)`` makes the values of them. With `threads` 2 the finishing
-    runs on a second thread beside the next block's draw, one block at a time: the stream is
-    read in the same order, so the values are the same."""
+    block; ``finish(lo, hi, drawn)`` makes the values of them, on both threads with `threads`
+    2 (see :func:`_each_drawn`): the stream is read in the same order, so the values are the
+    same."""
     out = np.empty(n, dtype=dtype)
 
     def fill(lo: int, hi: int, drawn: _T) -> None:
@@ -456,9 +456,10 @@ def _each_drawn(
     n: int, draw: Callable[[int, int], _T], finish: Callable[[int, int, _T], None], threads: int = 1
 ) -> None:
     """For each block of `_CHUNK` rows of ``range(n)`` in turn, ``draw(lo, hi)`` here (a
-    random stream is read in block order), then ``finish(lo, hi, drawn)``: on a second thread
-    beside the next block's draw with `threads` 2, one block at a time (each block's finish
-    writes its own rows)."""
+    random stream is read in block order), then ``finish(lo, hi, drawn)``. With `threads` 2
+    the blocks are finished on both threads: every other block on a second thread, beside
+    the next block's draw and finish here (each block's finish writes its own rows, so the
+    values do not depend on which thread finishes it)."""
     with contextlib.ExitStack() as stack:
         pool = (
             stack.enter_context(ThreadPoolExecutor(1, thread_name_prefix="simkit-draw"))
@@ -466,15 +467,15 @@ def _each_drawn(
             else None
         )
         pending: Future[None] | None = None
-        for lo in range(0, n, _CHUNK):
+        for k, lo in enumerate(range(0, n, _CHUNK)):
             hi = min(lo + _CHUNK, n)
             drawn = draw(lo, hi)
+            if pool is None or k % 2:
+                finish(lo, hi, drawn)
+                continue
             if pending is not None:
                 pending.result()
-            if pool is None:
-                finish(lo, hi, drawn)
-            else:
-                pending = pool.submit(finish, lo, hi, drawn)
+            pending = pool.submit(finish, lo, hi, drawn)
         if pending is not None:
             pending.result()
 
@@ -634,7 +635,6 @@ def _distinct(
     if not repeat.any():
         return _split_keys(key, n, threads)
     again = key[repeat]
-    key = key[~repeat]
     actor = (again // n).astype(np.int32)
     cross = world.user_pod[actor] != world.user_pod[again % n]
     # Both subsets stay sorted by actor, hence by pod, as the target draws need.
@@ -647,7 +647,10 @@ def _distinct(
     fresh = np.unique(fresh)
     found = np.minimum(np.searchsorted(key, fresh), len(key) - 1)
     fresh = fresh[key[found] != fresh]
-    key = np.concatenate([key, fresh])
+    # The keys but the repeats, by block on the threads, with room for the fresh ones.
+    np.logical_not(repeat, out=repeat)
+    key = compress(key, repeat, threads, extra=len(fresh))
+    key[len(key) - len(fresh) :] = fresh
     key.sort(kind="stable")  # two sorted runs: merged in one pass
     return _split_keys(key, n, threads)
 

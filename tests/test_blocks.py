@@ -71,3 +71,16 @@ def test_bincount_cells_is_a_table_of_numpy_s_bincount(cells: list[tuple[int, in
     got = blocks.bincount_cells(row, column, width=3, rows=5)
     expected = np.bincount(row.astype(np.int64) * 3 + column, minlength=15).reshape(5, 3)
     assert got.dtype == np.int64 and got.tolist() == expected.tolist()
+
+
+@given(
+    st.lists(st.tuples(st.integers(-50, 50), st.booleans()), max_size=40),
+    st.integers(0, 3),
+    st.sampled_from([1, 2]),
+)
+def test_compress_is_numpy_s_boolean_index(rows: list[tuple[int, bool]], extra: int, threads: int) -> None:
+    values = np.array([v for v, _ in rows], dtype=np.int64)
+    keep = np.array([k for _, k in rows], dtype=np.bool_)
+    got = blocks.compress(values, keep, threads, extra=extra)
+    assert got.dtype == values.dtype and len(got) == int(keep.sum()) + extra
+    assert got[: len(got) - extra].tolist() == values[keep].tolist()
