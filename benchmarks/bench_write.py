@@ -19,9 +19,9 @@ pyarrow (issue 15's target: at most 2 on the whole network)::
 timing the imports and each stage (generation, writing the inputs and the demand, replay,
 writing the outputs, hashing, the commit's fsync and renames); stages that overlap (the
 inputs are written and hashed while the replay runs) add up to more than the whole.
-``--encodings RUN`` measures, per column of the run's big tables (the first ``--rows`` rows), the write time and file size of each Parquet encoding and compression, with
-and without statistics,
-the measurements behind the per-column settings of ``simkit.io.runs``. A whole-network
+``--encodings RUN`` measures, per column of the run's big tables (the first ``--rows``
+rows), the write time and file size of each Parquet encoding and compression, with and
+without statistics: the measurements behind the per-column settings of ``simkit.io.runs``. A whole-network
 command needs about 8 GB: run one at a time on a shared machine.
 """
 
