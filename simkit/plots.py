@@ -30,6 +30,7 @@ from matplotlib.ticker import (
     FuncFormatter,
     LogLocator,
     MaxNLocator,
+    NullFormatter,
     NullLocator,
     PercentFormatter,
     SymmetricalLogLocator,
@@ -85,7 +86,8 @@ _DURATION_UNITS = (
     ("hours", pd.Timedelta(hours=1)),
     ("minutes", pd.Timedelta(minutes=1)),
 )
-# Round durations a reader knows, for the ticks of a log time axis (seconds, label).
+# Round durations a reader knows, for the ticks of a log time axis (seconds, label); the
+# finer ones too where fewer than two of the coarse ones fall in a short range.
 _DURATION_TICKS = (
     (1, "1 s"),
     (10, "10 s"),
@@ -97,6 +99,21 @@ _DURATION_TICKS = (
     (7 * 86_400, "1 week"),
     (30 * 86_400, "30 days"),
     (365 * 86_400, "1 year"),
+)
+_FINER_DURATION_TICKS = (
+    (2, "2 s"),
+    (5, "5 s"),
+    (20, "20 s"),
+    (30, "30 s"),
+    (120, "2 min"),
+    (300, "5 min"),
+    (1_200, "20 min"),
+    (1_800, "30 min"),
+    (2 * 3_600, "2 h"),
+    (12 * 3_600, "12 h"),
+    (2 * 86_400, "2 days"),
+    (14 * 86_400, "2 weeks"),
+    (90 * 86_400, "90 days"),
 )
 # Heat map cells from one connection up; a light start keeps one connection visible and
 # distinct from the white of none.
@@ -312,9 +329,16 @@ def request_counters(counts: pd.DataFrame, ax: Axes | None = None) -> Axes:
     )
     ax.bar_label(bars, fmt="{:,.0f}", padding=2)
     # A bar of one record must stand out from the axis; the labels need room above.
-    ax.set_ylim(bottom=0.5)
-    ax.margins(y=0.15)
-    ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _: _count(v)))
+    # From half a record (a bar of one stands out from the axis), with room above the
+    # tallest bar for its label: a share of the decades shown, and a little more.
+    high = float(counts["records"].max())
+    decades = np.log10(max(high, 1.0) / 0.5)
+    ax.set_ylim(0.5, max(high, 1.0) * 10 ** (0.12 * decades) * 1.15)
+    # Within two decades 1, 2 and 5 of each are named (a few records still get a scale);
+    # over more, the decades. Never a fraction of a record, nor powers of ten.
+    ax.yaxis.set_major_locator(LogLocator(base=10, subs=_DECADE_STEPS if high < 100 else (1.0,)))
+    ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _: _count(v) if v >= 1 else ""))
+    ax.yaxis.set_minor_formatter(NullFormatter())
     ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     return ax
 
@@ -325,10 +349,15 @@ def _duration_axis(ax: Axes, shortest: float, longest: float) -> None:
     ax.set_xscale("log")
     ax.set_xlim(left, right)
     ticks = [(s, t) for s, t in _DURATION_TICKS if left <= s <= right]
+    if len(ticks) < 2:
+        ticks = sorted(ticks + [(s, t) for s, t in _FINER_DURATION_TICKS if left <= s <= right])
     if len(ticks) >= 2:
         ax.xaxis.set_major_locator(FixedLocator([float(s) for s, _ in ticks]))
         ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: dict(ticks).get(round(v), "")))
         ax.xaxis.set_minor_locator(NullLocator())
+    else:  # under a factor of two or so: matplotlib's ticks, read as durations
+        ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: _duration_text(pd.Timedelta(seconds=v))))
+        ax.xaxis.set_minor_formatter(NullFormatter())
 
 
 def time_to_answer(shares: pd.DataFrame, ax: Axes | None = None) -> Axes:

@@ -145,6 +145,31 @@ def test_time_to_answer_ticks_durations_a_reader_knows(ax: Axes) -> None:
     assert [t.get_text() for t in ax.texts] == ["never answered: 50.0 %\n(5 of 10 requests)"]
 
 
+def test_time_to_answer_over_a_short_range_ticks_finer_durations(ax: Axes) -> None:
+    waits = pd.to_timedelta(["45s", "100s", "280s"])
+    shares = pd.DataFrame({"ACCEPTED": [0.1, 0.2, 0.3], "REJECTED": [0.0, 0.1, 0.1]}, index=waits)
+    shares.attrs["requests"] = 10
+    plots.time_to_answer(shares, ax=ax)
+    ax.figure.canvas.draw()
+    assert [t.get_text() for t in ax.get_xticklabels()] == ["30 s", "1 min", "2 min", "5 min"]
+
+
+def test_request_counters_name_a_few_records_plainly(story: analysis.RunFrames, ax: Axes) -> None:
+    plots.request_counters(analysis.request_counter_counts(story), ax=ax)
+    low, high = ax.get_ylim()
+    named = [
+        text
+        for axis_ticks, formatter in (
+            (ax.yaxis.get_majorticklocs(), ax.yaxis.get_major_formatter()),
+            (ax.yaxis.get_minorticklocs(), ax.yaxis.get_minor_formatter()),
+        )
+        for value in axis_ticks
+        if low <= value <= high and (text := formatter(value, 0))
+    ]
+    assert named == ["1", "2"]  # no fraction of a record, no powers of ten
+    assert ax.get_ylim()[1] > 3 * 1.2  # room above the tallest bar (3) for its label
+
+
 def test_time_to_answer_without_requests_says_so(ax: Axes) -> None:
     shares = pd.DataFrame({"ACCEPTED": [], "REJECTED": []}, index=pd.to_timedelta([]))
     shares.attrs["requests"] = 3
