@@ -19,6 +19,7 @@ This module imports neither matplotlib nor pandas: only :func:`png` does, where 
 
 from __future__ import annotations
 
+import contextlib
 import io
 import multiprocessing
 import os
@@ -184,7 +185,8 @@ def start_server() -> None:
     import multiprocessing.forkserver
 
     multiprocessing.get_context("forkserver").set_forkserver_preload(_PRELOAD)
-    multiprocessing.forkserver.ensure_running()
+    with contextlib.suppress(OSError, RuntimeError):  # no server (no room for its socket, say)
+        multiprocessing.forkserver.ensure_running()
 
 
 def _watch(caller: int) -> None:
@@ -226,7 +228,10 @@ class Drawers:
         self._starting: threading.Thread | None = None
         self._broken = False
         if helpers and _helpers_here():
-            self._pool = pool = _pool(processes)
+            try:
+                self._pool = pool = _pool(processes)
+            except (OSError, RuntimeError, ValueError):  # no server here: every chart drawn here
+                return
             # Each helper starts now, not at its first chart; on a thread, as starting one
             # waits for the server to have imported what it preloads.
             self._starting = threading.Thread(
@@ -275,10 +280,12 @@ def _ready() -> None:
 
 
 def _start(pool: Executor, processes: int) -> None:
+    """Start the helpers; if they cannot start, the pool breaks and the charts are drawn
+    in the caller's process."""
     try:
         for _ in range(processes):
             pool.submit(_ready)
-    except RuntimeError:  # the pool broke, or a chart failed and it was shut down
+    except Exception:  # the pool broke, was shut down, or could not fork: drawn here
         pass
 
 

@@ -180,3 +180,15 @@ def test_without_helpers_every_chart_is_drawn_here() -> None:
         assert drawers._pool is None
         drawers.submit("a.png", _degrees())
         assert drawers.result("a.png") == png(_degrees())
+
+
+def test_without_a_server_every_chart_is_drawn_here(monkeypatch: pytest.MonkeyPatch) -> None:
+    def no_server(processes: int) -> None:
+        raise OSError("no room for the server's socket")
+
+    monkeypatch.setattr(drawing, "_helpers_here", lambda: True)
+    monkeypatch.setattr(drawing, "_pool", no_server)
+    with Drawers() as drawers:
+        assert drawers._pool is None
+        drawers.submit("a.png", _degrees())
+        assert drawers.result("a.png") == png(_degrees())
