@@ -254,8 +254,9 @@ def _compare(args: argparse.Namespace) -> int:
 def _report(args: argparse.Namespace) -> int:
     from simkit.drawing import start_server
 
-    # The charts' helpers fork from a server that imports matplotlib beside this process.
-    start_server()
+    if Path(args.run_dir).is_dir():  # (else the error comes at once)
+        # The charts' helpers fork from a server that imports matplotlib beside this process.
+        start_server()
     from simkit.memory import keep_freed_memory
     from simkit.report import write_report
 
