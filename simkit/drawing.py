@@ -251,7 +251,7 @@ class Drawers:
         if self._pool is not None and not self._broken:
             try:
                 self._drawn[name] = self._pool.submit(png, chart)
-            except RuntimeError:  # the pool broke (a helper died): the rest are drawn here
+            except Exception:  # the pool broke (a helper died, or none could start): drawn here
                 self._broken = True
 
     def result(self, name: str) -> bytes:

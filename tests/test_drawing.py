@@ -192,3 +192,18 @@ def test_without_a_server_every_chart_is_drawn_here(monkeypatch: pytest.MonkeyPa
         assert drawers._pool is None
         drawers.submit("a.png", _degrees())
         assert drawers.result("a.png") == png(_degrees())
+
+
+def test_helpers_that_cannot_start_leave_every_chart_here(monkeypatch: pytest.MonkeyPatch) -> None:
+    class Unstartable:
+        def submit(self, *args: object) -> None:
+            raise OSError("cannot fork")
+
+        def shutdown(self, **kwargs: object) -> None:
+            pass
+
+    monkeypatch.setattr(drawing, "_helpers_here", lambda: True)
+    monkeypatch.setattr(drawing, "_pool", lambda processes: Unstartable())
+    with Drawers() as drawers:
+        drawers.submit("a.png", _degrees())
+        assert drawers.result("a.png") == png(_degrees())
