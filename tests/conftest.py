@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from simkit import replay_run, simulate
 from simkit.events import Events
 
 VECTORS = Path(__file__).parent / "vectors"
@@ -28,6 +29,23 @@ def copy_inputs(name: str, dest: Path) -> Path:
     for file in INPUT_FILES:
         shutil.copy(VECTORS / name / file, dest / file)
     return dest
+
+
+@pytest.fixture(scope="module")
+def story_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The story sample with its outputs, in a folder of its own (one per test module)."""
+    folder = tmp_path_factory.mktemp("story") / "run"
+    shutil.copytree("data/samples/story", folder)
+    replay_run(folder)
+    return folder
+
+
+@pytest.fixture(scope="module")
+def tiny_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A `simkit run` of the tiny scenario, seed 5: its folder holds demand.parquet."""
+    out = tmp_path_factory.mktemp("tiny") / "run"
+    simulate("data/scenarios/tiny.toml", out, seed=5, progress=False)
+    return out
 
 
 @pytest.fixture

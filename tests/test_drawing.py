@@ -19,27 +19,9 @@ import simkit.analysis as analysis
 import simkit.drawing as drawing
 import simkit.plots as plots
 import simkit.report as report
-from simkit import replay_run, simulate
 from simkit.drawing import Chart, Drawers, fit, png
 
 needs_helpers = pytest.mark.skipif(not drawing._helpers_here(), reason="helpers need Linux and two CPUs")
-
-
-@pytest.fixture(scope="module")
-def story_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    import shutil
-
-    folder = tmp_path_factory.mktemp("story") / "run"
-    shutil.copytree("data/samples/story", folder)
-    replay_run(folder)
-    return folder
-
-
-@pytest.fixture(scope="module")
-def tiny_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    out = tmp_path_factory.mktemp("tiny") / "run"
-    simulate("data/scenarios/tiny.toml", out, seed=5, progress=False)
-    return out
 
 
 def _charts(run_dir: Path) -> dict[str, Chart]:

@@ -16,22 +16,13 @@ import pytest
 
 import simkit.analysis as analysis
 import simkit.report as report
-from simkit import graph, replay_run, simulate
+from simkit import graph, replay_run
 from simkit.cli import main
 from simkit.drawing import Chart, Drawers
 from simkit.errors import RunDirError
 from simkit.report import CHARTS, Report, write_report
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
-
-
-@pytest.fixture(scope="module")
-def story_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The story sample with its outputs, in a folder of its own."""
-    folder = tmp_path_factory.mktemp("story") / "run"
-    shutil.copytree("data/samples/story", folder)
-    replay_run(folder)
-    return folder
 
 
 @pytest.fixture(scope="module")
@@ -316,14 +307,6 @@ def test_progress_bar_names_the_stages_only_when_asked(
 
 
 # -- a real run, with the wishes behind its events ---------------------------------------------
-
-
-@pytest.fixture(scope="module")
-def tiny_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A `simkit run` of the tiny scenario: its folder holds demand.parquet."""
-    out = tmp_path_factory.mktemp("tiny") / "run"
-    simulate("data/scenarios/tiny.toml", out, seed=5, progress=False)
-    return out
 
 
 @pytest.fixture(scope="module")
