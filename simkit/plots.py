@@ -328,7 +328,6 @@ def request_counters(counts: pd.DataFrame, ax: Axes | None = None) -> Axes:
         counts.index.to_numpy(), counts["records"].to_numpy(), color=STATUS_COLORS["PENDING"], width=0.8
     )
     ax.bar_label(bars, fmt="{:,.0f}", padding=2)
-    # A bar of one record must stand out from the axis; the labels need room above.
     # From half a record (a bar of one stands out from the axis), with room above the
     # tallest bar for its label: a share of the decades shown, and a little more.
     high = float(counts["records"].max())

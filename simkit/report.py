@@ -130,8 +130,8 @@ class _Tables:
 
 
 def _charts(tables: _Tables, top: int) -> Iterator[tuple[str, Chart]]:
-    """Each chart file and how to draw it; those the helper draws first, as soon as they
-    are known, so that it draws while the others are computed."""
+    """Each chart file and how to draw it, as soon as its table is known: the helpers draw
+    it while the next tables are computed."""
     frames = tables.frames
     stages: list[pd.Timestamp] = list(tables.periods["start"].iloc[1:])
     wide = (8.0, 4.5)
