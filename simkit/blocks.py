@@ -31,6 +31,7 @@ __all__ = [
     "bincount",
     "bincount_cells",
     "compress",
+    "cpus",
     "each_span",
     "map_blocks",
     "run_all",
@@ -109,7 +110,7 @@ def map_blocks(
 _SORT_APART = 1 << 20
 
 
-def _cpus() -> int:
+def cpus() -> int:
     """The CPUs this process may run on."""
     if hasattr(os, "sched_getaffinity"):  # Linux
         return len(os.sched_getaffinity(0))
@@ -129,7 +130,7 @@ def sort_in_place(values: NDArray[Any], threads: int = 2) -> None:
     [1, 2, 3]
     """
     n = len(values)
-    if n < _SORT_APART or threads < 2 or _cpus() < 2:
+    if n < _SORT_APART or threads < 2 or cpus() < 2:
         values.sort()
         return
     half = n // 2
@@ -227,7 +228,7 @@ def run_all(tasks: list[Callable[[], object]], threads: int = 2) -> None:
     >>> run_all(tasks); sorted(done), tasks
     ([1, 2], [])
     """
-    threads = min(threads, len(tasks), _cpus())
+    threads = min(threads, len(tasks), cpus())
     if threads < 2:
         while tasks:
             tasks.pop(0)()

@@ -29,6 +29,8 @@ from concurrent.futures import Executor, Future
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from simkit.blocks import cpus
+
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
 
@@ -168,11 +170,7 @@ def fit(fig: Figure, passes: int = _FIT_PASSES) -> int:
 def _helpers_here() -> bool:
     """Whether charts can be drawn in helper processes here: Linux (a server to fork from)
     with two CPUs or more."""
-    return (
-        sys.platform == "linux"
-        and "forkserver" in multiprocessing.get_all_start_methods()
-        and len(os.sched_getaffinity(0)) >= 2
-    )
+    return sys.platform == "linux" and "forkserver" in multiprocessing.get_all_start_methods() and cpus() >= 2
 
 
 def start_server() -> None:

@@ -228,7 +228,7 @@ def test_transitions_read_a_share_of_the_pairs_at_a_time_are_the_same(
     # ts order, so the shares must be put back in apply order.
     whole = analysis.transitions(hand)
     monkeypatch.setattr(analysis, "_CHANGES_AT_ONCE", at_once)
-    monkeypatch.setattr(simkit.blocks, "_cpus", lambda: 2)  # the shares put in place on two threads
+    monkeypatch.setattr(simkit.blocks, "cpus", lambda: 2)  # the shares put in place on two threads
     frames = analysis.RunFrames(
         hand.pods, hand.users, hand.crosspod, hand.policy, hand.events, hand.connections
     )

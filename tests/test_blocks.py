@@ -41,7 +41,7 @@ def test_sort_in_place_is_numpy_s_sort(values: list[int], apart: int) -> None:
     array = np.array(values, dtype=np.int64)
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(blocks, "_SORT_APART", apart)
-        patch.setattr(blocks, "_cpus", lambda: 2)
+        patch.setattr(blocks, "cpus", lambda: 2)
         blocks.sort_in_place(array)
     assert array.tolist() == sorted(values)
 
@@ -54,7 +54,7 @@ def test_sort_grouped_in_place_is_numpy_s_sort(groups: list[list[int]], piece: i
     keys = np.array([g * 1000 + x for g, xs in enumerate(groups) for x in xs], dtype=np.int64)
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(blocks, "_SORT_PIECE", piece)
-        patch.setattr(blocks, "_cpus", lambda: 2)
+        patch.setattr(blocks, "cpus", lambda: 2)
         blocks.sort_grouped_in_place(keys, group, threads)
     assert keys.tolist() == sorted(g * 1000 + x for g, xs in enumerate(groups) for x in xs)
 

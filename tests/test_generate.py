@@ -710,7 +710,7 @@ def test_a_draw_on_two_threads_is_the_draw_on_one(monkeypatch: pytest.MonkeyPatc
     import simkit.blocks
 
     monkeypatch.setattr(simkit.blocks, "_SORT_APART", 64)
-    monkeypatch.setattr(simkit.blocks, "_cpus", lambda: 2)
+    monkeypatch.setattr(simkit.blocks, "cpus", lambda: 2)
     real = simkit.blocks.each_span
     spans_used: list[int] = []
 
