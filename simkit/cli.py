@@ -253,15 +253,15 @@ def _compare(args: argparse.Namespace) -> int:
 
 def _report(args: argparse.Namespace) -> int:
     from simkit.drawing import start_server
+    from simkit.memory import keep_freed_memory
 
+    # A process that ends with the report: reuse what it frees rather than fault in fresh
+    # pages. Set before any thread allocates (the server's below): threads share the heap.
+    keep_freed_memory()
     if Path(args.run_dir).is_dir():  # (else the error comes at once)
         # The charts' helpers fork from a server that imports matplotlib beside this process.
         start_server()
-    from simkit.memory import keep_freed_memory
     from simkit.report import write_report
-
-    # A process that ends with the report: reuse what it frees rather than fault in fresh pages.
-    keep_freed_memory()
 
     report = write_report(args.run_dir, args.out, outputs=args.outputs, top=args.top, graphml=args.graphml)
     print(report.headline_text())

@@ -1,17 +1,18 @@
-"""`memory`: how this process hands memory back to the operating system, for batch jobs.
+"""`memory`: how a batch process keeps the memory it frees, for its next arrays.
 
-A report on a large run makes and frees hundreds of arrays of hundreds of megabytes. glibc's
-``malloc`` gives each block above 32 MB its own ``mmap`` and hands it back on ``free``, so
-the next array of that size gets fresh pages, which the kernel fills with zeros first. On the
-2-core machines simkit is measured on, zeroing pages took 38 % of the CPU time of reading a
-whole-network run folder (``perf``: ``clear_page_erms`` under ``do_huge_pmd_anonymous_page``).
+A run or a report on a large network makes and frees hundreds of arrays of hundreds of
+megabytes, on the main thread and on worker threads. glibc's ``malloc`` gives each block
+above 32 MB its own ``mmap`` and hands it back on ``free``; each worker thread gets an arena
+of its own, whose blocks above 64 MB are mapped and unmapped the same way. The next array of
+that size then gets fresh pages, which the kernel fills with zeros first, and on the virtual
+machines simkit is measured on, a page the host has not backed yet (or has taken back: the
+guest reports free pages to it) costs about 1 s per GB to touch. ``perf`` put 26-38 % of the
+CPU time of a whole-network run or report in ``clear_page_erms``.
 
-:func:`keep_freed_memory` has ``malloc`` serve every block from its heap and keep what is freed
-for the next arrays; :func:`return_freed_memory` hands what is free back at a point of the
-caller's choosing, so the high-water mark does not stay. The command line sets the first for
-``simkit run`` and ``simkit report``, processes that end when their job does (``simkit run``
-hands back what the draw freed before the replay, ``simkit report`` what reading the run
-freed); a long-lived process (a notebook, the emulator) is better left as it is. Both do nothing where the C library is not glibc.
+:func:`keep_freed_memory` has ``malloc`` serve every block of every thread from one heap and
+keep what is freed there for the next arrays. The command line sets it for ``simkit run`` and
+``simkit report``, processes that end when their job does; a long-lived process (a notebook,
+the emulator) is better left as it is. It does nothing where the C library is not glibc.
 
 Plain Python (``ctypes``): the core may import it.
 """
@@ -23,11 +24,12 @@ import functools
 import sys
 from typing import Any
 
-__all__ = ["keep_freed_memory", "return_freed_memory"]
+__all__ = ["keep_freed_memory"]
 
 # mallopt's parameters (malloc.h).
 _M_TRIM_THRESHOLD = -1
 _M_MMAP_MAX = -4
+_M_ARENA_MAX = -8
 # Free memory at the top of the heap is kept up to this many bytes (the largest an int holds).
 _KEEP = 2**31 - 1
 
@@ -41,7 +43,6 @@ def _libc() -> Any:
         libc = ctypes.CDLL(None)
         libc.gnu_get_libc_version  # noqa: B018  (glibc only: musl has no such function)
         libc.mallopt.argtypes = [ctypes.c_int, ctypes.c_int]
-        libc.malloc_trim.argtypes = [ctypes.c_size_t]
     except (OSError, AttributeError):
         return None
     return libc
@@ -50,8 +51,10 @@ def _libc() -> Any:
 def keep_freed_memory() -> bool:
     """Have ``malloc`` keep freed memory for the next allocations of this process.
 
-    Large blocks come from the heap instead of a mapping of their own, and free memory at
-    the heap's top is kept up to 2 GB. Returns whether it took effect (glibc only).
+    Large blocks come from the heap instead of a mapping of their own, threads started
+    from now on share the main thread's heap (one arena), and free memory at the heap's top
+    is kept up to 2 GB. Call it before the process starts threads: a thread that has
+    allocated already keeps its own arena. Returns whether it took effect (glibc only).
 
     Examples
     --------
@@ -61,17 +64,7 @@ def keep_freed_memory() -> bool:
     libc = _libc()
     if libc is None:
         return False
-    return bool(libc.mallopt(_M_MMAP_MAX, 0)) and bool(libc.mallopt(_M_TRIM_THRESHOLD, _KEEP))
-
-
-def return_freed_memory() -> None:
-    """Hand the free memory of ``malloc``'s heaps back to the operating system (glibc's
-    ``malloc_trim``); nothing elsewhere.
-
-    Examples
-    --------
-    >>> return_freed_memory()
-    """
-    libc = _libc()
-    if libc is not None:
-        libc.malloc_trim(0)
+    return all(
+        bool(libc.mallopt(param, value))
+        for param, value in ((_M_MMAP_MAX, 0), (_M_TRIM_THRESHOLD, _KEEP), (_M_ARENA_MAX, 1))
+    )

@@ -40,7 +40,6 @@ from simkit.io.runs import (
     write_inputs,
     write_outputs,
 )
-from simkit.memory import return_freed_memory
 from simkit.population import Population
 from simkit.results import Replay
 from simkit.scenario import DEFAULT_MAX_EVENTS, Scenario, load_scenario
@@ -332,9 +331,8 @@ def simulate(
                     population, events, policy = drawn.population, drawn.events, drawn.policy
                     del drawn
                     handoff.put((population, events, policy))
-                    # What the draw freed goes back before the replay (under `simkit run`,
-                    # malloc keeps what is freed for reuse): the replay's peak stays low.
-                    return_freed_memory()
+                    # What the draw freed is not handed back: under `simkit run` (see
+                    # simkit.memory) the replay's arrays reuse it instead of fresh pages.
                 with steps.step(f"replaying {len(events):,} events ({engine} engine), writing them"):
                     result = replay(population, events, policy, engine=engine)
             files = log_written.result()

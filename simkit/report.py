@@ -38,7 +38,6 @@ from simkit.drawing import Chart, Drawers
 from simkit.errors import RunDirError
 from simkit.io.commit import write_files
 from simkit.io.runs import verify_run
-from simkit.memory import return_freed_memory
 
 __all__ = ["CHARTS", "Report", "write_report"]
 
@@ -503,8 +502,6 @@ def _write(
 ) -> Report:
     stages.start("reading the run")
     frames = analysis.load(root, outputs)
-    # What reading the run held and freed goes back: the tables ahead need less.
-    return_freed_memory()
     verify_run(root, outputs)  # the outputs read are those the manifest records, of these inputs
     target = Path(out) if out is not None else root / "report"
     try:
