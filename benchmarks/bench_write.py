@@ -140,6 +140,11 @@ def _variants(column: pa.ChunkedArray) -> Iterator[tuple[str, dict[str, Any]]]:
         {"compression": "zstd", "use_dictionary": True, "write_statistics": False},
     )
     if integer:
+        # Delta-packed values are bit-packed already: what compressing them again buys.
+        yield (
+            "delta, uncompressed",
+            {"compression": "none", "use_dictionary": False, "column_encoding": "DELTA_BINARY_PACKED"},
+        )
         yield (
             "zstd delta, no statistics",
             {

@@ -125,6 +125,10 @@ _PARQUET_OPTIONS: dict[str, Any] = {"compression": "zstd", "use_dictionary": Tru
 # statuses, fates, codes, counters, flags, names) keeps its dictionary: faster and smaller
 # for a handful of values.
 _DELTA_TYPES = frozenset({ColumnType.ID, ColumnType.TS})
+# [C] Those columns are not compressed again: DELTA_BINARY_PACKED bit-packs them already, and
+# zstd on top saved 0-4 % of their size for 10-25 % of their write time (whole network,
+# first 20M rows: `connections.parquet` 2.08 s, 278 MB zstd against 1.63 s, 290 MB; the
+# events 1.09 s, 137 MB against 0.96 s, 138 MB). The dictionary-encoded columns keep zstd.
 # [C] Only those columns carry statistics (each row group's min, max and null count): a
 # reader filtering on a time or an id skips row groups by them, while every row group holds
 # nearly every label, code and counter, so theirs would skip nothing. Measured on the whole
@@ -1135,18 +1139,21 @@ def _labels(codes: NDArray[np.integer[Any]], names: list[str], as_strings: bool 
 def _parquet_options(table: pa.Table, name: str) -> dict[str, Any]:
     """The options of ``pq.write_table`` for `table`, the table `name` of the schema: the
     encoding of each column by its type (see ``_DELTA_TYPES``), statistics on ids and times
-    only, zstd, no Arrow schema.
+    only, zstd on the other columns, no Arrow schema.
 
     Examples
     --------
     >>> options = _parquet_options(pa.table({"ts": [1], "action": ["connect"]}), "events")
     >>> options["use_dictionary"], options["column_encoding"], options["write_statistics"]
     (['action'], {'ts': 'DELTA_BINARY_PACKED'}, ['ts'])
+    >>> options["compression"]
+    {'ts': 'none', 'action': 'zstd'}
     """
     spec = TABLES[name]
     delta = [c for c in table.column_names if spec.column(c).type in _DELTA_TYPES]
     return {
         **_PARQUET_OPTIONS,
+        "compression": {c: "none" if c in delta else "zstd" for c in table.column_names},
         "use_dictionary": [c for c in table.column_names if c not in delta],
         "column_encoding": dict.fromkeys(delta, "DELTA_BINARY_PACKED"),
         "write_statistics": delta,
