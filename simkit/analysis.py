@@ -1908,6 +1908,11 @@ class _Asked:
     answer: NDArray[np.signedinteger[Any]]
 
 
+def _forget_history(frames: RunFrames) -> None:
+    """Let go of the record history, the requests and their waits (see RunFrames._forget)."""
+    frames._forget("moves", "asked", *(("sorted waits", kind) for kind in (Kind.ACCEPTED, Kind.REJECTED)))
+
+
 def _asked(frames: RunFrames) -> _Asked:
     return frames._derived("asked", _asked_of)
 
@@ -2107,15 +2112,26 @@ def median_time_to_accept(frames: RunFrames) -> pd.Timedelta | NaTType:
     >>> median_time_to_accept(from_run(read_run("data/samples/story")))
     Timedelta('0 days 00:01:00')
     """
-    waits = _waits(frames, Kind.ACCEPTED)
+    waits = _sorted_waits(frames, Kind.ACCEPTED)
     if not len(waits):
         return pd.NaT
-    # The middle one or two, found in place; their median in nanoseconds, as a Series of
-    # durations takes it.
+    # The middle one or two; their median in nanoseconds, as a Series of durations takes it.
     half = len(waits) // 2
     middle = [half - 1, half] if len(waits) % 2 == 0 else [half]
-    waits.partition(middle)
     return pd.Timedelta(int(np.median(waits[middle] * 1_000_000)))
+
+
+def _sorted_waits(frames: RunFrames, kind: Kind) -> NDArray[np.int64]:
+    """:func:`_waits` of the requests answered with `kind`, ascending (read-only): shared by
+    the median time to accept and :func:`answered_within`."""
+    return frames._derived(("sorted waits", kind), functools.partial(_sorted_waits_of, kind=kind))
+
+
+def _sorted_waits_of(frames: RunFrames, kind: Kind) -> NDArray[np.int64]:
+    waits = _waits(frames, kind)
+    waits.sort()
+    waits.flags.writeable = False
+    return waits
 
 
 def _waits(frames: RunFrames, kind: Kind | None = None) -> NDArray[np.int64]:
@@ -2175,10 +2191,7 @@ def answered_within(frames: RunFrames, points: int = 500) -> pd.DataFrame:
     """
     if points < 2:
         raise ValueError(f"points must be at least 2, got {points}")
-    got = {}
-    for kind in (Kind.ACCEPTED, Kind.REJECTED):
-        got[kind] = waits = _waits(frames, kind)
-        waits.sort()
+    got = {kind: _sorted_waits(frames, kind) for kind in (Kind.ACCEPTED, Kind.REJECTED)}
     # The distinct waits of both, only where they are few (the union of two short lists);
     # else their range is all the grid needs.
     few = [_distinct_sorted(w) for w in got.values() if _count_distinct(w) <= points]

@@ -538,9 +538,9 @@ def _tables_on(
         drawers.submit(name, chart)  # drawn beside this process, which computes the rest
     headline = analysis.summary(frames)
     tables.candidates, tables.answered  # noqa: B018  (done with the history, the requests)
-    # The record history and the requests (a gigabyte on the whole network) have served every
-    # table above; the graph metrics need their room.
-    frames._forget("moves", "asked")
+    # The record history, the requests and their waits (a gigabyte on the whole network) have
+    # served every table above; the graph metrics need their room.
+    analysis._forget_history(frames)
     stages.start("graph metrics")
     network = graph.metrics(frames, tables.pods)  # on the record arrays: no user graph is built
     pngs: dict[str, bytes] = {}

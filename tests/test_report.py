@@ -281,8 +281,18 @@ def test_each_derived_table_is_computed_once_per_report(
             return _compute(*args)  # type: ignore[operator]
 
         monkeypatch.setattr(analysis, name, counted)
+    waits: list[object] = []
+    compute_waits = analysis._waits
+
+    def counted_waits(frames: object, kind: object = None) -> object:
+        waits.append(kind)
+        return compute_waits(frames, kind)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(analysis, "_waits", counted_waits)
     write_report(story_dir, tmp_path / "report")
     assert calls == dict.fromkeys(names, 1)
+    # The waits of accepted requests serve both the median and the time-to-answer chart.
+    assert sorted(waits) == sorted([analysis.Kind.ACCEPTED, analysis.Kind.REJECTED])
 
 
 def test_report_builds_no_user_graph_unless_graphml_is_asked(
