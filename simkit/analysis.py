@@ -1910,7 +1910,7 @@ class _Asked:
 
 def _forget_history(frames: RunFrames) -> None:
     """Let go of the record history, the requests and their waits (see RunFrames._forget)."""
-    frames._forget("moves", "asked", *(("sorted waits", kind) for kind in (Kind.ACCEPTED, Kind.REJECTED)))
+    frames._forget("moves", "asked", *(_waits_key(kind) for kind in (Kind.ACCEPTED, Kind.REJECTED)))
 
 
 def _asked(frames: RunFrames) -> _Asked:
@@ -2124,7 +2124,12 @@ def median_time_to_accept(frames: RunFrames) -> pd.Timedelta | NaTType:
 def _sorted_waits(frames: RunFrames, kind: Kind) -> NDArray[np.int64]:
     """:func:`_waits` of the requests answered with `kind`, ascending (read-only): shared by
     the median time to accept and :func:`answered_within`."""
-    return frames._derived(("sorted waits", kind), functools.partial(_sorted_waits_of, kind=kind))
+    return frames._derived(_waits_key(kind), functools.partial(_sorted_waits_of, kind=kind))
+
+
+def _waits_key(kind: Kind) -> tuple[str, Kind]:
+    """The key of :func:`_sorted_waits`' table among the frames' derived tables."""
+    return ("sorted waits", kind)
 
 
 def _sorted_waits_of(frames: RunFrames, kind: Kind) -> NDArray[np.int64]:

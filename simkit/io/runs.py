@@ -117,7 +117,7 @@ _BOOL_TRUE = _strings(["true", "1"])
 _BOOL_NAMES = _strings(["true", "false", "1", "0"])
 # Without the Arrow schema stored, a column written from an Arrow dictionary (see _labels) is
 # a plain string column in the file (§5) and reads back as one.
-_PARQUET_OPTIONS: dict[str, Any] = {"compression": "zstd", "use_dictionary": True, "store_schema": False}
+_PARQUET_OPTIONS: dict[str, Any] = {"store_schema": False}
 # Ids and times, mostly distinct, are written DELTA_BINARY_PACKED: measured on the whole
 # network (`benchmarks/bench_write.py --encodings`), 1.6-3x faster to write than a dictionary
 # that overflows into plain pages anyway, and 25-50 % smaller (the demand's half-empty
